@@ -1,0 +1,30 @@
+"""Exceptions raised by the toolkit. Each carries a message meant for the user."""
+
+from __future__ import annotations
+
+
+class ZooError(Exception):
+    """Base class for every user-facing error of the toolkit."""
+
+
+class UnknownNameError(ZooError, KeyError):
+    """A registry lookup failed; the message lists close matches."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class RecipeError(ZooError, ValueError):
+    """A recipe or hyperparameter grid is invalid."""
+
+
+class SourceNotFoundError(ZooError, FileNotFoundError):
+    """A source dataset is not on disk; the message says where to put it."""
+
+
+class StorageError(ZooError, OSError):
+    """Writing or reading a zoo failed (full disk, unwritable path, corrupt shard...)."""
+
+
+class CorruptZooError(StorageError):
+    """A zoo on disk does not match its manifest (checksum, schema, missing files)."""

@@ -1,0 +1,245 @@
+"""Resumable zoo writer: one finished group of models -> per-split Arrow shards + a marker.
+
+Layout of a zoo directory (``datasets.load_from_disk`` and ``load_dataset`` both read it)::
+
+    zoo.json                    manifest (written last: its presence means "finished")
+    README.md                   minimal card whose YAML ``configs`` map splits to shards
+    dataset_dict.json           split names, for ``datasets.load_from_disk``
+    train/ validation/ test/    ``data-g00000.arrow`` ... + ``state.json`` + ``dataset_info.json``
+    .build/done/g00000.json     one marker per finished group (resume state)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import torch
+
+from modelzoo.errors import CorruptZooError
+from modelzoo.storage.atomic import (
+    atomic_write_bytes,
+    atomic_write_with,
+    ensure_dir,
+    file_sha256,
+    storage_error,
+)
+from modelzoo.storage.manifest import (
+    MANIFEST_NAME,
+    ArchitectureEntry,
+    FileEntry,
+    Manifest,
+    ModelEntry,
+    SourceEntry,
+    content_hash,
+    split_hashes,
+)
+from modelzoo.storage.schema import SPLITS, STATUS_OK
+
+BUILD_DIR = ".build"
+
+
+def row_hash(row: dict[str, Any], weights: np.ndarray) -> str:
+    """Hash of one checkpoint row: metadata (canonical JSON) + float32 weight bytes."""
+    meta = {k: (float(v) if isinstance(v, np.floating) else v) for k, v in row.items()}
+    h = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode())
+    h.update(np.ascontiguousarray(weights, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def model_hashes(table: pa.Table) -> dict[str, ModelEntry]:
+    """Per-model entries (split, status, hash over its checkpoints in epoch order)."""
+    cols = [c for c in table.column_names if c != "weights"]
+    meta = table.select(cols).to_pylist()
+    w = table.column("weights").combine_chunks()
+    flat = w.flatten().to_numpy(zero_copy_only=False)
+    offsets = (
+        np.arange(len(table) + 1) * w.type.list_size
+        if pa.types.is_fixed_size_list(w.type)
+        else w.offsets.to_numpy()
+    )
+    rows: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
+    for i, m in enumerate(meta):
+        rh = row_hash(m, flat[offsets[i] : offsets[i + 1]])
+        rows.setdefault(m["model_id"], []).append((m["epoch"], rh, m))
+    out: dict[str, ModelEntry] = {}
+    for mid, items in rows.items():
+        items.sort(key=lambda t: t[0])
+        h = hashlib.sha256("".join(rh for _, rh, _ in items).encode()).hexdigest()
+        last = items[-1][2]
+        status = STATUS_OK if all(m["status"] == STATUS_OK for _, _, m in items) else "diverged"
+        out[mid] = ModelEntry(
+            architecture=last["architecture"],
+            source=last["source"],
+            split=last["split"],
+            status=status,
+            num_checkpoints=len(items),
+            sha256=h,
+        )
+    return out
+
+
+def write_arrow(path: Path, table: pa.Table) -> None:
+    """Write ``table`` as an Arrow IPC *stream* (the format ``datasets`` memory-maps)."""
+
+    def _write(f: Any) -> None:
+        with pa.ipc.new_stream(f, table.schema) as w:
+            w.write_table(table, max_chunksize=1024)
+
+    atomic_write_with(path, _write)
+
+
+class ZooWriter:
+    """Writes finished groups of models into a zoo directory, resumably.
+
+    Args:
+        root: zoo directory (created if needed).
+        schema: Arrow schema of every row.
+    """
+
+    def __init__(self, root: str | Path, schema: pa.Schema) -> None:
+        self.root = Path(root)
+        self.schema = schema
+        ensure_dir(self.root)
+        self.done_dir = ensure_dir(self.root / BUILD_DIR / "done")
+
+    def marker(self, group: int) -> Path:
+        """Marker file of a finished group."""
+        return self.done_dir / f"g{group:05d}.json"
+
+    def finished_groups(self) -> set[int]:
+        """Indices of groups whose shards are fully written."""
+        return {int(p.stem[1:]) for p in self.done_dir.glob("g*.json")}
+
+    def write_group(self, group: int, table: pa.Table) -> None:
+        """Write one group's rows, split by the ``split`` column, then its marker.
+
+        A crash before the marker leaves files that the next run overwrites.
+        """
+        table = table.cast(self.schema)
+        split_col = table.column("split").to_pylist()
+        files: list[dict[str, Any]] = []
+        for split in SPLITS:
+            idx = [i for i, s in enumerate(split_col) if s == split]
+            if not idx:
+                continue
+            part = table.take(pa.array(idx, pa.int64()))
+            d = ensure_dir(self.root / split)
+            path = d / f"data-g{group:05d}.arrow"
+            write_arrow(path, part)
+            files.append(
+                FileEntry(
+                    path=f"{split}/{path.name}",
+                    split=split,
+                    num_rows=len(part),
+                    sha256=file_sha256(path),
+                ).model_dump()
+            )
+        models = {k: v.model_dump() for k, v in model_hashes(table).items()}
+        atomic_write_bytes(
+            self.marker(group), json.dumps({"files": files, "models": models}).encode()
+        )
+
+    def finalize(
+        self,
+        *,
+        name: str,
+        version: str,
+        recipe: dict[str, Any],
+        architectures: dict[str, ArchitectureEntry],
+        sources: dict[str, SourceEntry],
+        toolkit_version: str,
+        description: str = "",
+        license: str = "cc-by-4.0",
+    ) -> Manifest:
+        """Write the ``datasets`` metadata files and ``zoo.json``; return the manifest."""
+        files: list[FileEntry] = []
+        models: dict[str, ModelEntry] = {}
+        for marker in sorted(self.done_dir.glob("g*.json")):
+            data = json.loads(marker.read_text())
+            files += [FileEntry(**f) for f in data["files"]]
+            for mid, m in data["models"].items():
+                if mid in models:
+                    raise CorruptZooError(f"model {mid} was written twice ({marker})")
+                models[mid] = ModelEntry(**m)
+        files.sort(key=lambda f: f.path)
+        for split in SPLITS:
+            self._write_split_metadata(split, [f for f in files if f.split == split], files)
+        files = self._all_files(files)
+        atomic_write_bytes(
+            self.root / "dataset_dict.json", json.dumps({"splits": list(SPLITS)}).encode()
+        )
+        atomic_write_bytes(self.root / "README.md", minimal_card(name, description).encode())
+        manifest = Manifest(
+            name=name,
+            version=version,
+            description=description,
+            license=license,
+            recipe=recipe,
+            toolkit_version=toolkit_version,
+            torch_version=torch.__version__,
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            architectures=architectures,
+            sources=sources,
+            files=files,
+            models=models,
+            num_rows=sum(f.num_rows for f in files),
+            content_hash=content_hash(models),
+            split_hashes=split_hashes(models),
+        )
+        atomic_write_bytes(
+            self.root / MANIFEST_NAME, manifest.model_dump_json(indent=1).encode()
+        )
+        return manifest
+
+    def _write_split_metadata(
+        self, split: str, split_files: list[FileEntry], all_files: list[FileEntry]
+    ) -> None:
+        d = ensure_dir(self.root / split)
+        names = [Path(f.path).name for f in split_files]
+        if not names:  # an empty split still loads, with the zoo's schema
+            empty = d / "data-empty.arrow"
+            write_arrow(empty, self.schema.empty_table())
+            names = [empty.name]
+            all_files.append(
+                FileEntry(path=f"{split}/{empty.name}", split=split, num_rows=0,
+                          sha256=file_sha256(empty))
+            )
+        state = {
+            "_data_files": [{"filename": n} for n in names],
+            "_fingerprint": hashlib.sha256("".join(names).encode()).hexdigest()[:16],
+            "_format_columns": None,
+            "_format_kwargs": {},
+            "_format_type": None,
+            "_output_all_columns": False,
+            "_split": split,
+        }
+        atomic_write_bytes(d / "state.json", json.dumps(state, indent=1).encode())
+        info = datasets.DatasetInfo(features=datasets.Features.from_arrow_schema(self.schema))
+        try:
+            info.write_to_directory(str(d))
+        except OSError as e:
+            raise storage_error(e, d) from None
+
+    @staticmethod
+    def _all_files(files: Iterable[FileEntry]) -> list[FileEntry]:
+        return sorted(files, key=lambda f: f.path)
+
+
+def minimal_card(name: str, description: str = "") -> str:
+    """A README.md whose YAML front matter lets ``datasets.load_dataset(dir)`` find the splits."""
+    lines = ["---", "configs:", "- config_name: default", "  data_files:"]
+    for split in SPLITS:
+        lines += [f"  - split: {split}", f"    path: {split}/*.arrow"]
+    lines += ["tags:", "- model-zoo", "- weight-space-learning", "---", "", f"# {name}", ""]
+    if description:
+        lines += [description, ""]
+    lines.append("A model zoo built with the model-zoo toolkit. `zoo info .` summarises it.")
+    return "\n".join(lines) + "\n"
