@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -160,10 +161,20 @@ class SaneConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ZooError(
-                f"unknown SANE config key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                f"unknown SANE config key(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
             )
+        hints = typing.get_type_hints(cls)
+        fixed = dict(data)
+        for k, v in data.items():
+            # YAML 1.1 reads "1e-3" as a string: accept numbers written that way
+            if hints[k] is float and isinstance(v, str | int) and not isinstance(v, bool):
+                try:
+                    fixed[k] = float(v)
+                except ValueError:
+                    raise ZooError(f"config: {k} must be a number, not {v!r}") from None
         try:
-            return cls(**data)
+            return cls(**fixed)
         except TypeError as e:
             raise ZooError(f"invalid SANE config: {e}") from None
 

@@ -122,7 +122,7 @@ def embed(
     if tmp.exists():
         shutil.rmtree(tmp)
     ds = datasets.Dataset.from_dict(cols, features=_features(r.config.latent_dim))
-    bars_were_off = datasets.utils.tqdm.are_progress_bars_disabled()
+    bars_were_off = datasets.is_progress_bar_enabled() is False
     if not progress:
         datasets.disable_progress_bars()
     try:

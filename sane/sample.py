@@ -147,7 +147,7 @@ def _decode_models(
 def _source_scorer(zoo: Path, manifest: Manifest, key: str) -> ScoreFn:
     """Default scorer: accuracy on the validation split of the zoo's source dataset."""
     try:
-        from modelzoo.sources import load_source  # type: ignore[attr-defined]
+        from modelzoo.sources import load_source
     except ImportError:  # pragma: no cover - depends on the installed modelzoo
         raise ZooError(
             "scoring sampled models needs the zoo's source dataset (modelzoo.sources), which "
@@ -159,8 +159,11 @@ def _source_scorer(zoo: Path, manifest: Manifest, key: str) -> ScoreFn:
             f"the zoo has several sources ({', '.join(sources)}): pass score_fn= to choose how "
             "sampled models are scored"
         )
-    data = load_source(sources[0])
-    x, y = data.split_tensors("validation")
+    try:
+        data = load_source(manifest.sources[sources[0]].name)
+    except ZooError as e:
+        raise ZooError(f"cannot score sampled models: {e} (or pass score_fn=)") from None
+    x, y = data.x_val, data.y_val
 
     @torch.no_grad()
     def score(model: nn.Module) -> float:

@@ -387,7 +387,9 @@ class Normalizer:
 
     def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
         """Tensors only (loadable with ``torch.load(weights_only=True)``)."""
-        return {k: {"mean": v["mean"].clone(), "std": v["std"].clone()} for k, v in self.stats.items()}
+        return {
+            k: {"mean": v["mean"].clone(), "std": v["std"].clone()} for k, v in self.stats.items()
+        }
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Mapping[str, torch.Tensor]]) -> Normalizer:

@@ -190,9 +190,9 @@ def train(
     archs = arch_data(manifest, config, normalizer)
     train_ds = SaneWindows(train_rows, archs, config, seed=config.seed)
     val_rows = ZooRows(zoo, "validation", epochs_range=config.epochs_range)
-    val_ds = (
-        SaneWindows(val_rows, archs, config, seed=mix_seed(config.seed, 1)) if len(val_rows) else None
-    )
+    val_ds = None
+    if len(val_rows):
+        val_ds = SaneWindows(val_rows, archs, config, seed=mix_seed(config.seed, 1))
     steps_per_epoch = math.ceil(len(train_ds) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
 
@@ -225,7 +225,8 @@ def train(
             seen += k
             bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}", lr=f"{lr:.2e}")
             if callback is not None:
-                callback("step", {"epoch": epoch, "step": step, "loss": float(losses["loss"].detach())})
+                info = {"epoch": epoch, "step": step, "loss": float(losses["loss"].detach())}
+                callback("step", info)
         bar.close()
         val = _evaluate(model, val_ds, config, device)
         entry = {

@@ -8,7 +8,8 @@ architectures in one zoo with ``list<float32>`` weights).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,6 +21,18 @@ from modelzoo.storage import ZooWriter, flatten_state_dict, layer_layout, zoo_sc
 from modelzoo.storage.manifest import ArchitectureEntry, Manifest, SourceEntry
 
 DIGITS_KW = {"in_channels": 1, "num_classes": 10, "image_size": 8}
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one thread: tiny models are faster so, and the 2 shared CPU cores of the
+    test machine are not oversubscribed (which makes multi-threaded torch ~10x slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
 
 
 def digits_tensors() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -47,7 +60,8 @@ def make_zoo(
     archs: Sequence[tuple[str, str, dict]] = (("cnn_s", "cnn_s", {}),),
     models_per_arch: int = 6,
     epochs: int = 2,
-    steps_per_epoch: int = 3,
+    steps_per_epoch: int = 2,
+    train_examples: int = 256,
     heterogeneous: bool | None = None,
     name: str = "sane-test-zoo",
 ) -> Manifest:
@@ -59,10 +73,12 @@ def make_zoo(
         models_per_arch: models per architecture (splits cycle train, train, ..., val, test).
         epochs: checkpoints 0..epochs are stored per model.
         steps_per_epoch: full-batch Adam steps per epoch.
+        train_examples: training examples used (a subset keeps the fixture fast).
         heterogeneous: ``list<float32>`` weights (default: True when several architectures).
         name: zoo name.
     """
     data = digits_tensors()
+    data["train"] = (data["train"][0][:train_examples], data["train"][1][:train_examples])
     hetero = len(archs) > 1 if heterogeneous is None else heterogeneous
     entries: dict[str, ArchitectureEntry] = {}
     n_params_fixed = None
