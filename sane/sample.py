@@ -230,10 +230,10 @@ def sample(
     idx = _anchors(rows, anchor_top_k)
     if not idx:
         raise ZooError(f"no usable {key!r} models in the {split} split of {zoo} to anchor on")
-    act = rows.meta[idx[0]].get("activation")
     kwargs = {**entry.kwargs}
-    if act is not None:
-        kwargs["activation"] = act
+    for col in ("activation", "dropout"):  # per-row hyperparameters of the best anchor
+        if rows.meta[idx[0]].get(col) is not None:
+            kwargs[col] = rows.meta[idx[0]][col]
     target = _Target(key, entry.name, kwargs, list(entry.layout), r.plan(entry.layout))
     seqs = [sequence_tokens(r, key, rows.weights(i), entry.layout)[0] for i in idx]
     anchors = torch.stack(encode_sequences(r, seqs, [target.plan] * len(seqs),

@@ -39,12 +39,9 @@ def _one_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def homo_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cnn_s digits zoo (fixed-size weights): 6 models x checkpoints 0..2."""
-    out = tmp_path_factory.mktemp("sane") / "homo"
-    with single_thread():
-        make_zoo(out, archs=(("cnn_s", "cnn_s", {}),), models_per_arch=6, epochs=2)
-    return out
+def homo_zoo(tiny_zoo: Path) -> Path:
+    """The lead's real digits cnn_s zoo (fixed-size weights, checkpoints 0..3)."""
+    return tiny_zoo
 
 
 @pytest.fixture(scope="session")
@@ -136,7 +133,8 @@ def test_training_reduces_validation_loss_and_saves_a_safe_checkpoint(
     hist = ckpt["history"]
     assert all(math.isfinite(h["val_loss"]) for h in hist)
     assert hist[-1]["val_recon"] < hist[0]["val_recon"]
-    assert seen.count("epoch") == 6 and seen.count("step") == 6 * 3
+    steps = math.ceil(len(ZooRows(homo_zoo, "train")) / cfg.batch_size)
+    assert seen.count("epoch") == 6 and seen.count("step") == 6 * steps
     assert json.loads((tmp_path / "history.json").read_text()) == hist
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temp files
     # calling train again on a finished run is a no-op resume
@@ -267,6 +265,18 @@ def test_subsampled_and_bootstrapped_keep_the_best(
         assert len(calls) == 5 * rounds
         assert scores == sorted(scores, reverse=True)
         assert scores[0] == pytest.approx(accuracy(load_sample(index, 0), val))
+
+
+def test_subsampled_scores_on_the_zoo_source_by_default(homo_zoo: Path, tmp_path: Path) -> None:
+    from modelzoo.sources import load_source
+
+    run = tmp_path / "run"
+    train(zoo=homo_zoo, out=run, config=CFG.replace(epochs=1), progress=False)
+    index = sample(run=run, zoo=homo_zoo, out=tmp_path / "s", n=1, method="subsampled",
+                   candidates=3, anchor_top_k=2)
+    src = load_source("digits")
+    score = json.loads(index.read_text())["samples"][0]["score"]
+    assert score == pytest.approx(accuracy(load_sample(index, 0), (src.x_val, src.y_val)))
 
 
 def test_cli_train_embed_sample(homo_zoo: Path, tmp_path: Path) -> None:
