@@ -12,7 +12,7 @@ import yaml
 
 from modelzoo.errors import ZooError
 
-__all__ = ["SaneConfig"]
+__all__ = ["SaneConfig", "resolve_device"]
 
 Normalize = Literal["layer", "none"]
 LossNorm = Literal["none", "batch"]
@@ -196,10 +196,17 @@ class SaneConfig:
 
     def resolved_device(self) -> str:
         """The torch device string this config runs on."""
-        import torch
+        return resolve_device(self.device)
 
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ZooError(f"config: device {self.device!r} requested but CUDA is not available")
-        return self.device
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; checks that CUDA exists if asked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ZooError(f"device {device!r} requested but CUDA is not available: use --device cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ZooError(f"unknown device {device!r}: use auto, cpu or cuda[:i]")
+    return device

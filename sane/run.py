@@ -13,7 +13,7 @@ import torch
 from modelzoo.errors import ZooError
 from modelzoo.storage import LayerSpec
 from modelzoo.storage.atomic import atomic_write_with
-from sane.config import SaneConfig
+from sane.config import SaneConfig, resolve_device
 from sane.model import Sane
 from sane.tokenize import Normalizer, TokenPlan, plan_tokens
 
@@ -115,7 +115,7 @@ def load_run(run: str | Path, *, device: str | None = None) -> SaneRun:
     """
     ckpt = load_checkpoint(run)
     config = SaneConfig.from_dict(ckpt["config"])
-    dev = device or config.resolved_device()
+    dev = resolve_device(device) if device else config.resolved_device()
     model = Sane(config, tuple(ckpt["max_positions"]))
     model.load_state_dict(ckpt["model"])
     model.to(dev).eval()
