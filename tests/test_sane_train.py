@@ -308,3 +308,51 @@ def test_cli_train_embed_sample(homo_zoo: Path, tmp_path: Path) -> None:
     assert "2 cnn_s models" in proc.stdout
     assert len(list((tmp_path / "s").glob("sample_*.safetensors"))) == 2
     load_sample(tmp_path / "s", 1)
+
+
+def test_non_permutable_architecture_with_batchnorm(tmp_path: Path) -> None:
+    """ResNet-18 (BatchNorm buffers, skip connections: no permutations) trains, embeds and
+    samples; sampled models carry finite BN statistics."""
+    zoo = tmp_path / "resnet"
+    with single_thread():
+        make_zoo(zoo, archs=(("resnet18", "resnet18", {"width": 4}),), models_per_arch=3,
+                 epochs=1, steps_per_epoch=1, train_examples=64)
+    cfg = CFG.replace(epochs=1, window_size=32, batch_size=3)
+    train(zoo=zoo, out=tmp_path / "run", config=cfg, progress=False)
+    hist = _state(tmp_path / "run")["history"]
+    assert math.isnan(hist[0]["val_loss"])  # no validation models in this zoo
+    index = sample(run=tmp_path / "run", zoo=zoo, out=tmp_path / "s", n=1, anchor_top_k=2)
+    model = load_sample(index, 0)
+    bn = model.state_dict()["bn1.running_var"]
+    assert bn.shape == (4,) and torch.isfinite(bn).all()
+    with torch.no_grad():
+        assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_multizoo_settings_without_data_normalisation(hetero_zoo: Path, tmp_path: Path) -> None:
+    """MultiZoo-SANE: raw weights + masked batch loss normalisation on a heterogeneous zoo."""
+    cfg = CFG.replace(epochs=1, normalize="none", loss_norm="batch")
+    train(zoo=hetero_zoo, out=tmp_path / "run", config=cfg, progress=False)
+    ckpt = _state(tmp_path / "run")
+    assert ckpt["normalizer"] == {} and math.isfinite(ckpt["history"][0]["train_loss"])
+    assert load_run(tmp_path / "run").normalizer is None
+    index = sample(run=tmp_path / "run", zoo=hetero_zoo, out=tmp_path / "s", n=1,
+                   architecture="mlp", anchor_top_k=2)  # registry name works too
+    assert json.loads(index.read_text())["architecture"] == "mlp-16"
+    load_sample(index, 0)
+
+
+def test_unknown_architecture_for_a_run_is_a_clear_error(
+    hetero_run: Path, homo_zoo: Path, tmp_path: Path
+) -> None:
+    from modelzoo.architectures import create_model
+    from modelzoo.storage import layer_layout
+
+    run = load_run(hetero_run)
+    cnn = read_manifest(homo_zoo).architectures["cnn_s"].layout
+    assert run.plan(cnn).num_tokens > 0  # another zoo's cnn_s fits the run's positions
+    big = layer_layout(create_model("resnet18", in_channels=1, image_size=8, width=4))
+    with pytest.raises(ZooError, match="needs positions up to"):
+        run.plan(big)
+    with pytest.raises(ZooError, match="not trained on architecture 'resnet18'"):
+        run.layout("resnet18")
