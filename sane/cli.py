@@ -92,17 +92,21 @@ def train(
               help="Output directory of the embeddings dataset (datasets.load_from_disk).")
 @click.option("--split", type=click.Choice(["train", "validation", "test"]), default=None,
               help="Only this split (default: all).")
+@click.option("--epochs-range", nargs=2, type=int, default=None,
+              help="Inclusive first and last checkpoint epoch to embed (default: all).")
 @click.option("--batch-size", type=int, default=64, show_default=True,
               help="Windows per forward pass.")
 @click.option("--device", default=None, help="Device (default: the run's).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def embed(run: Path, zoo: Path, out: Path, split: str | None, batch_size: int,
-          device: str | None, quiet: bool) -> None:
+def embed(run: Path, zoo: Path, out: Path, split: str | None,
+          epochs_range: tuple[int, int] | None, batch_size: int, device: str | None,
+          quiet: bool) -> None:
     """Embed every checkpoint of ZOO (mean of its latent tokens) into an Arrow dataset."""
     from sane.embed import embed as embed_fn
 
     try:
         ds = embed_fn(run=run, zoo=zoo, out=out, split=split, batch_size=batch_size,
+                      epochs_range=tuple(epochs_range) if epochs_range else None,
                       device=device, progress=not quiet)
     except ZooError as e:
         _fail(e)

@@ -24,11 +24,16 @@ import torch
 
 from modelzoo.architectures import ARCHITECTURES
 from modelzoo.errors import ZooError
-from modelzoo.storage import LayerSpec, load_zoo, read_manifest
+from modelzoo.storage import load_zoo, read_manifest
 from modelzoo.storage.manifest import Manifest
 from modelzoo.storage.schema import STATUS_OK
-from sane.augment import PermutationSpec, add_noise, permutation_spec, random_erase
-from sane.augment import random_permutation as _random_permutation
+from sane.augment import (
+    PermutationSpec,
+    add_noise,
+    permutation_spec,
+    random_erase,
+    random_permutation,
+)
 from sane.config import SaneConfig
 from sane.tokenize import Normalizer, TokenPlan, plan_tokens
 
@@ -198,7 +203,7 @@ def arch_data(
     for key, entry in manifest.architectures.items():
         mean = std = None
         if normalizer is not None and key in normalizer.stats:
-            mean, std = normalizer._vectors(key, entry.layout)  # noqa: SLF001
+            mean, std = normalizer.vectors(key, entry.layout)
         out[key] = _ArchData(plans[key], mean, std, perms[key])
     return out
 
@@ -298,7 +303,7 @@ class SaneWindows(torch.utils.data.Dataset):
                 and not (v == 1 and cfg.view1_canonical)
                 and float(torch.rand(1, generator=g)) < cfg.permutation_prob
             ):
-                perm = _random_permutation(ad.perm, generator=g)
+                perm = random_permutation(ad.perm, generator=g)
                 index = torch.cat([perm, pad_ext])[index]
             clean = gather_window(flat, index, win["mask"], ad.mean, ad.std)
             x = clean
@@ -312,7 +317,3 @@ class SaneWindows(torch.utils.data.Dataset):
             out[f"t{v}"] = clean if cfg.denoise else x
         return out
 
-
-def layouts_of(manifest: Manifest) -> dict[str, list[LayerSpec]]:
-    """Layer layout per architecture key."""
-    return {k: list(e.layout) for k, e in manifest.architectures.items()}

@@ -32,7 +32,7 @@ def sequence_tokens(
     plan = run.plan(layout)
     mean = std = None
     if run.normalizer is not None:
-        mean, std = run.normalizer._vectors(arch, layout)  # noqa: SLF001
+        mean, std = run.normalizer.vectors(arch, layout)
     return gather_window(flat, plan.index, plan.mask, mean, std), plan
 
 

@@ -353,9 +353,10 @@ class Normalizer:
             stats[arch] = {"mean": mean, "std": std}
         return cls(stats)
 
-    def _vectors(
+    def vectors(
         self, arch: str, layout: Sequence[LayerSpec]
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-element mean and std ``[P]`` (float32) of architecture ``arch``."""
         if arch not in self.stats:
             raise ZooError(
                 f"the normaliser has no statistics for architecture {arch!r} "
@@ -375,14 +376,14 @@ class Normalizer:
         self, vector: torch.Tensor, arch: str, layout: Sequence[LayerSpec]
     ) -> torch.Tensor:
         """Standardise a flat vector (or batch ``[..., P]``) of architecture ``arch``."""
-        mean, std = self._vectors(arch, layout)
+        mean, std = self.vectors(arch, layout)
         return (vector - mean.to(vector.device)) / std.to(vector.device)
 
     def denormalize(
         self, vector: torch.Tensor, arch: str, layout: Sequence[LayerSpec]
     ) -> torch.Tensor:
         """Undo :meth:`normalize`."""
-        mean, std = self._vectors(arch, layout)
+        mean, std = self.vectors(arch, layout)
         return vector * std.to(vector.device) + mean.to(vector.device)
 
     def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:

@@ -292,9 +292,11 @@ def test_cli_train_embed_sample(homo_zoo: Path, tmp_path: Path) -> None:
     assert _state(run)["config"]["epochs"] == 1  # option overrides the file
     res = runner.invoke(cli_main, ["embed", "--run", str(run), "--zoo", str(homo_zoo),
                                    "--out", str(tmp_path / "emb"), "--split", "train",
-                                   "--quiet"])
+                                   "--epochs-range", "1", "2", "--quiet"])
     assert res.exit_code == 0, res.output
-    assert len(datasets.load_from_disk(str(tmp_path / "emb"))) == len(ZooRows(homo_zoo, "train"))
+    emb = datasets.load_from_disk(str(tmp_path / "emb"))
+    assert len(emb) == len(ZooRows(homo_zoo, "train", epochs_range=(1, 2)))
+    assert set(emb["epoch"]) == {1, 2} and set(emb["split"]) == {"train"}
     res = runner.invoke(cli_main, ["sample", "--run", str(run), "--zoo", str(homo_zoo),
                                    "--out", str(tmp_path / "s"), "-n", "1",
                                    "--architecture", "nope"])
