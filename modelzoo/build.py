@@ -111,7 +111,7 @@ def _check_resumable(root: Path, recipe: Recipe) -> Manifest | None:
             f"{root} holds an unfinished build of a different recipe; choose another --out "
             f"or delete {root / BUILD_DIR} to start over"
         )
-    if not stored.exists() and root.exists() and any(root.iterdir()):
+    if not stored.exists() and root.exists() and any(p.name != BUILD_DIR for p in root.iterdir()):
         raise ZooError(f"{root} exists and is not a zoo build; choose an empty or new --out")
     return None
 

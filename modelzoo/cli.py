@@ -163,6 +163,29 @@ def info(path: Path) -> None:
         click.echo(f"epochs {epochs}, checkpoints {m.recipe.get('checkpoint_epochs')}")
 
 
+@main.command(name="ls")
+@click.argument("root", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def ls_(root: Path) -> None:
+    """List the zoos found under ROOT (folders holding a zoo.json), with unfinished builds."""
+    from modelzoo.storage import read_manifest
+
+    found = False
+    def find(name: str) -> list[Path]:
+        return sorted({*root.glob(name), *root.glob(f"*/{name}"), *root.glob(f"*/*/{name}")})
+
+    for mpath in find("zoo.json"):
+        m = read_manifest(mpath.parent)
+        found = True
+        click.echo(f"{str(mpath.parent):<40} {m.name} v{m.version}  {m.num_models} models  "
+                   f"{m.num_rows} checkpoints  {m.content_hash[:19]}")
+    for b in find(".build"):
+        if not (b.parent / "zoo.json").exists():
+            found = True
+            click.echo(f"{str(b.parent):<40} (unfinished build: rerun `zoo build` to resume)")
+    if not found:
+        click.echo(f"no zoos under {root}")
+
+
 @main.command()
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def validate(path: Path) -> None:
