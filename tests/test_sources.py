@@ -173,6 +173,7 @@ def assert_matches(data: SourceData, pools: Pools, *, atol: float = 1e-5) -> Non
         raw_x, raw_y = pools[pool]
         assert x.dtype == torch.float32 and y.dtype == torch.int64
         assert x.shape == (len(idx), *spec.in_shape)
+        assert x.stride() == torch.empty(x.shape).stride()  # plain NCHW, never channels_last
         assert torch.equal(y, torch.from_numpy(raw_y[idx.numpy()]))
         expected = torch.from_numpy(raw_x[idx.numpy()]).float() / 255
         torch.testing.assert_close(x * std + mean, expected, atol=atol, rtol=0)
@@ -189,6 +190,8 @@ def test_digits_shapes_labels_and_normalisation() -> None:
     assert data.in_shape == (1, 8, 8) and data.image_size == 8 and data.in_channels == 1
     assert data.sizes() == {"train": 1077, "validation": 360, "test": 360}
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", data.fingerprint)
+    for x in (data.x_train, data.x_val, data.x_test):  # C == 1 must not look channels_last
+        assert x.stride() == torch.empty(x.shape).stride()
     for y in (data.y_train, data.y_val, data.y_test):
         assert y.dtype == torch.int64
         assert sorted(y.unique().tolist()) == list(range(10))  # stratified: all classes

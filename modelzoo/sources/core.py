@@ -409,7 +409,10 @@ def load_source(
     def tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
         pool_name, idx = parts[split]
         x, y = raw.pools[pool_name]
-        xt = torch.from_numpy(x[idx]).to(torch.float32)
+        # a fresh tensor has the canonical NCHW strides; a numpy view with C == 1 may carry
+        # strides that torch reads as channels_last, which changes conv kernels and rounding
+        xt = torch.empty((len(idx), *x.shape[1:]), dtype=torch.float32)
+        xt.copy_(torch.from_numpy(x[idx]))
         xt.div_(raw.scale).sub_(mean_t).div_(std_t)
         return xt, torch.from_numpy(y[idx].astype(np.int64))
 
