@@ -68,6 +68,8 @@ def test_cli_archs_and_help() -> None:
     ("args", "message"),
     [
         (["--arch", "resnet81"], "Did you mean 'resnet18'"),
+        (["--arch", "cnn_s", "--dataset", "cifar1000"], "Did you mean 'cifar100'"),
+        (["--arch", "cnn_s", "--dataset", "cifar10", "--data-dir", "/nonexistent"], "cifar-10"),
         (["--arch", "cnn_s", "--grid", "lr=-1"], "lr"),
         (["--arch", "cnn_s", "--grid", "activation=swishy"], "unknown ['swishy']"),
         (["--arch", "cnn_s", "--grid", "bogus=1"], "bogus"),
@@ -202,3 +204,26 @@ def test_perf_benchmark_runs() -> None:
     res = measure(models=2, epochs=1, arch="mlp")
     assert [r["trainer"] for r in res["results"]] == ["population", "loop"]
     assert res["speedup"] > 0 and all(r["peak_rss_mb"] > 0 for r in res["results"])
+
+
+def test_resnet18_on_cifar100_from_local_torchvision_files(tmp_path: Path) -> None:
+    """The issue's command, end to end, on tiny CIFAR-100 files in the torchvision layout."""
+    from tests.test_sources import make_pools, write_cifar100
+
+    write_cifar100(tmp_path / "data", make_pools("cifar100"))
+    out = tmp_path / "z"
+    res = CliRunner().invoke(main, ["build", "--arch", "resnet18", "--dataset", "cifar100",
+                                    "--data-dir", str(tmp_path / "data"), "--models", "2",
+                                    "--epochs", "1", "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    m = read_manifest(out)
+    assert m.architectures["resnet18"].kwargs["num_classes"] == 100
+    entry = m.architectures["resnet18"]
+    learnable = sum(s.numel for s in entry.layout if s.kind == "param")
+    assert learnable == 11_220_132  # ResNet-18 with a 100-class head
+    assert entry.n_params == learnable + 9_600  # + BatchNorm running mean/var in the vector
+    assert m.sources["cifar100"].in_shape == (3, 32, 32)
+    res = CliRunner().invoke(main, ["build", "--arch", "resnet18", "--arch-opt", "widht=4",
+                                    "--dataset", "cifar100", "--data-dir",
+                                    str(tmp_path / "data"), "--out", str(tmp_path / "bad")])
+    assert res.exit_code == 2 and "invalid options for architecture" in res.output

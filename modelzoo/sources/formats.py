@@ -20,11 +20,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from modelzoo.errors import ZooError
+from modelzoo.errors import SourceFormatError
 
-
-class SourceFormatError(ZooError, ValueError):
-    """A source dataset file exists but is not in the expected format (or is unsafe)."""
 
 
 @dataclass(frozen=True)
