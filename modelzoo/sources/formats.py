@@ -23,7 +23,6 @@ import numpy as np
 from modelzoo.errors import SourceFormatError
 
 
-
 @dataclass(frozen=True)
 class RawSource:
     """Parsed arrays of one source dataset, before partitioning and normalisation.
