@@ -132,18 +132,21 @@ def embed(run: Path, zoo: Path, out: Path, split: str | None,
 @click.option("--bandwidth", type=float, default=0.2, show_default=True, help="KDE bandwidth.")
 @click.option("--candidates", type=int, default=None,
               help="Models drawn per round for subsampled/bootstrapped (default 4n).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Where the zoo's source dataset is (scoring for subsampled/bootstrapped).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--device", default=None, help="Device (default: the run's).")
 def sample(run: Path, zoo: Path, out: Path, n: int, architecture: str | None, method: str,
            anchor_top_k: int, kde_mode: str, bandwidth: float, candidates: int | None,
-           seed: int, device: str | None) -> None:
+           data_dir: Path | None, seed: int, device: str | None) -> None:
     """Sample N new models with SANE and save them as safetensors."""
     from sane.sample import sample as sample_fn
 
     try:
         path = sample_fn(run=run, zoo=zoo, out=out, n=n, architecture=architecture,
                          method=method, anchor_top_k=anchor_top_k, kde_mode=kde_mode,
-                         bandwidth=bandwidth, candidates=candidates, seed=seed, device=device)
+                         bandwidth=bandwidth, candidates=candidates, data_dir=data_dir,
+                         seed=seed, device=device)
     except ZooError as e:
         _fail(e)
     index = json.loads(path.read_text())

@@ -144,7 +144,7 @@ def _decode_models(
     return models
 
 
-def _source_scorer(zoo: Path, manifest: Manifest, key: str) -> ScoreFn:
+def _source_scorer(manifest: Manifest, data_dir: str | Path | None) -> ScoreFn:
     """Default scorer: accuracy on the validation split of the zoo's source dataset."""
     try:
         from modelzoo.sources import load_source
@@ -160,7 +160,7 @@ def _source_scorer(zoo: Path, manifest: Manifest, key: str) -> ScoreFn:
             "sampled models are scored"
         )
     try:
-        data = load_source(manifest.sources[sources[0]].name)
+        data = load_source(manifest.sources[sources[0]].name, data_dir=data_dir)
     except ZooError as e:
         raise ZooError(f"cannot score sampled models: {e} (or pass score_fn=)") from None
     x, y = data.x_val, data.y_val
@@ -188,6 +188,7 @@ def sample(
     candidates: int | None = None,
     bootstrap_iterations: int = 2,
     score_fn: ScoreFn | None = None,
+    data_dir: str | Path | None = None,
     split: str = "train",
     batch_size: int = 64,
     device: str | None = None,
@@ -210,6 +211,8 @@ def sample(
         bootstrap_iterations: rounds for ``bootstrapped``.
         score_fn: scores a model (higher is better); default: accuracy on the source's
             validation data.
+        data_dir: where the default scorer finds the source dataset (see
+            ``modelzoo.sources.load_source``).
         split: zoo split the anchors come from.
         batch_size: windows per forward pass.
         device: torch device (default: the run's).
@@ -245,7 +248,7 @@ def sample(
         models = _decode_models(r, target, z, batch_size)
         scores = [None] * n
     else:
-        scorer = score_fn or _source_scorer(zoo, manifest, key)
+        scorer = score_fn or _source_scorer(manifest, data_dir)
         m = candidates or max(4 * n, n + 1)
         if m < n:
             raise ZooError(f"candidates ({m}) must be >= n ({n})")
