@@ -127,9 +127,11 @@ def embed(run: Path, zoo: Path, out: Path, split: str | None,
               default="kde", show_default=True, help="Sampling method.")
 @click.option("--anchor-top-k", type=int, default=5, show_default=True,
               help="Anchor models (best by val_acc).")
-@click.option("--kde-mode", type=click.Choice(["token", "joint"]), default="token",
-              show_default=True, help="One KDE per token position, or one over sequences.")
-@click.option("--bandwidth", type=float, default=0.2, show_default=True, help="KDE bandwidth.")
+@click.option("--kde-mode", type=click.Choice(["joint", "token"]), default="joint",
+              show_default=True,
+              help="One KDE over whole latent sequences, or one per token position.")
+@click.option("--bandwidth", type=float, default=0.05, show_default=True,
+              help="KDE bandwidth in latent space.")
 @click.option("--candidates", type=int, default=None,
               help="Models drawn per round for subsampled/bootstrapped (default 4n).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,

@@ -2,9 +2,16 @@
 
 Anchors are the best models (by ``val_acc``) of one architecture in the zoo. Their full latent
 token sequences ``[T, latent_dim]`` are the anchor embeddings; new latent sequences are drawn
-from a Gaussian kernel density over them (``kde_mode="token"``: one KDE per token position,
-as MultiZoo-SANE; ``"joint"``: one KDE over whole sequences), decoded to tokens with halo
-windows, de-normalised, loaded into the architecture and saved as safetensors.
+from a Gaussian kernel density over them, decoded to tokens with halo windows, de-normalised,
+loaded into the architecture and saved as safetensors.
+
+KDE modes: ``"joint"`` (default) fits one KDE over whole latent sequences, so every sample
+stays close to one anchor as a whole; ``"token"`` fits one KDE per token position (MultiZoo-
+SANE), which mixes neurons of different anchors and only gives working models when the zoo's
+models are aligned (e.g. fine-tuned from one parent). On a digits CNN-s zoo of independently
+initialised models (SANE d_model 128, 150 epochs, val recon MSE 0.006) anchors scored
+0.94-0.96 test accuracy, reconstructions 0.93-0.95, ``joint`` samples 0.91-0.94 at bandwidth
+0.05 (0.47-0.63 at SANE's 0.2) and ``token`` samples chance level.
 
 Methods (SANE / MultiZoo-SANE):
 
@@ -43,7 +50,7 @@ from sane.tokenize import TokenPlan, tokens_to_vector
 __all__ = ["METHODS", "ScoreFn", "kde_sample", "load_sample", "sample"]
 
 METHODS = ("kde", "subsampled", "bootstrapped")
-KDE_MODES = ("token", "joint")
+KDE_MODES = ("joint", "token")
 INDEX_NAME = "index.json"
 
 #: Scores a sampled model (higher is better), e.g. validation accuracy.
@@ -55,7 +62,7 @@ def kde_sample(
     n: int,
     *,
     bandwidth: float,
-    mode: str = "token",
+    mode: str = "joint",
     seed: int = 0,
 ) -> torch.Tensor:
     """Draw ``n`` latent sequences from a Gaussian KDE over ``anchors`` ``[K, T, D]``.
@@ -64,7 +71,8 @@ def kde_sample(
         anchors: anchor latent sequences.
         n: samples to draw.
         bandwidth: kernel bandwidth.
-        mode: ``"token"`` (independent KDE per token position) or ``"joint"``.
+        mode: ``"joint"`` (one KDE over whole sequences) or ``"token"`` (independent KDE per
+            token position).
         seed: random seed.
     """
     if mode not in KDE_MODES:
@@ -183,8 +191,8 @@ def sample(
     method: str = "kde",
     anchor_top_k: int = 5,
     seed: int = 0,
-    bandwidth: float = 0.2,
-    kde_mode: str = "token",
+    bandwidth: float = 0.05,
+    kde_mode: str = "joint",
     candidates: int | None = None,
     bootstrap_iterations: int = 2,
     score_fn: ScoreFn | None = None,
@@ -205,8 +213,8 @@ def sample(
         method: ``kde``, ``subsampled`` or ``bootstrapped``.
         anchor_top_k: number of anchor models (best by ``val_acc``, one checkpoint each).
         seed: random seed.
-        bandwidth: KDE bandwidth in latent space.
-        kde_mode: ``token`` or ``joint``.
+        bandwidth: KDE bandwidth in latent space (SANE used 0.2 with larger latents).
+        kde_mode: ``joint`` (one KDE over whole sequences) or ``token`` (one per position).
         candidates: models drawn per round for subsampled/bootstrapped (default ``4 * n``).
         bootstrap_iterations: rounds for ``bootstrapped``.
         score_fn: scores a model (higher is better); default: accuracy on the source's

@@ -189,7 +189,9 @@ def train(
         torch.set_rng_state(ckpt["rng"]["torch"])
     archs = arch_data(manifest, config, normalizer)
     train_ds = SaneWindows(train_rows, archs, config, seed=config.seed)
-    val_rows = ZooRows(zoo, "validation", epochs_range=config.epochs_range)
+    # validate on the architectures SANE trains on (the normaliser knows only those)
+    val_rows = ZooRows(zoo, "validation", epochs_range=config.epochs_range,
+                       architectures=train_rows.architectures())
     val_ds = None
     if len(val_rows):
         val_ds = SaneWindows(val_rows, archs, config, seed=mix_seed(config.seed, 1))

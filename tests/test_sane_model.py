@@ -127,3 +127,25 @@ def test_config_validation_and_yaml(tmp_path) -> None:
     cfg = SaneConfig.from_yaml(p)
     assert cfg.d_model == 64 and cfg.epochs_range == (2, 5)
     assert SaneConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_kde_modes() -> None:
+    from sane.sample import kde_sample
+
+    g = torch.Generator().manual_seed(0)
+    anchors = torch.randn(3, 6, 2, generator=g) * 10
+    joint = kde_sample(anchors, 20, bandwidth=1e-4, mode="joint", seed=0)
+    tok = kde_sample(anchors, 20, bandwidth=1e-4, mode="token", seed=0)
+    assert joint.shape == tok.shape == (20, 6, 2)
+    # joint: every sample is (close to) one whole anchor
+    d = (joint[:, None] - anchors[None]).abs().amax(dim=(2, 3))  # [20, 3]
+    assert torch.all(d.min(1).values < 1e-2)
+    # token: every token comes from some anchor at that position, and anchors get mixed
+    dt = (tok[:, None] - anchors[None]).abs().amax(dim=3)  # [20, 3, 6]
+    src = dt.argmin(1)  # anchor chosen per (sample, token)
+    assert torch.all(dt.min(1).values < 1e-2)
+    assert any(len(set(s.tolist())) > 1 for s in src)
+    assert torch.equal(kde_sample(anchors, 4, bandwidth=0.1, seed=3),
+                       kde_sample(anchors, 4, bandwidth=0.1, seed=3))
+    with pytest.raises(ZooError, match="kde mode"):
+        kde_sample(anchors, 1, bandwidth=0.1, mode="nope")

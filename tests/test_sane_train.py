@@ -303,7 +303,7 @@ def test_cli_train_embed_sample(homo_zoo: Path, tmp_path: Path) -> None:
     assert res.exit_code != 0 and "not in the zoo" in res.output
     proc = subprocess.run(
         [sys.executable, "-m", "sane.cli", "sample", "--run", str(run), "--zoo", str(homo_zoo),
-         "--out", str(tmp_path / "s"), "-n", "2", "--kde-mode", "joint"],
+         "--out", str(tmp_path / "s"), "-n", "2", "--kde-mode", "token"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, env=ENV,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
