@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", type=int, default=32, help="models in the speed zoo (cnn_s)")
-    p.add_argument("--epochs", type=int, default=2, help="SANE epochs for the speed test")
+    p.add_argument("--epochs", type=int, default=5, help="SANE epochs for the speed test")
     p.add_argument("--rss-models", type=int, default=64, help="N for the N vs 2N memory test")
     p.add_argument("--rss-hidden", type=int, default=256, help="MLP width of the memory zoos")
     p.add_argument("--d-model", type=int, default=128)
