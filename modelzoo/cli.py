@@ -59,6 +59,9 @@ def main() -> None:
 @click.option("--trainer", type=click.Choice(["population", "loop"]), default="population",
               show_default=True, help="Vectorised population trainer or per-model loop.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="Train groups in this process or as Ray tasks.")
+@click.option("--address", help="Ray cluster address for --executor ray (default: start one).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def build(
     recipe: Path | None,
@@ -76,6 +79,8 @@ def build(
     group_size: int,
     trainer: str,
     device: str,
+    executor: str,
+    address: str | None,
     progress: bool,
 ) -> None:
     """Train a population of networks and write it as a zoo.
@@ -106,7 +111,8 @@ def build(
         out=out, recipe=recipe, arch=arch, source=source, models=models, epochs=epochs,
         arch_kwargs=arch_kwargs,
         checkpoint_epochs=ckpts, grid=grid, name=name, max_train=max_train, data_dir=data_dir,
-        group_size=group_size, trainer=trainer, device=device, progress=progress,
+        group_size=group_size, trainer=trainer, device=device, executor=executor,
+        address=address, progress=progress,
     )  # fmt: skip
     click.echo(
         f"zoo {manifest.name} v{manifest.version}: {manifest.num_models} models, "
