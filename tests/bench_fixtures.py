@@ -1,0 +1,116 @@
+"""Test helpers for the benchmark tests: a small *real* zoo trained on sklearn digits.
+
+The zoo varies activation, init and optimizer so that every property-prediction target
+(regression and classification) has signal, and assigns splits per model.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+
+from modelzoo import create_model
+from modelzoo.storage import ZooWriter, flatten_state_dict, layer_layout, zoo_schema
+from modelzoo.storage.manifest import ArchitectureEntry, Manifest, SourceEntry
+
+ZOO_NAME = "digits-cnn_s"
+ZOO_VERSION = "1.0.0"
+
+_INITS = {
+    "kaiming_uniform": nn.init.kaiming_uniform_,
+    "normal": lambda w: nn.init.normal_(w, std=0.3),
+}
+
+
+def _digits() -> tuple[torch.Tensor, torch.Tensor]:
+    d = load_digits()
+    x = torch.tensor(d.data / 16.0, dtype=torch.float32).view(-1, 1, 8, 8)
+    return x, torch.tensor(d.target, dtype=torch.long)
+
+
+def _acc_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    model.train()
+    return float((out.argmax(1) == y).float().mean()), float(nn.functional.cross_entropy(out, y))
+
+
+def build_test_zoo(
+    out: Path,
+    *,
+    seeds: int = 2,
+    epochs: int = 3,
+    name: str = ZOO_NAME,
+    version: str = ZOO_VERSION,
+    arch: str = "cnn_s",
+) -> Manifest:
+    """Train ``8 * seeds`` tiny models (checkpoints ``0..epochs``) and write them as a zoo."""
+    x, y = _digits()
+    g = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(x), generator=g)
+    tr, te = perm[:1200], perm[1200:]
+    kwargs = {"in_channels": 1, "num_classes": 10, "image_size": 8, "activation": "relu",
+              "dropout": 0.0}
+    proto = create_model(arch, **kwargs)
+    layout = layer_layout(proto)
+    n_params = sum(s.numel for s in layout)
+    schema = zoo_schema(n_params)
+    rows: list[dict] = []
+    grid = list(itertools.product(["relu", "tanh"], list(_INITS), ["adam", "sgd"], range(seeds)))
+    for i, (act, init, opt, seed) in enumerate(grid):
+        split = ("train", "train", "train", "validation", "train", "test", "train", "validation",
+                 "test", "train", "train", "test")[i % 12]
+        torch.manual_seed(1000 + i)
+        model = create_model(arch, **{**kwargs, "activation": act})
+        for p in model.parameters():
+            if p.dim() > 1:
+                _INITS[init](p)
+        optim = (torch.optim.Adam(model.parameters(), lr=3e-3) if opt == "adam"
+                 else torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
+        lr = 3e-3 if opt == "adam" else 0.05
+        for epoch in range(epochs + 1):
+            if epoch > 0:
+                order = tr[torch.randperm(len(tr))]
+                for b in order.split(64):
+                    optim.zero_grad()
+                    nn.functional.cross_entropy(model(x[b]), y[b]).backward()
+                    optim.step()
+            tr_acc, tr_loss = _acc_loss(model, x[tr], y[tr])
+            te_acc, te_loss = _acc_loss(model, x[te], y[te])
+            w = flatten_state_dict(model.state_dict(), layout).numpy()
+            rows.append({
+                "model_id": f"m{i:03d}", "architecture": arch, "source": "digits",
+                "epoch": epoch, "seed": seed, "lr": lr, "weight_decay": 0.0, "dropout": 0.0,
+                "activation": act, "init": init, "optimizer": opt, "batch_size": 64,
+                "train_fraction": 1.0, "train_loss": tr_loss, "train_acc": tr_acc,
+                "val_loss": te_loss, "val_acc": te_acc, "test_loss": te_loss, "test_acc": te_acc,
+                "ggap": tr_acc - te_acc, "status": "ok", "split": split,
+                "n_params": n_params, "weights": w.tolist(),
+            })  # fmt: skip
+    writer = ZooWriter(out, schema)
+    writer.write_group(0, pa.Table.from_pylist(rows, schema=schema))
+    return writer.finalize(
+        name=name,
+        version=version,
+        recipe={"test": True},
+        architectures={arch: ArchitectureEntry(name=arch, kwargs=kwargs, n_params=n_params,
+                                               layout=layout)},
+        sources={"digits": SourceEntry(name="digits", fingerprint="test", num_classes=10,
+                                       in_shape=(1, 8, 8), sizes={"train": 1200, "test": 597})},
+        toolkit_version="0.1.0",
+    )
+
+
+def split_sizes(manifest: Manifest) -> dict[str, int]:
+    """Rows per split."""
+    return {k: v["rows"] for k, v in manifest.split_counts().items()}
+
+
+__all__ = ["ZOO_NAME", "ZOO_VERSION", "build_test_zoo", "split_sizes", "np"]
