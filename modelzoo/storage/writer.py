@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from modelzoo.storage.atomic import (
     atomic_write_with,
     ensure_dir,
     file_sha256,
+    fsync_dir,
     storage_error,
 )
 from modelzoo.storage.manifest import (
@@ -41,7 +43,7 @@ from modelzoo.storage.manifest import (
     content_hash,
     split_hashes,
 )
-from modelzoo.storage.schema import SPLITS, STATUS_OK
+from modelzoo.storage.schema import SPLITS, STATUS_DIVERGED, STATUS_OK
 
 BUILD_DIR = ".build"
 
@@ -54,36 +56,52 @@ def row_hash(row: dict[str, Any], weights: np.ndarray) -> str:
     return h.hexdigest()
 
 
+class _ModelHasher:
+    """Accumulates per-row hashes into per-model entries as rows stream in."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[tuple[int, str]]] = {}
+        self.meta: dict[str, dict[str, Any]] = {}
+        self.ok: dict[str, bool] = {}
+
+    def add(self, table: pa.Table) -> None:
+        cols = [c for c in table.column_names if c != "weights"]
+        meta = table.select(cols).to_pylist()
+        w = table.column("weights").combine_chunks()
+        flat = w.flatten().to_numpy(zero_copy_only=False)
+        if pa.types.is_fixed_size_list(w.type):
+            offsets = np.arange(len(table) + 1) * w.type.list_size
+        else:
+            offsets = w.offsets.to_numpy() - w.offsets.to_numpy()[0]
+        for i, m in enumerate(meta):
+            mid = m["model_id"]
+            self.rows.setdefault(mid, []).append(
+                (m["epoch"], row_hash(m, flat[offsets[i] : offsets[i + 1]]))
+            )
+            self.meta[mid] = m
+            self.ok[mid] = self.ok.get(mid, True) and m["status"] == STATUS_OK
+
+    def entries(self) -> dict[str, ModelEntry]:
+        out: dict[str, ModelEntry] = {}
+        for mid, items in self.rows.items():
+            items.sort()
+            m = self.meta[mid]
+            out[mid] = ModelEntry(
+                architecture=m["architecture"],
+                source=m["source"],
+                split=m["split"],
+                status=STATUS_OK if self.ok[mid] else STATUS_DIVERGED,
+                num_checkpoints=len(items),
+                sha256=hashlib.sha256("".join(h for _, h in items).encode()).hexdigest(),
+            )
+        return out
+
+
 def model_hashes(table: pa.Table) -> dict[str, ModelEntry]:
     """Per-model entries (split, status, hash over its checkpoints in epoch order)."""
-    cols = [c for c in table.column_names if c != "weights"]
-    meta = table.select(cols).to_pylist()
-    w = table.column("weights").combine_chunks()
-    flat = w.flatten().to_numpy(zero_copy_only=False)
-    offsets = (
-        np.arange(len(table) + 1) * w.type.list_size
-        if pa.types.is_fixed_size_list(w.type)
-        else w.offsets.to_numpy()
-    )
-    rows: dict[str, list[tuple[int, str, dict[str, Any]]]] = {}
-    for i, m in enumerate(meta):
-        rh = row_hash(m, flat[offsets[i] : offsets[i + 1]])
-        rows.setdefault(m["model_id"], []).append((m["epoch"], rh, m))
-    out: dict[str, ModelEntry] = {}
-    for mid, items in rows.items():
-        items.sort(key=lambda t: t[0])
-        h = hashlib.sha256("".join(rh for _, rh, _ in items).encode()).hexdigest()
-        last = items[-1][2]
-        status = STATUS_OK if all(m["status"] == STATUS_OK for _, _, m in items) else "diverged"
-        out[mid] = ModelEntry(
-            architecture=last["architecture"],
-            source=last["source"],
-            split=last["split"],
-            status=status,
-            num_checkpoints=len(items),
-            sha256=h,
-        )
-    return out
+    h = _ModelHasher()
+    h.add(table)
+    return h.entries()
 
 
 def write_arrow(path: Path, table: pa.Table) -> None:
@@ -94,6 +112,86 @@ def write_arrow(path: Path, table: pa.Table) -> None:
             w.write_table(table, max_chunksize=1024)
 
     atomic_write_with(path, _write)
+
+
+class GroupWriter:
+    """Streams one group's rows into per-split temp shards; ``commit`` makes them final.
+
+    Nothing is visible as finished until ``commit`` writes the group's marker; ``abort``
+    (or a crash) leaves only temp files that the next run removes.
+    """
+
+    def __init__(self, zoo: ZooWriter, group: int) -> None:
+        self.zoo = zoo
+        self.group = group
+        self._writers: dict[str, tuple[Path, Any, pa.ipc.RecordBatchStreamWriter]] = {}
+        self._hasher = _ModelHasher()
+        self._rows: dict[str, int] = {}
+
+    def write(self, table: pa.Table) -> None:
+        """Append rows (any splits) to the group."""
+        table = table.cast(self.zoo.schema)
+        self._hasher.add(table)
+        split_col = np.asarray(table.column("split").to_pylist(), dtype=object)
+        for split in SPLITS:
+            idx = np.flatnonzero(split_col == split)
+            if len(idx) == 0:
+                continue
+            if split not in self._writers:
+                d = ensure_dir(self.zoo.root / split)
+                final = d / f"data-g{self.group:05d}.arrow"
+                tmp = d / f".{final.name}.tmp"
+                try:
+                    f = open(tmp, "wb")
+                    w = pa.ipc.new_stream(f, self.zoo.schema)
+                except OSError as e:
+                    raise storage_error(e, tmp) from None
+                self._writers[split] = (final, f, w)
+            try:
+                self._writers[split][2].write_table(table.take(pa.array(idx)), max_chunksize=1024)
+                self._rows[split] = self._rows.get(split, 0) + len(idx)
+            except OSError as e:
+                self.abort()
+                raise storage_error(e, self.zoo.root / split) from None
+
+    def commit(self) -> None:
+        """Close, fsync and rename the shards, then write the group's marker."""
+        files: list[dict[str, Any]] = []
+        try:
+            for split, (final, f, w) in sorted(self._writers.items()):
+                w.close()
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+                tmp = final.with_name(f".{final.name}.tmp")
+                os.replace(tmp, final)
+                fsync_dir(final.parent)
+                files.append(
+                    FileEntry(
+                        path=f"{split}/{final.name}",
+                        split=split,
+                        num_rows=self._rows[split],
+                        sha256=file_sha256(final),
+                    ).model_dump()
+                )
+        except OSError as e:
+            self.abort()
+            raise storage_error(e, self.zoo.root) from None
+        models = {k: v.model_dump() for k, v in self._hasher.entries().items()}
+        atomic_write_bytes(
+            self.zoo.marker(self.group), json.dumps({"files": files, "models": models}).encode()
+        )
+        self._writers.clear()
+
+    def abort(self) -> None:
+        """Drop the group's temp files."""
+        for final, f, _w in self._writers.values():
+            try:
+                f.close()
+            except OSError:
+                pass
+            final.with_name(f".{final.name}.tmp").unlink(missing_ok=True)
+        self._writers.clear()
 
 
 class ZooWriter:
@@ -118,34 +216,15 @@ class ZooWriter:
         """Indices of groups whose shards are fully written."""
         return {int(p.stem[1:]) for p in self.done_dir.glob("g*.json")}
 
-    def write_group(self, group: int, table: pa.Table) -> None:
-        """Write one group's rows, split by the ``split`` column, then its marker.
+    def open_group(self, group: int) -> GroupWriter:
+        """Start streaming group ``group`` (its stale temp files, if any, are replaced)."""
+        return GroupWriter(self, group)
 
-        A crash before the marker leaves files that the next run overwrites.
-        """
-        table = table.cast(self.schema)
-        split_col = table.column("split").to_pylist()
-        files: list[dict[str, Any]] = []
-        for split in SPLITS:
-            idx = [i for i, s in enumerate(split_col) if s == split]
-            if not idx:
-                continue
-            part = table.take(pa.array(idx, pa.int64()))
-            d = ensure_dir(self.root / split)
-            path = d / f"data-g{group:05d}.arrow"
-            write_arrow(path, part)
-            files.append(
-                FileEntry(
-                    path=f"{split}/{path.name}",
-                    split=split,
-                    num_rows=len(part),
-                    sha256=file_sha256(path),
-                ).model_dump()
-            )
-        models = {k: v.model_dump() for k, v in model_hashes(table).items()}
-        atomic_write_bytes(
-            self.marker(group), json.dumps({"files": files, "models": models}).encode()
-        )
+    def write_group(self, group: int, table: pa.Table) -> None:
+        """Write one whole group's rows and its marker."""
+        g = self.open_group(group)
+        g.write(table)
+        g.commit()
 
     def finalize(
         self,

@@ -1,0 +1,277 @@
+"""``build_zoo``: train a recipe's population and write it as a resumable Arrow zoo."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import torch
+from tqdm.auto import tqdm
+
+import modelzoo
+from modelzoo.architectures import ARCHITECTURES
+from modelzoo.errors import RecipeError, StorageError, ZooError
+from modelzoo.recipe import Recipe, load_recipe, make_recipe
+from modelzoo.sources import SourceData, load_source
+from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
+from modelzoo.storage.layout import layer_layout
+from modelzoo.storage.manifest import (
+    MANIFEST_NAME,
+    ArchitectureEntry,
+    Manifest,
+    SourceEntry,
+    read_manifest,
+)
+from modelzoo.storage.schema import METRIC_FIELDS, STATUS_DIVERGED, STATUS_OK, zoo_schema
+from modelzoo.storage.writer import BUILD_DIR, ZooWriter
+from modelzoo.training import Checkpoint, TrainConfig, build_model, train_one, train_population
+
+
+def plan_groups(recipe: Recipe, group_size: int) -> list[list[TrainConfig]]:
+    """Split the recipe's models into populations that can be trained together.
+
+    Models sharing activation, dropout, batch size and train fraction form a population,
+    cut into chunks of ``group_size``; the plan depends only on the recipe.
+    """
+    if group_size < 1:
+        raise RecipeError("group_size must be >= 1")
+    by_key: dict[tuple, list[TrainConfig]] = {}
+    for cfg in recipe.configs():
+        by_key.setdefault(cfg.group_key(), []).append(cfg)
+    return [
+        cfgs[i : i + group_size]
+        for cfgs in by_key.values()
+        for i in range(0, len(cfgs), group_size)
+    ]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ZooError(f"invalid device {device!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ZooError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
+    return dev
+
+
+def _rows(recipe: Recipe, ckpt: Checkpoint, n_params: int) -> pa.Table:
+    ids = [recipe.model_id(c) for c in ckpt.configs]
+    m = ckpt.metrics
+    cols: dict[str, Any] = {
+        "model_id": ids,
+        "architecture": [recipe.architecture] * len(ids),
+        "source": [recipe.source] * len(ids),
+        "epoch": [ckpt.epoch] * len(ids),
+    }
+    for field in TrainConfig.model_fields:
+        cols[field] = [getattr(c, field) for c in ckpt.configs]
+    for name in METRIC_FIELDS:
+        if name == "ggap":
+            cols[name] = (m["train_acc"] - m["test_acc"]).tolist()
+        else:
+            cols[name] = m[name].tolist()
+    cols["status"] = [STATUS_DIVERGED if d else STATUS_OK for d in ckpt.diverged.tolist()]
+    cols["split"] = [recipe.splits.assign(i) for i in ids]
+    cols["n_params"] = [n_params] * len(ids)
+    flat = ckpt.weights.contiguous().numpy().reshape(-1)
+    cols["weights"] = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), n_params)
+    return pa.table(cols, schema=zoo_schema(n_params))
+
+
+def _arch_kwargs(recipe: Recipe, data: SourceData) -> dict[str, Any]:
+    return {
+        "in_channels": data.in_channels,
+        "num_classes": data.num_classes,
+        "image_size": data.image_size,
+        **recipe.arch_kwargs,
+    }
+
+
+def _check_resumable(root: Path, recipe: Recipe) -> Manifest | None:
+    """Return the manifest of a finished identical build, or None to (re)start/resume."""
+    key = json.dumps(recipe.build_key(), sort_keys=True)
+    stored = root / BUILD_DIR / "recipe.json"
+    if (root / MANIFEST_NAME).exists():
+        man = read_manifest(root)
+        if json.dumps(Recipe.model_validate(man.recipe).build_key(), sort_keys=True) == key:
+            return man
+        raise ZooError(
+            f"{root} already holds a finished zoo of a different recipe; choose another --out"
+        )
+    if stored.exists() and stored.read_text() != key:
+        raise ZooError(
+            f"{root} holds an unfinished build of a different recipe; choose another --out "
+            f"or delete {root / BUILD_DIR} to start over"
+        )
+    if not stored.exists() and root.exists() and any(root.iterdir()):
+        raise ZooError(f"{root} exists and is not a zoo build; choose an empty or new --out")
+    return None
+
+
+def build_zoo(
+    *,
+    out: str | Path,
+    recipe: Recipe | str | Path | None = None,
+    arch: str | None = None,
+    source: str | None = None,
+    models: int | None = None,
+    epochs: int | None = None,
+    checkpoint_epochs: list[int] | None = None,
+    grid: dict[str, list[Any]] | None = None,
+    name: str | None = None,
+    max_train: int | None = None,
+    data_dir: str | Path | None = None,
+    group_size: int = 64,
+    trainer: str = "population",
+    device: str = "cpu",
+    progress: bool = False,
+) -> Manifest:
+    """Train a population of networks and write it as a zoo at ``out``; resumes if interrupted.
+
+    Args:
+        out: output directory (created; an interrupted build there is resumed).
+        recipe: a Recipe or the path of a YAML recipe; other arguments override its fields.
+        arch: architecture registry name (see ``zoo archs``).
+        source: source dataset name (default ``digits``).
+        models: number of models (the grid is enumerated seed by seed, extended with new seeds).
+        epochs: training epochs per model.
+        checkpoint_epochs: epochs to store (0 = initialisation); default every epoch.
+        grid: hyperparameter lists, e.g. ``{"lr": [1e-3, 1e-4], "activation": ["relu"]}``.
+        name: zoo name (default ``<arch>-<source>``).
+        max_train: use only this many training examples of the source.
+        data_dir: where local source datasets live.
+        group_size: models trained together in one population (and one resumable unit).
+        trainer: ``population`` (vectorised) or ``loop`` (per-model reference loop).
+        device: ``cpu``, ``cuda`` or ``auto``.
+        progress: show a progress bar.
+
+    Returns:
+        The manifest of the finished zoo.
+    """
+    if trainer not in ("population", "loop"):
+        raise ZooError(f"unknown trainer {trainer!r}; choose 'population' or 'loop'")
+    over: dict[str, Any] = {
+        "architecture": arch,
+        "source": source,
+        "models": models,
+        "epochs": epochs,
+        "checkpoint_epochs": checkpoint_epochs,
+        "max_train": max_train,
+        "name": name,
+    }
+    if grid is not None:
+        over["grid"] = grid
+    if isinstance(recipe, (str, Path)):
+        rec = load_recipe(recipe, **over)
+    elif isinstance(recipe, Recipe):
+        rec = make_recipe(recipe.model_dump(), **over)
+    else:
+        if arch is None:
+            raise RecipeError("give a recipe file or --arch")
+        over.setdefault("name", None)
+        over["name"] = name or f"{arch}-{source or 'digits'}"
+        rec = make_recipe({}, **over)
+    dev = resolve_device(device)
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise StorageError(f"cannot write {root}: it exists and is not a directory")
+    done = _check_resumable(root, rec)
+    if done is not None:
+        return done
+    data = load_source(rec.source, data_dir=data_dir, max_train=rec.max_train)
+    kwargs = _arch_kwargs(rec, data)
+    probe = build_model(rec.architecture, kwargs, TrainConfig())
+    layout = layer_layout(probe)
+    n_params = layout[-1].offset + layout[-1].numel
+    writer = ZooWriter(root, zoo_schema(n_params))
+    ensure_dir(root / BUILD_DIR)
+    atomic_write_bytes(
+        root / BUILD_DIR / "recipe.json", json.dumps(rec.build_key(), sort_keys=True).encode()
+    )
+    groups = plan_groups(rec, group_size)
+    finished = writer.finished_groups()
+    ckpts = rec.checkpoints()
+    stackable = ARCHITECTURES.get(rec.architecture).stackable
+    total = sum(len(g) for g in groups) * max(rec.epochs, 1)
+    bar = tqdm(
+        total=total,
+        disable=not progress,
+        unit="model-epoch",
+        desc=f"{rec.architecture} on {rec.source}",
+        dynamic_ncols=True,
+    )
+    bar.update(sum(len(groups[i]) for i in finished if i < len(groups)) * max(rec.epochs, 1))
+    for gi, cfgs in enumerate(groups):
+        if gi in finished:
+            continue
+        gw = writer.open_group(gi)
+        try:
+            for ckpt in _train_group(rec, kwargs, cfgs, data, ckpts, dev, trainer, stackable):
+                gw.write(_rows(rec, ckpt, n_params))
+                if ckpt.epoch > 0:
+                    bar.update(len(ckpt.configs) * (ckpt.epoch - _prev(ckpts, ckpt.epoch)))
+                bar.set_postfix(group=f"{gi + 1}/{len(groups)}", epoch=ckpt.epoch)
+        except BaseException:
+            gw.abort()
+            raise
+        gw.commit()
+    bar.close()
+    entry = ArchitectureEntry(
+        name=rec.architecture, kwargs=kwargs, n_params=n_params, layout=layout
+    )
+    src = SourceEntry(
+        name=rec.source,
+        fingerprint=data.fingerprint,
+        num_classes=data.num_classes,
+        in_shape=data.in_shape,
+        sizes=data.sizes(),
+    )
+    manifest = writer.finalize(
+        name=rec.name,
+        version=rec.version,
+        recipe=rec.model_dump(mode="json"),
+        architectures={rec.architecture: entry},
+        sources={rec.source: src},
+        toolkit_version=modelzoo.__version__,
+        description=rec.description,
+        license=rec.license,
+    )
+    shutil.rmtree(root / BUILD_DIR, ignore_errors=True)
+    return manifest
+
+
+def _prev(ckpts: list[int], epoch: int) -> int:
+    earlier = [e for e in ckpts if e < epoch]
+    return max(earlier) if earlier else 0
+
+
+def _train_group(
+    rec: Recipe,
+    kwargs: dict[str, Any],
+    cfgs: list[TrainConfig],
+    data: SourceData,
+    ckpts: list[int],
+    dev: torch.device,
+    trainer: str,
+    stackable: bool,
+) -> Iterator[Checkpoint]:
+    """Yield checkpoints for a group, with the population trainer or one model at a time."""
+    if trainer == "population" and stackable and len(cfgs) > 1:
+        yield from train_population(
+            arch=rec.architecture, arch_kwargs=kwargs, configs=cfgs, data=data,
+            epochs=rec.epochs, checkpoint_epochs=ckpts, device=dev,
+        )  # fmt: skip
+        return
+    for cfg in cfgs:
+        yield from train_one(
+            arch=rec.architecture, arch_kwargs=kwargs, cfg=cfg, data=data,
+            epochs=rec.epochs, checkpoint_epochs=ckpts, device=dev,
+        )  # fmt: skip

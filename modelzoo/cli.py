@@ -1,0 +1,177 @@
+"""``zoo``: build, inspect and validate model zoos (a thin layer over the Python API)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from modelzoo.errors import ZooError
+
+
+class ZooGroup(click.Group):
+    """Click group that turns toolkit errors into clean one-line messages (exit code 2)."""
+
+    def invoke(self, ctx: click.Context):  # noqa: D102
+        try:
+            return super().invoke(ctx)
+        except ZooError as e:
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=ZooGroup)
+@click.version_option(package_name="modelzoo-toolkit")
+def main() -> None:
+    """Build, inspect and validate model zoos: populations of trained networks stored as
+    Arrow datasets (loadable with `datasets.load_dataset` / `load_from_disk`).
+
+    \b
+    Quick start (digits, CPU, seconds):
+      zoo build --arch cnn_s --dataset digits --models 16 --epochs 5 --out zoos/demo
+      zoo info zoos/demo
+    """
+
+
+@main.command()
+@click.argument("recipe", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--arch", help="Architecture (see `zoo archs`), e.g. cnn_s, resnet18.")
+@click.option("--dataset", "source", help="Source dataset (see `zoo sources`); default digits.")
+@click.option("--models", type=click.IntRange(min=1), help="Number of models to train.")
+@click.option("--epochs", type=click.IntRange(min=0), help="Training epochs per model.")
+@click.option(
+    "--checkpoints",
+    help="Comma-separated epochs to store, e.g. 0,1,5,10 (default: every epoch).",
+)
+@click.option("--grid", "grid_items", multiple=True, metavar="NAME=V1,V2",
+              help="Hyperparameter values, e.g. --grid lr=1e-3,1e-4 --grid activation=relu,tanh.")
+@click.option("--name", help="Zoo name (default <arch>-<dataset>).")
+@click.option("--max-train", type=click.IntRange(min=1), help="Use only N training images.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where local datasets live (default $MODELZOO_DATA or ~/.cache/modelzoo/data).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Output directory; rerun with the same --out to resume an interrupted build.")
+@click.option("--group-size", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Models trained together (one vectorised population, one resumable unit).")
+@click.option("--trainer", type=click.Choice(["population", "loop"]), default="population",
+              show_default=True, help="Vectorised population trainer or per-model loop.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def build(
+    recipe: Path | None,
+    arch: str | None,
+    source: str | None,
+    models: int | None,
+    epochs: int | None,
+    checkpoints: str | None,
+    grid_items: tuple[str, ...],
+    name: str | None,
+    max_train: int | None,
+    data_dir: Path | None,
+    out: Path,
+    group_size: int,
+    trainer: str,
+    device: str,
+    progress: bool,
+) -> None:
+    """Train a population of networks and write it as a zoo.
+
+    Either give a RECIPE (cards/<zoo>.yaml) or --arch (options override the recipe).
+
+    \b
+    Examples:
+      zoo build --arch cnn_s --dataset digits --models 64 --epochs 10 --out zoos/digits
+      zoo build cards/digits-cnn_s.yaml --out zoos/digits
+      zoo build --arch resnet18 --dataset cifar100 --models 8 --epochs 50 --device cuda --out z
+    """
+    from modelzoo.build import build_zoo
+
+    ckpts = None
+    if checkpoints:
+        try:
+            ckpts = [int(x) for x in checkpoints.split(",") if x.strip()]
+        except ValueError:
+            raise click.BadParameter(
+                "use comma-separated integers", param_hint="--checkpoints"
+            ) from None
+    grid = _parse_grid(grid_items) if grid_items else None
+    manifest = build_zoo(
+        out=out, recipe=recipe, arch=arch, source=source, models=models, epochs=epochs,
+        checkpoint_epochs=ckpts, grid=grid, name=name, max_train=max_train, data_dir=data_dir,
+        group_size=group_size, trainer=trainer, device=device, progress=progress,
+    )  # fmt: skip
+    click.echo(
+        f"zoo {manifest.name} v{manifest.version}: {manifest.num_models} models, "
+        f"{manifest.num_rows} checkpoints -> {out}\ncontent hash {manifest.content_hash}"
+    )
+
+
+def _parse_grid(items: tuple[str, ...]) -> dict[str, list]:
+    import yaml
+
+    grid: dict[str, list] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            raise click.BadParameter(f"{item!r}: use NAME=V1,V2", param_hint="--grid")
+        grid[key.strip()] = [yaml.safe_load(v) for v in values.split(",")]
+    return grid
+
+
+@main.command()
+def archs() -> None:
+    """List registered architectures with parameter counts."""
+    from modelzoo.architectures import count_params, create_model, list_archs
+
+    click.echo(f"{'name':<10} {'params (1x28x28)':>17} {'params (3x32x32)':>17}  description")
+    for info in list_archs():
+        p28 = count_params(create_model(info.name, in_channels=1, image_size=28))
+        p32 = count_params(create_model(info.name, in_channels=3, image_size=32))
+        click.echo(f"{info.name:<10} {p28:>17,} {p32:>17,}  {info.description}")
+
+
+@main.command()
+def sources() -> None:
+    """List source datasets and where their files go."""
+    from modelzoo import sources as src
+
+    for spec in src.list_sources():
+        click.echo(f"{spec.name:<14} {spec.description}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def info(path: Path) -> None:
+    """Summarise the zoo at PATH."""
+    from modelzoo.storage import read_manifest
+
+    m = read_manifest(path)
+    click.echo(f"{m.name} v{m.version}  ({m.content_hash})")
+    click.echo(f"built with toolkit {m.toolkit_version}, torch {m.torch_version}, {m.created}")
+    for key, a in m.architectures.items():
+        click.echo(f"architecture {key}: {a.name} {a.n_params:,} params, {len(a.layout)} tensors")
+    for s in m.sources.values():
+        click.echo(f"source {s.name}: {s.num_classes} classes, input {s.in_shape}, {s.sizes}")
+    click.echo(f"{m.num_models} models, {m.num_rows} checkpoints")
+    for split, c in sorted(m.split_counts().items()):
+        click.echo(f"  {split:<11} {c['models']:>5} models {c['rows']:>7} checkpoints")
+    diverged = [k for k, v in m.models.items() if v.status != "ok"]
+    click.echo(f"diverged/NaN models: {len(diverged)}")
+    if m.recipe:
+        epochs = m.recipe.get("epochs")
+        click.echo(f"epochs {epochs}, checkpoints {m.recipe.get('checkpoint_epochs')}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def validate(path: Path) -> None:
+    """Check every shard of the zoo at PATH against the checksums in zoo.json."""
+    from modelzoo.storage import verify_zoo
+
+    m = verify_zoo(path)
+    click.echo(f"ok: {len(m.files)} shards match zoo.json ({m.content_hash})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Per-model training configuration and the pieces both trainers share."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from modelzoo.errors import RecipeError
+
+INITS: tuple[str, ...] = (
+    "default",
+    "uniform",
+    "normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "xavier_uniform",
+    "xavier_normal",
+)
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
+
+
+class TrainConfig(BaseModel):
+    """Hyperparameters of one model of a zoo (the flat hyperparameter columns)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int = 0
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    activation: str = "relu"
+    init: str = "kaiming_uniform"
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    batch_size: int = Field(64, gt=0)
+    train_fraction: float = Field(1.0, gt=0, le=1)
+
+    def group_key(self) -> tuple:
+        """Models sharing this key run the same function and data shapes: one population."""
+        return (self.activation, self.dropout, self.batch_size, self.train_fraction)
+
+    def optim_key(self) -> tuple:
+        """Models sharing this key can share one optimizer over stacked parameters."""
+        return (self.optimizer, self.lr, self.weight_decay)
+
+
+def init_weights_(model: nn.Module, scheme: str, generator: torch.Generator) -> nn.Module:
+    """Re-initialise ``model`` in place with ``scheme`` drawing from ``generator``.
+
+    Weight matrices/kernels follow the scheme, biases are zeroed; norm layers keep (1, 0).
+    ``default`` keeps PyTorch's own initialisation (drawn under the model's seed).
+    """
+    if scheme not in INITS:
+        raise RecipeError(f"unknown init {scheme!r}; choose from {', '.join(INITS)}")
+    if scheme == "default":
+        return model
+    with torch.no_grad():
+        for mod in model.modules():
+            if not isinstance(mod, (nn.Linear, nn.Conv2d)):
+                continue
+            w = mod.weight
+            fan_in = w[0].numel()
+            if scheme == "uniform":
+                b = 1.0 / math.sqrt(fan_in)
+                nn.init.uniform_(w, -b, b, generator=generator)
+            elif scheme == "normal":
+                nn.init.normal_(w, 0.0, 1.0 / math.sqrt(fan_in), generator=generator)
+            elif scheme == "kaiming_uniform":
+                nn.init.kaiming_uniform_(w, nonlinearity="relu", generator=generator)
+            elif scheme == "kaiming_normal":
+                nn.init.kaiming_normal_(w, nonlinearity="relu", generator=generator)
+            elif scheme == "xavier_uniform":
+                nn.init.xavier_uniform_(w, generator=generator)
+            elif scheme == "xavier_normal":
+                nn.init.xavier_normal_(w, generator=generator)
+            if mod.bias is not None:
+                mod.bias.zero_()
+    return model
+
+
+def make_optimizer(params: list[torch.Tensor], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The torch optimizer a config asks for (SGD uses momentum 0.9)."""
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+
+
+def train_subset(cfg: TrainConfig, n_train: int) -> torch.Tensor:
+    """Indices of the training examples a model sees (``train_fraction`` of them)."""
+    n = max(1, round(cfg.train_fraction * n_train))
+    if n == n_train:
+        return torch.arange(n_train)
+    g = torch.Generator().manual_seed(10_007 * cfg.seed + 17)
+    return torch.randperm(n_train, generator=g)[:n].sort().values
+
+
+def epoch_order(cfg: TrainConfig, subset: torch.Tensor, epoch: int) -> torch.Tensor:
+    """The model's own data order for ``epoch`` (1-based), from its seed."""
+    g = torch.Generator().manual_seed(1_000_003 * cfg.seed + epoch)
+    return subset[torch.randperm(len(subset), generator=g)]
+
+
+def dropout_generator_seed(cfg: TrainConfig) -> int:
+    """Seed of the model's dropout stream."""
+    return 7_919 * cfg.seed + 3

@@ -1,0 +1,151 @@
+"""Population trainer: many models of one architecture trained at once with ``torch.func``.
+
+Parameters of all models are stacked along a leading "model" dimension and the forward/backward
+pass is vectorised with ``vmap(functional_call(...))``. Each model keeps its own seed, init, data
+order, optimizer, learning rate and weight decay: models with the same (optimizer, lr, wd) share
+a stacked leaf tensor and a ``torch.optim`` optimizer, which is exact because Adam/SGD act
+element-wise. The per-model reference loop (``loop.py``) gives the same weights within float
+tolerance (dropout masks are drawn differently; both are deterministic for a seed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, vmap
+
+from modelzoo.errors import ZooError
+from modelzoo.sources import SourceData
+from modelzoo.storage.layout import layer_layout
+from modelzoo.training.common import (
+    EVAL_BATCH,
+    Checkpoint,
+    build_model,
+    is_diverged,
+    split_batches,
+)
+from modelzoo.training.config import TrainConfig, epoch_order, make_optimizer, train_subset
+
+
+def train_population(
+    *,
+    arch: str,
+    arch_kwargs: dict[str, Any],
+    configs: Sequence[TrainConfig],
+    data: SourceData,
+    epochs: int,
+    checkpoint_epochs: Sequence[int],
+    device: str | torch.device = "cpu",
+) -> Iterator[Checkpoint]:
+    """Train ``configs`` as one vectorised population; yield a Checkpoint per checkpoint epoch.
+
+    All configs must share ``TrainConfig.group_key()`` (activation, dropout, batch size, train
+    fraction). Models are yielded in the order of ``configs``.
+    """
+    if not configs:
+        return
+    keys = {c.group_key() for c in configs}
+    if len(keys) != 1:
+        raise ZooError(f"a population must share activation/dropout/batch/fraction, got {keys}")
+    device = torch.device(device)
+    cfg0 = configs[0]
+    models = [build_model(arch, arch_kwargs, c) for c in configs]
+    base = models[0].to(device)
+    layout = layer_layout(base)
+    param_names = [n for n, _ in base.named_parameters()]
+    buffer_names = [n for n, b in base.named_buffers()]
+
+    # Stacked leaves per optimizer subgroup (contiguous runs of equal optim_key).
+    order = sorted(range(len(configs)), key=lambda i: configs[i].optim_key())
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and configs[groups[-1][0]].optim_key() == configs[i].optim_key():
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    inv = torch.empty(len(configs), dtype=torch.long)
+    inv[torch.tensor(order)] = torch.arange(len(configs))  # stacked row of each config
+
+    def stack(name: str, idx: list[int]) -> torch.Tensor:
+        return torch.stack([models[i].state_dict()[name] for i in idx]).to(device)
+
+    leaves = [
+        {n: stack(n, g).requires_grad_(True) for n in param_names} for g in groups
+    ]
+    buffers = {n: stack(n, order) for n in buffer_names}
+    optims = [make_optimizer(list(lv.values()), configs[g[0]]) for lv, g in zip(leaves, groups)]
+
+    def params() -> dict[str, torch.Tensor]:
+        if len(leaves) == 1:
+            return leaves[0]
+        return {n: torch.cat([lv[n] for lv in leaves]) for n in param_names}
+
+    def loss_fn(p, b, x, y):
+        return F.cross_entropy(functional_call(base, (p, b), (x,)), y)
+
+    step = vmap(loss_fn, randomness="different")
+    xs = {
+        "train": (data.x_train.to(device), data.y_train.to(device)),
+        "val": (data.x_val.to(device), data.y_val.to(device)),
+        "test": (data.x_test.to(device), data.y_test.to(device)),
+    }
+    subsets = [train_subset(c, len(data.y_train)) for c in (configs[i] for i in order)]
+    n_sub = len(subsets[0])
+    diverged = torch.zeros(len(configs), dtype=torch.bool)
+    torch.manual_seed(sum(c.seed for c in configs) + 1)  # dropout stream of this population
+
+    def evaluate() -> dict[str, torch.Tensor]:
+        base.eval()
+        out: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            p = {n: t.detach() for n, t in params().items()}
+            fwd = vmap(lambda p_, b_, x_: functional_call(base, (p_, b_), (x_,)),
+                       in_dims=(0, 0, None))
+            for split, (x, y) in xs.items():
+                loss_sum = torch.zeros(len(configs), device=device)
+                correct = torch.zeros(len(configs), device=device)
+                for sl in split_batches(len(y), EVAL_BATCH):
+                    logits = fwd(p, buffers, x[sl]).float()  # [M, n, K]
+                    tgt = y[sl].expand(len(configs), -1)
+                    loss_sum += F.cross_entropy(
+                        logits.transpose(1, 2), tgt, reduction="none"
+                    ).sum(1)
+                    correct += (logits.argmax(-1) == tgt).sum(1)
+                out[f"{split}_loss"] = (loss_sum / len(y)).cpu()[inv]
+                out[f"{split}_acc"] = (correct / len(y)).cpu()[inv]
+        base.train()
+        return out
+
+    def snapshot(epoch: int) -> Checkpoint:
+        with torch.no_grad():
+            p = params()
+            state = {**{n: p[n] for n in param_names}, **buffers}
+            flat = torch.cat(
+                [state[s.name].detach().reshape(len(configs), -1).float() for s in layout], dim=1
+            ).cpu()[inv]
+        metrics = evaluate()
+        nonlocal diverged
+        diverged = diverged | is_diverged(flat, metrics["train_loss"])
+        return Checkpoint(epoch, list(configs), flat, metrics, diverged.clone())
+
+    ckpts = set(checkpoint_epochs)
+    if 0 in ckpts:
+        yield snapshot(0)
+    base.train()
+    bs = cfg0.batch_size
+    for epoch in range(1, epochs + 1):
+        perm = torch.stack([epoch_order(configs[i], s, epoch) for i, s in zip(order, subsets)])
+        perm = perm.to(device)
+        for sl in split_batches(n_sub, bs):
+            idx = perm[:, sl]
+            xb, yb = xs["train"][0][idx], xs["train"][1][idx]
+            losses = step(params(), buffers, xb, yb)
+            losses.sum().backward()
+            for opt in optims:
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+        if epoch in ckpts:
+            yield snapshot(epoch)
