@@ -19,3 +19,7 @@ class ZooMismatchError(BenchmarkError):
 
 class ResultSchemaError(BenchmarkError):
     """A results file cannot be read with this version of the results schema."""
+
+
+class TaskNotApplicableError(BenchmarkError):
+    """A task cannot be scored on the zoo given (e.g. the zoo does not vary its target)."""

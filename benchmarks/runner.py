@@ -40,7 +40,12 @@ from threadpoolctl import threadpool_limits
 
 import modelzoo
 from benchmarks.data import ImageData, load_image_data
-from benchmarks.errors import BenchmarkError, MethodError, ZooMismatchError
+from benchmarks.errors import (
+    BenchmarkError,
+    MethodError,
+    TaskNotApplicableError,
+    ZooMismatchError,
+)
 from benchmarks.finetune import (
     accuracy_of,
     area_under_curve,
@@ -124,8 +129,9 @@ def check_pin(task: TaskMetadata, manifest: Manifest, *, allow_unpinned: bool) -
 class _Zoo:
     """A zoo opened once per evaluation: manifest, healthy rows per split, caches."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, data_dir: str | None = None) -> None:
         self.path = path
+        self.data_dir = data_dir
         self.manifest = read_manifest(path)
         raw = load_zoo(path)
         self.splits: dict[str, datasets.Dataset] = {s: _healthy(raw[s]) for s in SPLITS}
@@ -171,6 +177,25 @@ def _healthy(ds: datasets.Dataset) -> datasets.Dataset:
 # --------------------------------------------------------------------------- property tasks
 
 
+def check_applicable(task: TaskMetadata, zoo: _Zoo) -> None:
+    """Raise :class:`TaskNotApplicableError` if ``task`` cannot be scored on ``zoo``."""
+    name = zoo.manifest.name
+    needed = SPLITS if task.is_property else (("train", "test") if task.type == "generation"
+                                              else ("train",))
+    for s in needed:
+        if not len(zoo.splits[s]):
+            raise TaskNotApplicableError(
+                f"zoo {name} has no healthy {s}-split checkpoints, which {task.name} needs"
+            )
+    if task.type == "classification":
+        values = sorted(set(zoo.column("train", task.target).tolist()))
+        if len(values) < 2:
+            raise TaskNotApplicableError(
+                f"target {task.target!r} has a single value ({values[0]!r}) in the train split "
+                f"of zoo {name}: the zoo does not vary it, so {task.name} cannot be scored on it"
+            )
+
+
 def _features(
     method: Any, zoo: _Zoo, cache: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
@@ -192,15 +217,6 @@ def _property_seed(
     y = {s: zoo.column(s, task.target) for s in SPLITS}
     if task.type == "regression":
         y = {s: v.astype(np.float64) for s, v in y.items()}
-    for s in SPLITS:
-        if not len(y[s]):
-            raise BenchmarkError(f"zoo {zoo.path} has no healthy {s}-split rows to {s} on")
-    if task.type == "classification" and len(set(y["train"].tolist())) < 2:
-        raise BenchmarkError(
-            f"target {task.target!r} has a single value ({y['train'][0]!r}) in the train split "
-            f"of zoo {zoo.manifest.name}: the zoo does not vary it, so {task.name} cannot be "
-            "scored on it"
-        )
     details: dict[str, Any] = {}
     if "features" in capabilities(method):
         x = _features(method, zoo, feature_cache)
@@ -238,7 +254,7 @@ def _sample(method: Any, zoo: _Zoo, target: TargetModel, n: int, seed: int) -> n
 def _source_data(task: TaskMetadata, zoo: _Zoo) -> ImageData:
     name = task.finetune.source if task.finetune and task.finetune.source else \
         zoo.most_common("source")
-    return load_image_data(name)
+    return load_image_data(name, zoo.data_dir)
 
 
 def _init_seed(
@@ -346,6 +362,7 @@ def evaluate(
     seeds: int | Sequence[int] = 3,
     allow_unpinned: bool = False,
     workdir: str | Path | None = None,
+    data_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
     threads: int | None = 1,
 ) -> list[TaskResult]:
@@ -354,12 +371,14 @@ def evaluate(
     Args:
         method: a registered method name, ``"module:object"``, or a method object.
         zoo: path of a built zoo.
-        suite: suite key (e.g. ``"digits-v1"``); tasks the method cannot do are skipped.
-        tasks: task names / declarations; a task the method cannot do is an error.
+        suite: suite key (e.g. ``"digits-v1"``); tasks the method cannot do, or that cannot
+            be scored on this zoo, are skipped (reported through ``progress``).
+        tasks: task names / declarations; such a task is an error instead.
         out: results root; each result is written to ``<out>/<method>/<zoo>/<task>.json``.
         seeds: number of seeds (``0..n-1``) or explicit seeds.
         allow_unpinned: score a zoo other than the one the tasks are pinned to.
         workdir: where methods may write (e.g. SANE runs); a temporary directory if None.
+        data_dir: where source datasets live (for non-bundled sources).
         progress: called with one line per finished task.
         threads: torch / BLAS / OpenMP threads while evaluating (1 is fastest for small
             zoos; ``None`` leaves the process settings alone).
@@ -389,7 +408,18 @@ def evaluate(
         else:
             say(f"skip {t.name}: {m.name} has no {' / '.join(NEEDS[t.type])}()")
     zoo_path = Path(zoo)
-    z = _Zoo(zoo_path)
+    z = _Zoo(zoo_path, str(data_dir) if data_dir is not None else None)
+    applicable = []
+    for t in todo:
+        try:
+            check_applicable(t, z)
+        except TaskNotApplicableError as e:
+            if suite is None:
+                raise
+            say(f"skip {t.name}: {e}")
+        else:
+            applicable.append(t)
+    todo = applicable
     pins = {t.name: check_pin(t, z.manifest, allow_unpinned=allow_unpinned) for t in todo}
     meta = method_meta(m)
     per_seed: dict[str, list[dict[str, dict[str, float]]]] = {t.name: [] for t in todo}

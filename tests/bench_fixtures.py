@@ -12,26 +12,20 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import torch
-from sklearn.datasets import load_digits
 from torch import nn
 
 from modelzoo import create_model
+from modelzoo.sources import load_source
 from modelzoo.storage import ZooWriter, flatten_state_dict, layer_layout, zoo_schema
 from modelzoo.storage.manifest import ArchitectureEntry, Manifest, SourceEntry
 
-ZOO_NAME = "digits-cnn_s"
+ZOO_NAME = "cnn_s-digits"
 ZOO_VERSION = "1.0.0"
 
 _INITS = {
     "kaiming_uniform": nn.init.kaiming_uniform_,
     "normal": lambda w: nn.init.normal_(w, std=0.3),
 }
-
-
-def _digits() -> tuple[torch.Tensor, torch.Tensor]:
-    d = load_digits()
-    x = torch.tensor(d.data / 16.0, dtype=torch.float32).view(-1, 1, 8, 8)
-    return x, torch.tensor(d.target, dtype=torch.long)
 
 
 def _acc_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -51,11 +45,12 @@ def build_test_zoo(
     version: str = ZOO_VERSION,
     arch: str = "cnn_s",
 ) -> Manifest:
-    """Train ``8 * seeds`` tiny models (checkpoints ``0..epochs``) and write them as a zoo."""
-    x, y = _digits()
-    g = torch.Generator().manual_seed(0)
-    perm = torch.randperm(len(x), generator=g)
-    tr, te = perm[:1200], perm[1200:]
+    """Train ``8 * seeds`` tiny models (checkpoints ``0..epochs``) and write them as a zoo.
+
+    Unlike ``tests/conftest.py``'s ``tiny_zoo`` (which varies activation and lr), this zoo
+    varies activation x init x optimizer, so every classification target has two classes.
+    """
+    src = load_source("digits")
     kwargs = {"in_channels": 1, "num_classes": 10, "image_size": 8, "activation": "relu",
               "dropout": 0.0}
     proto = create_model(arch, **kwargs)
@@ -77,20 +72,21 @@ def build_test_zoo(
         lr = 3e-3 if opt == "adam" else 0.05
         for epoch in range(epochs + 1):
             if epoch > 0:
-                order = tr[torch.randperm(len(tr))]
-                for b in order.split(64):
+                for b in torch.randperm(len(src.y_train)).split(64):
                     optim.zero_grad()
-                    nn.functional.cross_entropy(model(x[b]), y[b]).backward()
+                    loss = nn.functional.cross_entropy(model(src.x_train[b]), src.y_train[b])
+                    loss.backward()
                     optim.step()
-            tr_acc, tr_loss = _acc_loss(model, x[tr], y[tr])
-            te_acc, te_loss = _acc_loss(model, x[te], y[te])
+            tr_acc, tr_loss = _acc_loss(model, src.x_train, src.y_train)
+            va_acc, va_loss = _acc_loss(model, src.x_val, src.y_val)
+            te_acc, te_loss = _acc_loss(model, src.x_test, src.y_test)
             w = flatten_state_dict(model.state_dict(), layout).numpy()
             rows.append({
                 "model_id": f"m{i:03d}", "architecture": arch, "source": "digits",
                 "epoch": epoch, "seed": seed, "lr": lr, "weight_decay": 0.0, "dropout": 0.0,
                 "activation": act, "init": init, "optimizer": opt, "batch_size": 64,
                 "train_fraction": 1.0, "train_loss": tr_loss, "train_acc": tr_acc,
-                "val_loss": te_loss, "val_acc": te_acc, "test_loss": te_loss, "test_acc": te_acc,
+                "val_loss": va_loss, "val_acc": va_acc, "test_loss": te_loss, "test_acc": te_acc,
                 "ggap": tr_acc - te_acc, "status": "ok", "split": split,
                 "n_params": n_params, "weights": w.tolist(),
             })  # fmt: skip
@@ -102,8 +98,8 @@ def build_test_zoo(
         recipe={"test": True},
         architectures={arch: ArchitectureEntry(name=arch, kwargs=kwargs, n_params=n_params,
                                                layout=layout)},
-        sources={"digits": SourceEntry(name="digits", fingerprint="test", num_classes=10,
-                                       in_shape=(1, 8, 8), sizes={"train": 1200, "test": 597})},
+        sources={"digits": SourceEntry(name="digits", fingerprint=src.fingerprint,
+                                       num_classes=10, in_shape=(1, 8, 8), sizes=src.sizes())},
         toolkit_version="0.1.0",
     )
 
