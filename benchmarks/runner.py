@@ -152,9 +152,17 @@ class _Zoo:
         return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
 
     def target_model(self, task: TaskMetadata) -> TargetModel:
+        """Most frequent train architecture; the task's activation, else that of the best
+        train checkpoint by ``val_acc`` (ties: smallest model id), as SANE's anchors use."""
         arch = self.most_common("architecture")
-        activation = (task.finetune.activation if task.finetune and task.finetune.activation
-                      else self.most_common("activation"))
+        activation = task.finetune.activation if task.finetune else None
+        if not activation:
+            rows = np.flatnonzero(self.column("train", "architecture") == arch)
+            acc = np.nan_to_num(self.column("train", "val_acc")[rows].astype(np.float64),
+                                nan=-np.inf)
+            ids = self.column("train", "model_id")[rows]
+            best = min(range(len(rows)), key=lambda i: (-acc[i], ids[i]))
+            activation = str(self.column("train", "activation")[rows[best]])
         return TargetModel(arch, activation, self.manifest.architectures[arch].n_params)
 
 

@@ -10,6 +10,7 @@ weights with ``sane.sample`` (safetensors files) for the initialization and gene
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,6 @@ class Sane:
         self.head = head
         self.name = name
         self._run: Path | None = None
-        self._zoo: Path | None = None
         self._emb: dict[tuple[str, int], np.ndarray] = {}
 
     def meta(self) -> dict[str, Any]:
@@ -73,14 +73,12 @@ class Sane:
     def setup(self, *, zoo: Path, manifest: Manifest, seed: int, workdir: Path) -> None:
         """Train SANE on ``zoo`` with ``seed`` into ``workdir`` and embed every checkpoint."""
         sane = _sane()
-        from sane.config import SaneConfig
 
-        cfg = SaneConfig.from_dict({**self.config, "seed": seed})
-        run = Path(workdir) / "run"
-        trained = sane.train(zoo=zoo, out=run, config=cfg)
-        self._run = Path(trained) if isinstance(trained, str | Path) else run
-        self._zoo = Path(zoo)
-        emb: datasets.Dataset = sane.embed(run=self._run, zoo=zoo, out=Path(workdir) / "emb")
+        cfg = sane.SaneConfig.from_dict({**self.config, "seed": seed})
+        ckpt = sane.train(zoo=zoo, out=Path(workdir) / "run", config=cfg, progress=False)
+        self._run = Path(ckpt).parent
+        emb: datasets.Dataset = sane.embed(run=self._run, zoo=zoo, out=Path(workdir) / "emb",
+                                           progress=False)
         table = emb.select_columns(["model_id", "epoch", "embedding"]).to_pandas()
         self._emb = {
             (str(r.model_id), int(r.epoch)): np.asarray(r.embedding, dtype=np.float32)
@@ -88,7 +86,7 @@ class Sane:
         }
 
     def features(self, dataset: datasets.Dataset, manifest: Manifest) -> np.ndarray:
-        """Embedding of each row's checkpoint (flattened if SANE returns token embeddings)."""
+        """SANE embedding of each row's checkpoint."""
         if not self._emb:
             raise MethodError("sane: setup() must run before features()")
         keys = dataset.select_columns(["model_id", "epoch"]).to_pandas()
@@ -102,19 +100,27 @@ class Sane:
     def sample(
         self, *, zoo: Path, manifest: Manifest, target: TargetModel, n: int, seed: int
     ) -> np.ndarray:
-        """``n`` SANE samples (``sane.sample`` safetensors files) as flat weight vectors."""
+        """``n`` SANE samples (KDE around the best training models' embeddings, decoded to
+        safetensors files by ``sane.sample``) as flat weight vectors."""
         from safetensors.torch import load_file
 
         sane = _sane()
         if self._run is None:
             raise MethodError("sane: setup() must run before sample()")
-        out = self._run.parent / f"samples-{target.architecture}-{seed}"
-        files = sane.sample(run=self._run, zoo=zoo, n=n, out=out, seed=seed)
+        out = self._run.parent / f"samples-{target.architecture}-{seed}-{n}"
+        index_path = Path(sane.sample(run=self._run, zoo=zoo, out=out, n=n,
+                                      architecture=target.architecture, seed=seed))
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        act = index.get("kwargs", {}).get("activation", target.activation)
+        if act != target.activation:
+            raise MethodError(
+                f"sane.sample decoded {act} models but the task's target models use "
+                f"{target.activation}; set the task's finetune.activation to {act!r}"
+            )
         layout = manifest.architectures[target.architecture].layout
-        paths = sorted(Path(f) for f in files) if files is not None else \
-            sorted(out.glob("*.safetensors"))
-        return np.stack([flatten_state_dict(load_file(str(p)), layout).numpy()
-                         for p in paths[:n]])
+        files = [index_path.parent / Path(s["file"]).name for s in index["samples"]]
+        return np.stack([flatten_state_dict(load_file(str(f)), layout).numpy()
+                         for f in files[:n]])
 
 
 @register_method("sane")

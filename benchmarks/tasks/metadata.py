@@ -75,8 +75,8 @@ class FinetuneSpec(BaseModel):
         n_models: weight vectors drawn from the provider per seed.
         lr: Adam learning rate.
         batch_size: mini-batch size.
-        activation: activation of the target models; ``None`` = the most frequent one in the
-            zoo's train split (providers should return weights for that activation).
+        activation: activation of the target models; ``None`` = that of the zoo's best
+            train-split checkpoint by ``val_acc`` (providers return weights for it).
         novelty_threshold: generation only; a sample is *novel* when its L2 distance to the
             nearest training checkpoint exceeds this fraction of the median nearest-neighbour
             distance between distinct training models.
