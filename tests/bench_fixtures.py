@@ -6,11 +6,13 @@ The zoo varies activation, init and optimizer so that every property-prediction 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
+import pytest
 import torch
 from torch import nn
 
@@ -104,9 +106,34 @@ def build_test_zoo(
     )
 
 
-def split_sizes(manifest: Manifest) -> dict[str, int]:
-    """Rows per split."""
-    return {k: v["rows"] for k, v in manifest.split_counts().items()}
+_BUILT: dict[str, Path] = {}
 
 
-__all__ = ["ZOO_NAME", "ZOO_VERSION", "build_test_zoo", "split_sizes", "np"]
+@pytest.fixture(scope="session")
+def var_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 16-model zoo varying activation x init x optimizer (built once per session, even
+    when several test modules import this fixture)."""
+    if "var" not in _BUILT:
+        path = tmp_path_factory.mktemp("bench-zoo") / "var"
+        with one_thread():
+            build_test_zoo(path)
+        _BUILT["var"] = path
+    return _BUILT["var"]
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run tiny torch work single-threaded (much faster on a busy 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module", autouse=False)
+def single_thread() -> Iterator[None]:
+    """Module-scoped single-threaded torch (also speeds up building ``tiny_zoo``)."""
+    with one_thread():
+        yield
