@@ -41,6 +41,7 @@ that is called). Example::
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,12 @@ def method_meta(method: object) -> dict[str, Any]:
     meta = method.meta()  # type: ignore[attr-defined]
     if not isinstance(meta, dict):
         raise MethodError(f"method {method.name!r}: meta() must return a dict, not {type(meta)}")  # type: ignore[attr-defined]
+    try:
+        json.dumps(meta)
+    except (TypeError, ValueError) as e:
+        raise MethodError(
+            f"method {method.name!r}: meta() must be JSON-serialisable ({e})"  # type: ignore[attr-defined]
+        ) from None
     out = dict(meta)
     out.setdefault("capabilities", sorted(capabilities(method)))
     if "features" in capabilities(method):
