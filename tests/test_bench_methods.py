@@ -134,3 +134,31 @@ def test_method_without_capability_is_rejected() -> None:
 
     with pytest.raises(MethodError, match="implements none"):
         check_method(Nothing())
+
+
+def test_meta_must_be_json() -> None:
+    from benchmarks.methods.base import method_meta
+
+    class BadMeta:
+        name = "bad-meta"
+        head = "linear"
+
+        def meta(self) -> dict:
+            return {"fn": print}
+
+        def features(self, dataset, manifest):  # noqa: ANN001, ANN201
+            return None
+
+    with pytest.raises(MethodError, match="JSON"):
+        method_meta(BadMeta())
+
+
+def test_derived_source_is_a_transform_of_its_base() -> None:
+    from benchmarks.data import load_image_data
+
+    base, new = load_image_data("digits"), load_image_data("digits-transposed")
+    assert torch.equal(new.x_train, base.x_train.transpose(-1, -2))
+    assert torch.equal(new.y_test, base.y_test) and new.num_classes == base.num_classes
+    assert new.fingerprint != base.fingerprint
+    with pytest.raises(UnknownNameError, match="digits"):
+        load_image_data("digitz")
