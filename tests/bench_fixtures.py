@@ -46,11 +46,13 @@ def build_test_zoo(
     name: str = ZOO_NAME,
     version: str = ZOO_VERSION,
     arch: str = "cnn_s",
+    diverged: int = 0,
 ) -> Manifest:
     """Train ``8 * seeds`` tiny models (checkpoints ``0..epochs``) and write them as a zoo.
 
     Unlike ``tests/conftest.py``'s ``tiny_zoo`` (which varies activation and lr), this zoo
     varies activation x init x optimizer, so every classification target has two classes.
+    The first ``diverged`` models get NaN weights after epoch 0 and status ``diverged``.
     """
     src = load_source("digits")
     kwargs = {"in_channels": 1, "num_classes": 10, "image_size": 8, "activation": "relu",
@@ -83,13 +85,17 @@ def build_test_zoo(
             va_acc, va_loss = _acc_loss(model, src.x_val, src.y_val)
             te_acc, te_loss = _acc_loss(model, src.x_test, src.y_test)
             w = flatten_state_dict(model.state_dict(), layout).numpy()
+            bad = i < diverged and epoch > 0
+            if bad:
+                w = w * float("nan")
             rows.append({
                 "model_id": f"m{i:03d}", "architecture": arch, "source": "digits",
                 "epoch": epoch, "seed": seed, "lr": lr, "weight_decay": 0.0, "dropout": 0.0,
                 "activation": act, "init": init, "optimizer": opt, "batch_size": 64,
                 "train_fraction": 1.0, "train_loss": tr_loss, "train_acc": tr_acc,
                 "val_loss": va_loss, "val_acc": va_acc, "test_loss": te_loss, "test_acc": te_acc,
-                "ggap": tr_acc - te_acc, "status": "ok", "split": split,
+                "ggap": tr_acc - te_acc, "status": "diverged" if i < diverged else "ok",
+                "split": split,
                 "n_params": n_params, "weights": w.tolist(),
             })  # fmt: skip
     writer = ZooWriter(out, schema)

@@ -215,3 +215,17 @@ def test_sane_method(tiny_zoo: Path, tmp_path: Path) -> None:
 def test_api_is_reexported() -> None:
     assert benchmarks.evaluate is evaluate
     assert weights_tensor  # the tests read weights through the storage API
+
+
+def test_diverged_models_are_excluded_without_writing_into_the_zoo(tmp_path: Path) -> None:
+    zoo = tmp_path / "zoo"
+    with one_thread():
+        build_test_zoo(zoo, seeds=1, epochs=1, diverged=2)
+    before = sorted(p.relative_to(zoo) for p in zoo.rglob("*"))
+    (res,) = evaluate(tasks=["digits-test-acc"], method="flat-linear", zoo=zoo, seeds=1)
+    assert sorted(p.relative_to(zoo) for p in zoo.rglob("*")) == before
+    assert np.isfinite(res.main_score.mean)
+    train = load_zoo(zoo, "train").to_pandas()
+    healthy = train[train.status == "ok"]
+    assert len(healthy) < len(train)
+    # Ridge would fail on the NaN weights of the diverged models, so they were left out
