@@ -315,23 +315,85 @@ def _plan_architectures(inputs: list[_Input]) -> dict[str, ArchitectureEntry]:
     return {new_key[sig]: entry_of[sig] for sig in new_key}
 
 
+def model_hashes_where(
+    root: str | Path,
+    manifest: Manifest,
+    ids: Iterable[str],
+    *,
+    drop: Sequence[str] = (),
+    replace: dict[str, dict[str, str]] | None = None,
+) -> dict[str, str]:
+    """Per-model content hashes of some models, computed from their rows (streamed).
+
+    Like the manifest's per-model ``sha256`` but with columns in ``drop`` left out and column
+    values mapped by ``replace`` (``{"architecture": {"cnn_s": "cnn_s@digits"}}``), to compare
+    models across zoos that label them differently or put them in other splits.
+    """
+    from modelzoo.storage.writer import row_hash
+
+    wanted = set(ids)
+    replace = replace or {}
+    rows: dict[str, list[tuple[int, str]]] = {}
+    for _f, batch in iter_zoo_batches(root, manifest):
+        mids = batch.column(batch.schema.get_field_index("model_id")).to_pylist()
+        sel = [i for i, mid in enumerate(mids) if mid in wanted]
+        if not sel:
+            continue
+        cols = [c for c in batch.schema.names if c != "weights" and c not in drop]
+        meta = batch.select(cols).to_pylist()
+        w = batch.column(batch.schema.get_field_index("weights"))
+        for i in sel:
+            row = meta[i]
+            for col, mapping in replace.items():
+                if col in row:
+                    row[col] = mapping.get(row[col], row[col])
+            vec = w[i].values.to_numpy(zero_copy_only=False)
+            rows.setdefault(mids[i], []).append((row["epoch"], row_hash(row, vec)))
+    return {
+        mid: hashlib.sha256("".join(h for _, h in sorted(items)).encode()).hexdigest()
+        for mid, items in rows.items()
+    }
+
+
 def _plan_models(inputs: list[_Input]) -> None:
-    seen: dict[str, tuple[int, ModelEntry]] = {}
+    """Keep one copy of models present in several inputs; refuse ones that differ."""
+    where: dict[str, list[int]] = {}
     for i, inp in enumerate(inputs):
-        for mid, m in inp.manifest.models.items():
-            if mid not in seen:
-                seen[mid] = (i, m)
-                continue
-            j, first = seen[mid]
-            if first.sha256 == m.sha256:
-                inp.skip.add(mid)  # identical copy: keep the first one
-                continue
-            raise MergeConflictError(
-                f"model {mid} is in both {inputs[j].root} and {inp.root} with different "
-                f"content (sha256 {first.sha256[:12]}... vs {m.sha256[:12]}..., splits "
-                f"{first.split}/{m.split}); drop it from one zoo (or rebuild one of them) "
-                "before merging"
+        for mid in inp.manifest.models:
+            where.setdefault(mid, []).append(i)
+    deep: dict[int, set[str]] = {}
+    for mid, idx in where.items():
+        if len(idx) < 2:
+            continue
+        labels = {
+            (
+                inputs[i].manifest.models[mid].sha256,
+                inputs[i].arch_map[inputs[i].manifest.models[mid].architecture],
+                inputs[i].source_map[inputs[i].manifest.models[mid].source],
             )
+            for i in idx
+        }
+        if len(labels) > 1:  # relabelled (e.g. from an earlier merge) or really different
+            for i in idx:
+                deep.setdefault(i, set()).add(mid)
+    hashes = {
+        i: model_hashes_where(
+            inputs[i].root, inputs[i].manifest, ids,
+            replace={"architecture": inputs[i].arch_map, "source": inputs[i].source_map},
+        )  # fmt: skip
+        for i, ids in deep.items()
+    }
+    for mid, idx in where.items():
+        first = idx[0]
+        for i in idx[1:]:
+            a, b = inputs[first].manifest.models[mid], inputs[i].manifest.models[mid]
+            if mid in deep.get(i, ()) and hashes[first].get(mid) != hashes[i].get(mid):
+                raise MergeConflictError(
+                    f"model {mid} is in both {inputs[first].root} and {inputs[i].root} with "
+                    f"different content (weights, metrics or split: {a.split}/{b.split}); drop "
+                    "it from one zoo (or rebuild one of them) before merging"
+                )
+            inputs[i].skip.add(mid)  # identical copy: keep the first one
 
 
 def _plan(roots: Sequence[Path], verify: bool) -> _Plan:

@@ -219,7 +219,7 @@ def write_hub_folder(
         revision=revision,
     )  # fmt: skip
     atomic_write_bytes(folder / "README.md", card.encode("utf-8"))
-    atomic_write_bytes(folder / MANIFEST_NAME, manifest.model_dump_json(indent=1).encode())
+    atomic_write_bytes(folder / MANIFEST_NAME, (root / MANIFEST_NAME).read_bytes())  # a copy
     return sorted([*files, "README.md", PLOT_NAME, MANIFEST_NAME])
 
 

@@ -8,11 +8,9 @@ a no-op, anything else to the same version folder or Hub tag is refused.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, Field
 
 from modelzoo.errors import ZooError
@@ -206,32 +204,6 @@ def _metadata(m: Manifest) -> dict[str, Any]:
     return flat
 
 
-def _split_free_hashes(root: Path, manifest: Manifest, ids: Iterable[str]) -> dict[str, str]:
-    """Per-model hashes that ignore the ``split`` column (to tell a move from a change)."""
-    import hashlib
-
-    from modelzoo.merge import iter_zoo_batches
-    from modelzoo.storage.writer import row_hash
-
-    wanted = set(ids)
-    rows: dict[str, list[tuple[int, str]]] = {}
-    for _f, batch in iter_zoo_batches(root, manifest):
-        mids = batch.column(batch.schema.get_field_index("model_id")).to_pylist()
-        sel = [i for i, mid in enumerate(mids) if mid in wanted]
-        if not sel:
-            continue
-        cols = [c for c in batch.schema.names if c not in ("weights", "split")]
-        meta = batch.select(cols).to_pylist()
-        w = batch.column(batch.schema.get_field_index("weights"))
-        for i in sel:
-            vec = np.asarray(w[i].values.to_numpy(zero_copy_only=False), dtype=np.float32)
-            rows.setdefault(mids[i], []).append((meta[i]["epoch"], row_hash(meta[i], vec)))
-    return {
-        mid: hashlib.sha256("".join(h for _, h in sorted(items)).encode()).hexdigest()
-        for mid, items in rows.items()
-    }
-
-
 def diff_zoos(*, old: str | Path, new: str | Path, deep: bool = True) -> ZooDiff:
     """Compare two zoos (local zoo folders or published folders with a ``zoo.json``).
 
@@ -244,6 +216,8 @@ def diff_zoos(*, old: str | Path, new: str | Path, deep: bool = True) -> ZooDiff
     Returns:
         A :class:`ZooDiff` (``.summary()`` renders it).
     """
+    from modelzoo.merge import model_hashes_where
+
     a, b = read_manifest(old), read_manifest(new)
     ref = lambda m: ZooRef(  # noqa: E731
         name=m.name, version=m.version, content_hash=m.content_hash,
@@ -263,8 +237,8 @@ def diff_zoos(*, old: str | Path, new: str | Path, deep: bool = True) -> ZooDiff
         if deep and all((Path(old) / f.path).is_file() for f in a.files) and all(
             (Path(new) / f.path).is_file() for f in b.files
         ):
-            ha = _split_free_hashes(Path(old), a, moved)
-            hb = _split_free_hashes(Path(new), b, moved)
+            ha = model_hashes_where(old, a, moved, drop=("split",))
+            hb = model_hashes_where(new, b, moved, drop=("split",))
         changed += [m for m in moved if ha is None or hb is None or ha.get(m) != hb.get(m)]
     d.changed = sorted(changed)
     ma, mb = _metadata(a), _metadata(b)

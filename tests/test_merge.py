@@ -144,6 +144,15 @@ def test_merging_a_zoo_with_its_copy_keeps_one_copy(tiny_zoo: Path, tmp_path: Pa
     assert [c.name for c in zoo_configs(m)] == [DEFAULT_CONFIG]
 
 
+def test_remerging_a_merged_zoo_with_a_member_dedupes_relabelled_models(
+    merged: Path, tiny_zoo: Path, tmp_path: Path
+) -> None:
+    m = merge_zoos(zoos=[merged, tiny_zoo], out=tmp_path / "again", name="mix", version="1.2.0")
+    first = read_manifest(merged)
+    assert set(m.architectures) == set(first.architectures)
+    assert m.content_hash == first.content_hash  # the relabelled cnn_s models are the same
+
+
 def test_conflicting_model_is_refused_without_output(tmp_path: Path) -> None:
     a = tmp_path / "a"
     b = tmp_path / "b"

@@ -67,7 +67,7 @@ def make_synthetic_zoo(
             vec = flatten_state_dict(net.state_dict(), layout).numpy() + 0.01 * epoch
             if mid in perturb:
                 vec = vec + 1e-3
-            acc = 0.1 + 0.8 * (epoch + 1) / (epochs + 1) * (i + 1) / models
+            acc = 0.1 + 0.8 * (epoch + 1) / (epochs + 1) * (1.0 - 0.05 * (i % 10))
             values = {
                 "model_id": mid, "architecture": arch, "source": source, "epoch": epoch,
                 "seed": i, "lr": 1e-3, "weight_decay": 0.0, "dropout": 0.0,
