@@ -352,7 +352,17 @@ def render_card(
         f"{manifest.torch_version}. License: {manifest.license}.",
         "",
     ]
-    citation = rec.get("citation", "")
-    if citation:
-        lines += ["## Citation", "", "```bibtex", str(citation).strip(), "```", ""]
+    members = [m for m in rec.get("members", []) if isinstance(m, dict)]
+    if members:
+        lines += ["## Members", "", "This zoo merges:", "", "| zoo | version | content hash |",
+                  "|---|---|---|"]  # fmt: skip
+        for mem in members:
+            lines.append(f"| {mem.get('name')} | {mem.get('version')} | "
+                         f"`{mem.get('content_hash')}` |")  # fmt: skip
+        lines.append("")
+    citations = [str(rec.get("citation") or "").strip()]
+    citations += [str((m.get("recipe") or {}).get("citation") or "").strip() for m in members]
+    citations = [c for c in dict.fromkeys(citations) if c]
+    if citations:
+        lines += ["## Citation", "", "```bibtex", "\n\n".join(citations), "```", ""]
     return "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + "\n".join(lines)

@@ -44,7 +44,7 @@ def front_matter(readme: Path) -> dict:
 @pytest.fixture(scope="module")
 def hetero(tmp_path_factory: pytest.TempPathFactory, tiny_zoo: Path, tiny_mlp_zoo: Path) -> Path:
     out = tmp_path_factory.mktemp("pub") / "hetero"
-    merge_zoos(zoos=[tiny_zoo, tiny_mlp_zoo], out=out, name="hetero", card="## Members\n\nTwo.",
+    merge_zoos(zoos=[tiny_zoo, tiny_mlp_zoo], out=out, name="hetero", card="## About\n\nTwo zoos.",
                citation="@misc{zoo2026, title={A zoo}}")  # fmt: skip
     return out
 
@@ -107,7 +107,9 @@ def test_publish_heterogeneous_zoo_shards_and_configs(hetero: Path, tmp_path: Pa
     everything = datasets.load_dataset(str(out), cache_dir=cache)
     assert sum(len(d) for d in everything.values()) == m.num_rows
     card = (out / "README.md").read_text()
-    assert "## Members" in card and "@misc{zoo2026" in card  # prose + citation from the recipe
+    assert "## About\n\nTwo zoos." in card and "@misc{zoo2026" in card  # the recipe's prose
+    for mem in m.recipe["members"]:  # provenance: every member with its content hash
+        assert f"| {mem['name']} | {mem['version']} | `{mem['content_hash']}` |" in card
 
 
 def test_republish_same_release_is_a_noop(tiny_zoo: Path, tmp_path: Path) -> None:
