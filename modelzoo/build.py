@@ -111,7 +111,7 @@ def _check_resumable(root: Path, recipe: Recipe) -> Manifest | None:
             f"{root} holds an unfinished build of a different recipe; choose another --out "
             f"or delete {root / BUILD_DIR} to start over"
         )
-    if not stored.exists() and root.exists() and any(root.iterdir()):
+    if not stored.exists() and root.exists() and any(p.name != BUILD_DIR for p in root.iterdir()):
         raise ZooError(f"{root} exists and is not a zoo build; choose an empty or new --out")
     return None
 
@@ -126,6 +126,7 @@ def build_zoo(
     epochs: int | None = None,
     checkpoint_epochs: list[int] | None = None,
     grid: dict[str, list[Any]] | None = None,
+    arch_kwargs: dict[str, Any] | None = None,
     name: str | None = None,
     max_train: int | None = None,
     data_dir: str | Path | None = None,
@@ -145,6 +146,7 @@ def build_zoo(
         epochs: training epochs per model.
         checkpoint_epochs: epochs to store (0 = initialisation); default every epoch.
         grid: hyperparameter lists, e.g. ``{"lr": [1e-3, 1e-4], "activation": ["relu"]}``.
+        arch_kwargs: architecture options, e.g. ``{"norm": "none"}`` for a BN-free ResNet.
         name: zoo name (default ``<arch>-<source>``).
         max_train: use only this many training examples of the source.
         data_dir: where local source datasets live.
@@ -166,6 +168,7 @@ def build_zoo(
         "checkpoint_epochs": checkpoint_epochs,
         "max_train": max_train,
         "name": name,
+        "arch_kwargs": arch_kwargs,
     }
     if grid is not None:
         over["grid"] = grid
@@ -188,7 +191,10 @@ def build_zoo(
         return done
     data = load_source(rec.source, data_dir=data_dir, max_train=rec.max_train)
     kwargs = _arch_kwargs(rec, data)
-    probe = build_model(rec.architecture, kwargs, TrainConfig())
+    try:
+        probe = build_model(rec.architecture, kwargs, TrainConfig())
+    except (TypeError, ValueError) as e:
+        raise RecipeError(f"invalid options for architecture {rec.architecture!r}: {e}") from None
     layout = layer_layout(probe)
     n_params = layout[-1].offset + layout[-1].numel
     writer = ZooWriter(root, zoo_schema(n_params))

@@ -46,6 +46,8 @@ def main() -> None:
 )
 @click.option("--grid", "grid_items", multiple=True, metavar="NAME=V1,V2",
               help="Hyperparameter values, e.g. --grid lr=1e-3,1e-4 --grid activation=relu,tanh.")
+@click.option("--arch-opt", "arch_opts", multiple=True, metavar="KEY=VALUE",
+              help="Architecture option, e.g. --arch-opt norm=none --arch-opt width=32.")
 @click.option("--name", help="Zoo name (default <arch>-<dataset>).")
 @click.option("--max-train", type=click.IntRange(min=1), help="Use only N training images.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -66,6 +68,7 @@ def build(
     epochs: int | None,
     checkpoints: str | None,
     grid_items: tuple[str, ...],
+    arch_opts: tuple[str, ...],
     name: str | None,
     max_train: int | None,
     data_dir: Path | None,
@@ -95,9 +98,13 @@ def build(
             raise click.BadParameter(
                 "use comma-separated integers", param_hint="--checkpoints"
             ) from None
-    grid = _parse_grid(grid_items) if grid_items else None
+    grid = _parse_grid(grid_items, "--grid") if grid_items else None
+    arch_kwargs = (
+        {k: v[0] for k, v in _parse_grid(arch_opts, "--arch-opt").items()} if arch_opts else None
+    )
     manifest = build_zoo(
         out=out, recipe=recipe, arch=arch, source=source, models=models, epochs=epochs,
+        arch_kwargs=arch_kwargs,
         checkpoint_epochs=ckpts, grid=grid, name=name, max_train=max_train, data_dir=data_dir,
         group_size=group_size, trainer=trainer, device=device, progress=progress,
     )  # fmt: skip
@@ -107,14 +114,14 @@ def build(
     )
 
 
-def _parse_grid(items: tuple[str, ...]) -> dict[str, list]:
+def _parse_grid(items: tuple[str, ...], hint: str) -> dict[str, list]:
     import yaml
 
     grid: dict[str, list] = {}
     for item in items:
         key, sep, values = item.partition("=")
         if not sep or not values:
-            raise click.BadParameter(f"{item!r}: use NAME=V1,V2", param_hint="--grid")
+            raise click.BadParameter(f"{item!r}: use NAME=V1,V2", param_hint=hint)
         grid[key.strip()] = [yaml.safe_load(v) for v in values.split(",")]
     return grid
 
@@ -132,12 +139,16 @@ def archs() -> None:
 
 
 @main.command()
-def sources() -> None:
-    """List source datasets and where their files go."""
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to look in (default $MODELZOO_DATA or ~/.cache/modelzoo/data).")
+def sources(data_dir: Path | None) -> None:
+    """List source datasets, their shapes, and where their files go."""
     from modelzoo import sources as src
 
     for spec in src.list_sources():
-        click.echo(f"{spec.name:<14} {spec.description}")
+        shape = "x".join(str(d) for d in spec.in_shape)
+        click.echo(f"{spec.name:<14} {spec.num_classes:>4} classes  {shape:<9} {spec.description}")
+        click.echo(f"{'':<14} {spec.where(data_dir)}")
 
 
 @main.command()
@@ -161,6 +172,29 @@ def info(path: Path) -> None:
     if m.recipe:
         epochs = m.recipe.get("epochs")
         click.echo(f"epochs {epochs}, checkpoints {m.recipe.get('checkpoint_epochs')}")
+
+
+@main.command(name="ls")
+@click.argument("root", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def ls_(root: Path) -> None:
+    """List the zoos found under ROOT (folders holding a zoo.json), with unfinished builds."""
+    from modelzoo.storage import read_manifest
+
+    found = False
+    def find(name: str) -> list[Path]:
+        return sorted({*root.glob(name), *root.glob(f"*/{name}"), *root.glob(f"*/*/{name}")})
+
+    for mpath in find("zoo.json"):
+        m = read_manifest(mpath.parent)
+        found = True
+        click.echo(f"{str(mpath.parent):<40} {m.name} v{m.version}  {m.num_models} models  "
+                   f"{m.num_rows} checkpoints  {m.content_hash[:19]}")
+    for b in find(".build"):
+        if not (b.parent / "zoo.json").exists():
+            found = True
+            click.echo(f"{str(b.parent):<40} (unfinished build: rerun `zoo build` to resume)")
+    if not found:
+        click.echo(f"no zoos under {root}")
 
 
 @main.command()

@@ -22,6 +22,10 @@ class SourceNotFoundError(ZooError, FileNotFoundError):
     """A source dataset is not on disk; the message says where to put it."""
 
 
+class SourceFormatError(ZooError, ValueError):
+    """A source dataset file exists but is not in the expected format (or is unsafe)."""
+
+
 class StorageError(ZooError, OSError):
     """Writing or reading a zoo failed (full disk, unwritable path, corrupt shard...)."""
 

@@ -135,6 +135,15 @@ class Recipe(BaseModel):
             raise ValueError(ARCHITECTURES.unknown_message(v))
         return v
 
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        from modelzoo.sources import SOURCES
+
+        if v not in SOURCES:
+            raise ValueError(SOURCES.unknown_message(v))
+        return v
+
     @field_validator("version")
     @classmethod
     def _semver(cls, v: str) -> str:

@@ -1,65 +1,34 @@
-"""Source datasets (temporary digits-only version; replaced by the full package)."""
+"""Source datasets a zoo trains on, with fixed partitions and a recorded fingerprint.
 
-from __future__ import annotations
+``load_source("digits")`` works offline (scikit-learn's bundled digits). The other sources
+(``mnist``, ``fashion_mnist``, ``svhn``, ``cifar10``, ``cifar100``, ``tiny_imagenet``) are read
+from a local folder (torchvision layout), a Hugging Face ``save_to_disk``/parquet copy, or the
+Hugging Face datasets cache; nothing is ever downloaded.
+"""
 
-import hashlib
-from dataclasses import dataclass
-from pathlib import Path
+from modelzoo.sources import catalog as _catalog  # noqa: F401  (registers the sources)
+from modelzoo.sources.core import (
+    SOURCES,
+    LocalLayout,
+    SourceData,
+    SourceSpec,
+    clear_cache,
+    default_data_dir,
+    list_sources,
+    load_source,
+)
+from modelzoo.sources.formats import RawSource, SourceFormatError, safe_unpickle
 
-import numpy as np
-import torch
-
-
-@dataclass(frozen=True)
-class SourceData:
-    """A source dataset with fixed partitions."""
-
-    name: str
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    num_classes: int
-    fingerprint: str
-
-    @property
-    def in_shape(self) -> tuple[int, int, int]:
-        """(C, H, W)."""
-        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
-
-    @property
-    def in_channels(self) -> int:
-        """Channels."""
-        return self.in_shape[0]
-
-    @property
-    def image_size(self) -> int:
-        """Height (= width)."""
-        return self.in_shape[1]
-
-    def sizes(self) -> dict[str, int]:
-        """Examples per partition."""
-        return {"train": len(self.y_train), "validation": len(self.y_val), "test": len(self.y_test)}
-
-
-def load_source(
-    name: str, *, data_dir: str | Path | None = None, max_train: int | None = None
-) -> SourceData:
-    """Load a source dataset."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[:, None]
-    y = d.target.astype(np.int64)
-    idx = np.arange(len(y))
-    tr, te = train_test_split(idx, test_size=0.2, random_state=0, stratify=y)
-    tr, va = train_test_split(tr, test_size=0.25, random_state=0, stratify=y[tr])
-    mean, std = x[tr].mean(), x[tr].std()
-    x = (x - mean) / std
-    fp = hashlib.sha256(x.tobytes() + y.tobytes() + tr.tobytes() + va.tobytes()).hexdigest()
-    t = torch.from_numpy
-    return SourceData(name, t(x[tr]), t(y[tr]), t(x[va]), t(y[va]), t(x[te]), t(y[te]), 10,
-                      "sha256:" + fp)
+__all__ = [
+    "SOURCES",
+    "LocalLayout",
+    "RawSource",
+    "SourceData",
+    "SourceFormatError",
+    "SourceSpec",
+    "clear_cache",
+    "default_data_dir",
+    "list_sources",
+    "load_source",
+    "safe_unpickle",
+]

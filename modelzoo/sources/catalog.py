@@ -1,0 +1,118 @@
+"""The built-in source datasets (registered on import)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from modelzoo.sources.core import SOURCES, LocalLayout, SourceSpec
+from modelzoo.sources.formats import (
+    CIFAR10_FILES,
+    CIFAR100_FILES,
+    MNIST_FILES,
+    SVHN_FILES,
+    TINY_FILES,
+    RawSource,
+    read_cifar10_folder,
+    read_cifar100_folder,
+    read_mnist_folder,
+    read_svhn_folder,
+    read_tiny_imagenet_folder,
+)
+
+
+def read_digits() -> RawSource:
+    """scikit-learn's bundled 8x8 digits (1,797 images, values 0..16)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = d.images.astype(np.uint8)[:, None, :, :]
+    return RawSource(
+        pools={"train": (x, d.target.astype(np.int64))},
+        origin="sklearn.datasets.load_digits (bundled)",
+        scale=16.0,
+    )
+
+
+_MNIST_NAMES = tuple(n for pair in MNIST_FILES.values() for n in pair)
+
+_SPECS = [
+    SourceSpec(
+        name="digits",
+        description="scikit-learn 8x8 handwritten digits, bundled (the default)",
+        num_classes=10,
+        in_shape=(1, 8, 8),
+        url="https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
+        bundled=read_digits,
+        partition="stratified",
+    ),
+    SourceSpec(
+        name="mnist",
+        description="MNIST handwritten digits, 28x28 grayscale",
+        num_classes=10,
+        in_shape=(1, 28, 28),
+        url="https://ossci-datasets.s3.amazonaws.com/mnist/ (mirror of http://yann.lecun.com/exdb/mnist/)",
+        local=LocalLayout(("MNIST/raw",), _MNIST_NAMES, read_mnist_folder, gz_ok=True),
+        hub_id="ylecun/mnist",
+    ),
+    SourceSpec(
+        name="fashion_mnist",
+        description="Fashion-MNIST clothing images, 28x28 grayscale",
+        num_classes=10,
+        in_shape=(1, 28, 28),
+        url="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        local=LocalLayout(("FashionMNIST/raw",), _MNIST_NAMES, read_mnist_folder, gz_ok=True),
+        hub_id="zalando-datasets/fashion_mnist",
+    ),
+    SourceSpec(
+        name="svhn",
+        description="SVHN cropped house-number digits, 32x32 colour",
+        num_classes=10,
+        in_shape=(3, 32, 32),
+        url="http://ufldl.stanford.edu/housenumbers/ (train_32x32.mat, test_32x32.mat)",
+        local=LocalLayout((".", "svhn", "SVHN"), tuple(SVHN_FILES.values()), read_svhn_folder),
+        hub_id="ufldl-stanford/svhn",
+        hub_config="cropped_digits",
+    ),
+    SourceSpec(
+        name="cifar10",
+        description="CIFAR-10 natural images, 32x32 colour",
+        num_classes=10,
+        in_shape=(3, 32, 32),
+        url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        local=LocalLayout(
+            ("cifar-10-batches-py",),
+            CIFAR10_FILES["train"] + CIFAR10_FILES["test"],
+            read_cifar10_folder,
+        ),
+        hub_id="uoft-cs/cifar10",
+    ),
+    SourceSpec(
+        name="cifar100",
+        description="CIFAR-100 natural images (100 fine labels), 32x32 colour",
+        num_classes=100,
+        in_shape=(3, 32, 32),
+        url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        local=LocalLayout(
+            ("cifar-100-python",),
+            CIFAR100_FILES["train"] + CIFAR100_FILES["test"],
+            read_cifar100_folder,
+        ),
+        hub_id="uoft-cs/cifar100",
+    ),
+    SourceSpec(
+        name="tiny_imagenet",
+        description="Tiny-ImageNet, 200 classes, 64x64 colour (official val used as test)",
+        num_classes=200,
+        in_shape=(3, 64, 64),
+        url="http://cs231n.stanford.edu/tiny-imagenet-200.zip",
+        local=LocalLayout(
+            ("tiny-imagenet-200",), TINY_FILES, partial(read_tiny_imagenet_folder, num_classes=200)
+        ),
+        hub_id="zh-plus/tiny-imagenet",
+    ),
+]
+
+for _spec in _SPECS:
+    SOURCES.add(_spec.name, _spec)

@@ -1,0 +1,229 @@
+"""`zoo build`: CLI, resume after SIGKILL, bad input, full disk, divergence."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from modelzoo.build import build_zoo, plan_groups
+from modelzoo.cli import main
+from modelzoo.errors import RecipeError, StorageError, ZooError
+from modelzoo.recipe import make_recipe
+from modelzoo.storage import load_zoo, read_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--max-train", "300", "--no-progress"]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_cli_build_info_validate(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "z"
+    res = runner.invoke(main, ["build", "--arch", "mlp", "--dataset", "digits", "--models", "4",
+                               "--epochs", "2", "--checkpoints", "0,2", "--grid",
+                               "lr=1e-3,1e-2", "--out", str(out), *FAST])
+    assert res.exit_code == 0, res.output
+    assert "4 models, 8 checkpoints" in res.output
+    m = read_manifest(out)
+    zoo = load_zoo(out)
+    rows = [r for s in zoo for r in zoo[s].select_columns(["lr", "epoch"])]
+    assert {r["lr"] for r in rows} == {1e-3, 1e-2}
+    assert {r["epoch"] for r in rows} == {0, 2}
+    res = runner.invoke(main, ["info", str(out)])
+    assert res.exit_code == 0 and "4 models, 8 checkpoints" in res.output
+    assert m.content_hash in res.output
+    res = runner.invoke(main, ["validate", str(out)])
+    assert res.exit_code == 0 and "ok:" in res.output
+    # rerunning a finished build is a no-op returning the same zoo
+    res = runner.invoke(main, ["build", "--arch", "mlp", "--models", "4", "--epochs", "2",
+                               "--checkpoints", "0,2", "--grid", "lr=1e-3,1e-2",
+                               "--out", str(out), *FAST])
+    assert res.exit_code == 0 and m.content_hash in res.output
+
+
+def test_cli_archs_and_help() -> None:
+    runner = CliRunner()
+    res = runner.invoke(main, ["archs"])
+    assert res.exit_code == 0
+    assert "2,464" in res.output and "10,853" in res.output and "4,970" in res.output
+    res = runner.invoke(main, ["build", "--help"])
+    assert res.exit_code == 0 and "resume" in res.output and "Examples" in res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--arch", "resnet81"], "Did you mean 'resnet18'"),
+        (["--arch", "cnn_s", "--dataset", "cifar1000"], "Did you mean 'cifar100'"),
+        (["--arch", "cnn_s", "--dataset", "cifar10", "--data-dir", "/nonexistent"], "cifar-10"),
+        (["--arch", "cnn_s", "--grid", "lr=-1"], "lr"),
+        (["--arch", "cnn_s", "--grid", "activation=swishy"], "unknown ['swishy']"),
+        (["--arch", "cnn_s", "--grid", "bogus=1"], "bogus"),
+        (["--arch", "cnn_s", "--epochs", "2", "--checkpoints", "0,5"], "outside 0..2"),
+        (["--arch", "cnn_s", "--grid", "lr=x,y"], "lr"),
+    ],
+)
+def test_bad_input_gives_clear_error(args: list[str], message: str, tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["build", *args, "--out", str(tmp_path / "z"), *FAST])
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    assert "Traceback" not in res.output
+
+
+def test_unwritable_out_is_clear(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StorageError, match="not a directory"):
+        build_zoo(out=blocker / "zoo", arch="mlp", models=1, epochs=1, max_train=50)
+    with pytest.raises(StorageError, match="not a directory"):
+        build_zoo(out=blocker, arch="mlp", models=1, epochs=1, max_train=50)
+
+
+def test_full_disk_is_clear_and_resumable(tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "z"
+    real_fsync = os.fsync
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(StorageError, match="disk is full"):
+        build_zoo(out=out, arch="mlp", models=2, epochs=1, max_train=50)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert not list(out.rglob("*.arrow"))  # no half-written shard became visible
+    m = build_zoo(out=out, arch="mlp", models=2, epochs=1, max_train=50)
+    assert m.num_models == 2
+
+
+def test_other_recipe_in_out_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "z"
+    build_zoo(out=out, arch="mlp", models=2, epochs=1, max_train=50)
+    with pytest.raises(ZooError, match="different recipe"):
+        build_zoo(out=out, arch="mlp", models=3, epochs=1, max_train=50)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ZooError, match="not a zoo build"):
+        build_zoo(out=other, arch="mlp", models=2, epochs=1, max_train=50)
+
+
+def test_diverged_models_are_recorded_and_flagged(tmp_path: Path) -> None:
+    m = build_zoo(out=tmp_path / "z", arch="mlp", models=4, epochs=2, max_train=100,
+                  grid={"lr": [1e-3, 1e7], "optimizer": ["sgd"]})
+    assert m.num_models == 4
+    bad = [k for k, v in m.models.items() if v.status == "diverged"]
+    assert len(bad) == 2
+    zoo = load_zoo(tmp_path / "z")
+    statuses = {(r["model_id"], r["epoch"]): r["status"] for s in zoo for r in zoo[s]}
+    assert all(statuses[(b, 0)] == "ok" and statuses[(b, 2)] == "diverged" for b in bad)
+
+
+def test_group_plan_is_deterministic_and_covers_all_models() -> None:
+    rec = make_recipe({"name": "x", "architecture": "cnn_s", "models": 40,
+                       "grid": {"activation": ["relu", "tanh"], "lr": [1e-3, 1e-4]}})
+    a, b = plan_groups(rec, 8), plan_groups(rec, 8)
+    assert a == b
+    flat = [c for g in a for c in g]
+    assert len(flat) == 40 and len(set(flat)) == 40
+    assert all(len({c.group_key() for c in g}) == 1 for g in a)
+    with pytest.raises(RecipeError):
+        make_recipe({"name": "x", "architecture": "cnn_s", "splits": {"train": 0.9}})
+
+
+def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
+    """Kill a real `zoo build` process mid-run; the rerun finishes with the same content."""
+    args = ["build", "--arch", "mlp", "--models", "16", "--epochs", "2", "--group-size", "2",
+            "--grid", "activation=relu,tanh", *FAST]
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    cmd = [sys.executable, "-m", "modelzoo.cli", *args]
+    proc = subprocess.Popen([*cmd, "--out", str(killed)], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = killed / ".build" / "done"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(done.glob("g*.json"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_done = len(list(done.glob("g*.json")))
+    assert 2 <= n_done < 8, "the build must be killed part-way"
+    assert not (killed / "zoo.json").exists()
+    res = subprocess.run([*cmd, "--out", str(killed)], env=_env(), capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    res2 = subprocess.run([*cmd, "--out", str(clean)], env=_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert res2.returncode == 0, res2.stderr
+    a, b = read_manifest(killed), read_manifest(clean)
+    assert a.num_models == b.num_models == 16 and a.num_rows == b.num_rows == 48
+    assert a.content_hash == b.content_hash
+    zoo = load_zoo(killed)
+    keys = [(r["model_id"], r["epoch"]) for s in zoo for r in zoo[s].select_columns(
+        ["model_id", "epoch"])]
+    assert len(keys) == len(set(keys)) == 48  # nothing lost, nothing duplicated
+    assert json.loads((killed / "dataset_dict.json").read_text())["splits"]
+
+
+def test_build_from_recipe_file_with_overrides(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "name: demo\nversion: 1.2.0\narchitecture: ctc_cnn\nsource: digits\nmax_train: 200\n"
+        "epochs: 3\ncheckpoint_epochs: [0, 3]\ngrid:\n  seed: [0, 1]\n  init: [normal, uniform]\n"
+        "license: mit\n"
+    )
+    res = CliRunner().invoke(main, ["build", str(recipe), "--epochs", "3", "--out",
+                                    str(tmp_path / "z"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    m = read_manifest(tmp_path / "z")
+    assert (m.name, m.version, m.license, m.num_models) == ("demo", "1.2.0", "mit", 4)
+    assert m.architectures["ctc_cnn"].n_params == 4970
+    res = CliRunner().invoke(main, ["ls", str(tmp_path)])
+    assert "demo v1.2.0" in res.output and "4 models" in res.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    res = CliRunner().invoke(main, ["build", str(bad), "--out", str(tmp_path / "b")])
+    assert res.exit_code == 2 and "not valid YAML" in res.output
+
+
+def test_perf_benchmark_runs() -> None:
+    from benchmarks.perf.population import measure
+
+    res = measure(models=2, epochs=1, arch="mlp")
+    assert [r["trainer"] for r in res["results"]] == ["population", "loop"]
+    assert res["speedup"] > 0 and all(r["peak_rss_mb"] > 0 for r in res["results"])
+
+
+def test_resnet18_on_cifar100_from_local_torchvision_files(tmp_path: Path) -> None:
+    """The issue's command, end to end, on tiny CIFAR-100 files in the torchvision layout."""
+    from tests.test_sources import make_pools, write_cifar100
+
+    write_cifar100(tmp_path / "data", make_pools("cifar100"))
+    out = tmp_path / "z"
+    res = CliRunner().invoke(main, ["build", "--arch", "resnet18", "--dataset", "cifar100",
+                                    "--data-dir", str(tmp_path / "data"), "--models", "2",
+                                    "--epochs", "1", "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    m = read_manifest(out)
+    assert m.architectures["resnet18"].kwargs["num_classes"] == 100
+    entry = m.architectures["resnet18"]
+    learnable = sum(s.numel for s in entry.layout if s.kind == "param")
+    assert learnable == 11_220_132  # ResNet-18 with a 100-class head
+    assert entry.n_params == learnable + 9_600  # + BatchNorm running mean/var in the vector
+    assert m.sources["cifar100"].in_shape == (3, 32, 32)
+    res = CliRunner().invoke(main, ["build", "--arch", "resnet18", "--arch-opt", "widht=4",
+                                    "--dataset", "cifar100", "--data-dir",
+                                    str(tmp_path / "data"), "--out", str(tmp_path / "bad")])
+    assert res.exit_code == 2 and "invalid options for architecture" in res.output
