@@ -273,3 +273,18 @@ def test_build_mix_builds_members_and_merges(tmp_path: Path) -> None:
     again = build_recipe_file(ROOT / "cards" / "hetero-mix.yaml", out=out, models=2, epochs=1,
                               max_train=64)  # fmt: skip
     assert again.content_hash == m.content_hash  # finished: returned as is
+
+
+def test_build_recipe_file_dispatches_plain_recipes_and_refuses_mix_only_options(
+    tmp_path: Path,
+) -> None:
+    from modelzoo.cli_publish import build_recipe_file
+    from modelzoo.errors import ZooError
+
+    m = build_recipe_file(ROOT / "cards" / "digits-mlp.yaml", out=tmp_path / "mlp", models=2,
+                          epochs=1, max_train=32, arch=None, grid=None)  # fmt: skip
+    assert m.name == "digits-mlp" and m.num_models == 2 and m.num_rows == 4
+    with pytest.raises(ZooError, match="--arch, --grid"):
+        build_recipe_file(ROOT / "cards" / "hetero-mix.yaml", out=tmp_path / "mix", arch="mlp",
+                          grid={"lr": [0.1]}, models=None)  # fmt: skip
+    assert not (tmp_path / "mix").exists()
