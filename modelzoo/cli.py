@@ -213,5 +213,12 @@ def validate(path: Path) -> None:
     click.echo(f"ok: {len(m.files)} shards match zoo.json ({m.content_hash})")
 
 
+from modelzoo.cli_publish import diff, merge, publish  # noqa: E402
+
+main.add_command(merge)
+main.add_command(diff)
+main.add_command(publish)
+
+
 if __name__ == "__main__":
     sys.exit(main())
