@@ -107,13 +107,19 @@ def build(
     arch_kwargs = (
         {k: v[0] for k, v in _parse_grid(arch_opts, "--arch-opt").items()} if arch_opts else None
     )
-    manifest = build_zoo(
-        out=out, recipe=recipe, arch=arch, source=source, models=models, epochs=epochs,
-        arch_kwargs=arch_kwargs,
+    opts = dict(
+        out=out, arch=arch, source=source, models=models, epochs=epochs, arch_kwargs=arch_kwargs,
         checkpoint_epochs=ckpts, grid=grid, name=name, max_train=max_train, data_dir=data_dir,
-        group_size=group_size, trainer=trainer, device=device, executor=executor,
-        address=address, progress=progress,
+        group_size=group_size, trainer=trainer, device=device, progress=progress,
     )  # fmt: skip
+    if executor != "local":
+        opts.update(executor=executor, address=address)
+    if recipe is not None:
+        from modelzoo.cli_publish import build_recipe_file
+
+        manifest = build_recipe_file(recipe, **opts)
+    else:
+        manifest = build_zoo(**opts)
     click.echo(
         f"zoo {manifest.name} v{manifest.version}: {manifest.num_models} models, "
         f"{manifest.num_rows} checkpoints -> {out}\ncontent hash {manifest.content_hash}"

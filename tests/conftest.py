@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+
 def pytest_configure(config: pytest.Config) -> None:
     """One torch thread in the test process: the test models are tiny, and thread spin-waits
     on a busy 2-core CI machine cost more than they give. Subprocess tests use the default."""
