@@ -21,7 +21,7 @@ from modelzoo.sources import load_source
 from modelzoo.storage import ZooWriter, flatten_state_dict, layer_layout, zoo_schema
 from modelzoo.storage.manifest import ArchitectureEntry, Manifest, SourceEntry
 
-ZOO_NAME = "cnn_s-digits"
+ZOO_NAME = "digits-cnn_s"
 ZOO_VERSION = "1.0.0"
 
 _INITS = {

@@ -24,7 +24,8 @@ def tiny_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from modelzoo.build import build_zoo
 
     out = tmp_path_factory.mktemp("zoo") / "tiny"
-    build_zoo(out=out, arch="cnn_s", source="digits", models=12, epochs=3, grid=TINY_GRID)
+    build_zoo(out=out, arch="cnn_s", source="digits", models=12, epochs=3, grid=TINY_GRID,
+              name="digits-cnn_s")
     return out
 
 

@@ -42,12 +42,12 @@ def test_run_then_table(var_zoo: Path, tmp_path: Path) -> None:  # noqa: F811
         assert res.exit_code == 0, res.output
         assert "wrote 2 result file(s)" in res.output
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.json"))
-    assert files == [f"{m}/cnn_s-digits-v1.0.0/{t}.json" for m in ("chance", "weight-stats-linear")
+    assert files == [f"{m}/digits-cnn_s-v1.0.0/{t}.json" for m in ("chance", "weight-stats-linear")
                      for t in ("digits-hp-init", "digits-test-acc")]
     table = invoke("table", out, "--format", "markdown")
     assert table.exit_code == 0
     lines = table.output.splitlines()
-    assert lines[0] == "### cnn_s-digits-v1.0.0"
+    assert lines[0] == "### digits-cnn_s-v1.0.0"
     assert any(line.startswith("| chance | 0.000 ± 0.000 |") for line in lines)
     assert any(line.startswith("| weight-stats-linear |") for line in lines)
     csv_file = tmp_path / "table.csv"

@@ -31,7 +31,7 @@ def make_result(method: str = "m", task: str = "t", mean: float = 0.5) -> TaskRe
     vals = [mean - 0.1, mean + 0.1]
     return TaskResult(
         task=TaskInfo(name=task, type="regression", target="test_acc", main_score="kendall_tau"),
-        zoo=ZooInfo(name="cnn_s-digits", version="1.0.0", content_hash="sha256:ab"),
+        zoo=ZooInfo(name="digits-cnn_s", version="1.0.0", content_hash="sha256:ab"),
         method=MethodInfo(name=method, meta={"version": 1}),
         scores={"test": {"kendall_tau": ScoreStat.of(vals)}},
         main_score=MainScore(metric="kendall_tau", split="test", mean=mean, std=0.1),
@@ -68,7 +68,7 @@ def test_score_stat_is_mean_and_population_std() -> None:
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     r = make_result()
     path = r.save(tmp_path)
-    assert path == tmp_path / "m" / "cnn_s-digits-v1.0.0" / "t.json"
+    assert path == tmp_path / "m" / "digits-cnn_s-v1.0.0" / "t.json"
     assert load_result(path) == r
     assert load_results(tmp_path) == [r]
 
@@ -76,7 +76,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
 V1 = {
     "schema_version": 1,
     "task": "digits-test-acc",
-    "zoo": "cnn_s-digits@1.0.0",
+    "zoo": "digits-cnn_s@1.0.0",
     "zoo_hash": "sha256:cd",
     "method": "weight-stats-gbt",
     "scores": {"r2": 0.8, "kendall_tau": 0.7},
@@ -92,7 +92,7 @@ def test_old_schema_version_is_migrated(tmp_path: Path) -> None:
     path.write_text(json.dumps(V1))
     r = load_result(path)
     assert r.schema_version == SCHEMA_VERSION
-    assert (r.zoo.name, r.zoo.version, r.zoo.content_hash) == ("cnn_s-digits", "1.0.0",
+    assert (r.zoo.name, r.zoo.version, r.zoo.content_hash) == ("digits-cnn_s", "1.0.0",
                                                                 "sha256:cd")
     assert r.main_score.metric == "kendall_tau" and r.main_score.mean == 0.7
     assert r.scores["test"]["r2"].values == [0.8] and r.seeds == [3]
@@ -126,7 +126,7 @@ def test_tables_compare_methods_per_task() -> None:
     results = [make_result("a", "t1", 0.5), make_result("b", "t1", 0.7),
                make_result("a", "t2", 0.2)]
     frames = results_frames(results)
-    assert list(frames) == ["cnn_s-digits-v1.0.0"]
+    assert list(frames) == ["digits-cnn_s-v1.0.0"]
     md = to_markdown(frames)
     assert "| a | 0.500 ± 0.100 | **0.200 ± 0.100** |" in md  # best of its column
     assert "| b | **0.700 ± 0.100** | – |" in md

@@ -38,7 +38,7 @@ def test_property_suite_scores_every_target(var_zoo: Path, tmp_path: Path) -> No
         assert r.method.meta["head"] == "linear"
         params = r.details["per_seed"][0]["head_params"]
         assert set(params) == ({"alpha"} if r.task.type == "regression" else {"C"})
-        path = tmp_path / "weight-stats-linear" / "cnn_s-digits-v1.0.0" / f"{r.task.name}.json"
+        path = tmp_path / "weight-stats-linear" / "digits-cnn_s-v1.0.0" / f"{r.task.name}.json"
         assert load_result(path) == r
     # the weights carry real signal about test accuracy (chance has tau = 0)
     by_task = {r.task.name: r for r in results}
