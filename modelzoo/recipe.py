@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from modelzoo.architectures import ACTIVATIONS, ARCHITECTURES
 from modelzoo.errors import RecipeError
 from modelzoo.storage.schema import SPLITS
-from modelzoo.training.config import INITS, OPTIMIZERS, TrainConfig
+from modelzoo.training.config import INITS, OPTIMIZERS, SCHEDULES, TrainConfig
 
 
 class Grid(BaseModel):
@@ -31,6 +31,7 @@ class Grid(BaseModel):
     dropout: list[float] = Field(default_factory=lambda: [0.0])
     batch_size: list[int] = Field(default_factory=lambda: [64])
     train_fraction: list[float] = Field(default_factory=lambda: [1.0])
+    schedule: list[str] = Field(default_factory=lambda: ["constant"])
 
     @model_validator(mode="after")
     def _check(self) -> Grid:
@@ -40,7 +41,8 @@ class Grid(BaseModel):
                 raise ValueError(f"grid.{name} is empty")
             if len(set(values)) != len(values):
                 raise ValueError(f"grid.{name} has duplicates: {values}")
-        allowed = {"activation": ACTIVATIONS, "init": INITS, "optimizer": OPTIMIZERS}
+        allowed = {"activation": ACTIVATIONS, "init": INITS, "optimizer": OPTIMIZERS,
+                   "schedule": SCHEDULES}
         for name, ok in allowed.items():
             bad = [v for v in getattr(self, name) if v not in ok]
             if bad:
