@@ -1,0 +1,137 @@
+"""Per-model SANE embeddings over whole token sequences, written as an Arrow dataset."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from tqdm.auto import tqdm
+
+from modelzoo.errors import ZooError
+from modelzoo.storage import read_manifest
+from modelzoo.storage.atomic import ensure_dir, storage_error
+from modelzoo.storage.schema import SPLITS
+from sane.data import ZooRows, gather_window
+from sane.run import SaneRun, encode_sequences, load_run
+from sane.tokenize import TokenPlan
+
+__all__ = ["embed", "sequence_tokens"]
+
+#: Row columns copied next to each embedding.
+KEEP_COLUMNS = ("model_id", "architecture", "source", "epoch", "split", "val_acc", "test_acc")
+
+
+def sequence_tokens(
+    run: SaneRun, arch: str, flat: torch.Tensor, layout: Sequence[Any]
+) -> tuple[torch.Tensor, TokenPlan]:
+    """Normalised full token sequence ``[T, S]`` of one flat weight vector."""
+    plan = run.plan(layout)
+    mean = std = None
+    if run.normalizer is not None:
+        mean, std = run.normalizer.vectors(arch, layout)
+    return gather_window(flat, plan.index, plan.mask, mean, std), plan
+
+
+def _features(latent_dim: int) -> datasets.Features:
+    return datasets.Features(
+        {
+            "model_id": datasets.Value("string"),
+            "architecture": datasets.Value("string"),
+            "source": datasets.Value("string"),
+            "epoch": datasets.Value("int32"),
+            "split": datasets.Value("string"),
+            "val_acc": datasets.Value("float32"),
+            "test_acc": datasets.Value("float32"),
+            "embedding": datasets.Sequence(datasets.Value("float32"), length=latent_dim),
+        }
+    )
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    if out.exists():
+        if not (out / "dataset_info.json").is_file() and any(out.iterdir()):
+            raise ZooError(
+                f"{out} exists and is not an embeddings dataset: choose an empty or new --out"
+            )
+        shutil.rmtree(out)
+    tmp.rename(out)
+
+
+def embed(
+    *,
+    run: str | Path,
+    zoo: str | Path,
+    out: str | Path,
+    split: str | None = None,
+    epochs_range: tuple[int, int] | None = None,
+    batch_size: int = 64,
+    device: str | None = None,
+    progress: bool = True,
+) -> datasets.Dataset:
+    """Embed every model checkpoint of a zoo with a trained SANE.
+
+    The embedding of a checkpoint is the mean over all of its latent tokens; sequences longer
+    than the window are encoded window by window with halo context (SANE).
+
+    Args:
+        run: SANE run directory (or its ``ckpt.pt``).
+        zoo: zoo directory (may differ from the training zoo if its architectures are known).
+        out: output directory for the Arrow dataset (``datasets.load_from_disk`` reads it).
+        split: one split, or None for all.
+        epochs_range: inclusive checkpoint epochs to embed (None: all).
+        batch_size: windows per forward pass.
+        device: torch device (default: the run's).
+        progress: show a progress bar.
+
+    Returns:
+        The dataset (memory-mapped from ``out``), one row per checkpoint, keyed by
+        ``model_id``, ``epoch`` and ``split``, with an ``embedding`` column.
+    """
+    r = load_run(run, device=device)
+    manifest = read_manifest(zoo)
+    splits = [split] if split else list(SPLITS)
+    cols: dict[str, list[Any]] = {k: [] for k in (*KEEP_COLUMNS, "embedding")}
+    chunk = max(1, batch_size // 2)
+    for s in splits:
+        rows = ZooRows(zoo, s, epochs_range=epochs_range)
+        bar = tqdm(total=len(rows), disable=not progress, desc=f"embed {s}", leave=False)
+        for lo in range(0, len(rows), chunk):
+            ids = range(lo, min(lo + chunk, len(rows)))
+            seqs, plans = [], []
+            for i in ids:
+                arch = rows.meta[i]["architecture"]
+                layout = manifest.architectures[arch].layout
+                tok, plan = sequence_tokens(r, arch, rows.weights(i), layout)
+                seqs.append(tok)
+                plans.append(plan)
+            latents = encode_sequences(r, seqs, plans, batch_size=batch_size)
+            for i, z in zip(ids, latents, strict=True):
+                meta = rows.meta[i]
+                for k in KEEP_COLUMNS:
+                    cols[k].append(meta.get(k))
+                cols["embedding"].append(z.mean(0).tolist())
+            bar.update(len(ids))
+        bar.close()
+    out = Path(out)
+    ensure_dir(out.parent)
+    tmp = out.parent / f".{out.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    ds = datasets.Dataset.from_dict(cols, features=_features(r.config.latent_dim))
+    bars_were_off = datasets.is_progress_bar_enabled() is False
+    if not progress:
+        datasets.disable_progress_bars()
+    try:
+        ds.save_to_disk(str(tmp))
+        _replace_dir(tmp, out)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise storage_error(e, out) from None
+    finally:
+        if not progress and not bars_were_off:
+            datasets.enable_progress_bars()
+    return datasets.load_from_disk(str(out))
