@@ -251,3 +251,14 @@ def test_cli_builds_the_heterogeneous_mix_card(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["build", str(ROOT / "cards" / "hetero-mix.yaml"), "--arch",
                                     "mlp", "--out", str(tmp_path / "mix2")])
     assert res.exit_code == 2 and "mix of recipes" in res.output
+
+
+def test_perf_report_smoke(tmp_path: Path) -> None:
+    """The one-command report runs end to end (tiny sizes) and writes comparable JSON."""
+    from benchmarks.perf import io as io_perf
+
+    rows = io_perf.measure(rows=40, params=500, scales=(1, 2), work=tmp_path)
+    assert [r["scale"] for r in rows] == [1, 2]
+    assert rows[1]["zoo_mb"] > rows[0]["zoo_mb"] > 0
+    assert all(r["arrow_zero_copy_gb_s"] > 0 and r["raw_read_gb_s"] > 0 for r in rows)
+    assert all(r["anon_growth_mb"] < 50 for r in rows)  # streamed, not loaded whole

@@ -77,7 +77,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     sizes = [base, 2 * base, 4 * base]
     pop = [population.measure(models=m, epochs=1 if quick else 2) for m in sizes]
     io_rows = io_perf.measure(rows=250 if quick else 2000, params=20_000)
-    sane_rows = sane_scaling(sizes, epochs=1)
+    sane_rows = sane_scaling(sizes, epochs=3)
     return {
         "commit": _git_commit(), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "machine": platform.machine(), "cpus": os.cpu_count(),
@@ -101,8 +101,8 @@ def print_report(r: dict[str, Any]) -> None:
     print("\n## Arrow zero-copy load vs raw file read; streaming memory")
     io_perf.print_table(r["io"])
     e = r["streaming_2x_ram"]
-    print(f"on paper: a zoo of 2x RAM ({e['zoo_mb']:,.0f} MB) streams with ~"
-          f"{e['heap_mb_estimate']:.0f} MB of heap (extrapolated from the rows above)")
+    print(f"on paper: a zoo of 2x RAM ({e['zoo_mb']:,.0f} MB) streams with at most ~"
+          f"{e['heap_mb_estimate']:.0f} MB of heap (linear upper bound from the rows above)")
     if r["sane"]:
         print("\n## SANE (digits cnn_s zoos)")
         print(f"{'models':>6} {'train tokens/s':>15} {'embed models/s':>15}")
