@@ -7,18 +7,7 @@ from pathlib import Path
 
 import click
 
-from modelzoo.errors import ZooError
-
-
-class ZooGroup(click.Group):
-    """Click group that turns toolkit errors into clean one-line messages (exit code 2)."""
-
-    def invoke(self, ctx: click.Context):  # noqa: D102
-        try:
-            return super().invoke(ctx)
-        except ZooError as e:
-            click.echo(f"Error: {e}", err=True)
-            ctx.exit(2)
+from modelzoo.clickutil import ZooGroup
 
 
 @click.group(cls=ZooGroup)

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from modelzoo.clickutil import ZooGroup
 from modelzoo.errors import ZooError
 from modelzoo.storage.manifest import Manifest
 
@@ -58,18 +59,7 @@ def build_recipe_file(recipe: str | Path, **kwargs: Any) -> Manifest:
     return build_mix(mix=recipe, **{k: v for k, v in kwargs.items() if k in allowed})
 
 
-class _Group(click.Group):
-    """Turns toolkit errors into one-line messages (exit code 2) when run on its own."""
-
-    def invoke(self, ctx: click.Context):  # noqa: D102
-        try:
-            return super().invoke(ctx)
-        except ZooError as e:
-            click.echo(f"Error: {e}", err=True)
-            ctx.exit(2)
-
-
-@click.group(cls=_Group)
+@click.group(cls=ZooGroup)
 def main() -> None:
     """Merge, diff and publish model zoos."""
 

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 import modelzoo
 from modelzoo.errors import CorruptZooError, RecipeError, StorageError, ZooError
-from modelzoo.recipe import Recipe, load_recipe, make_recipe
+from modelzoo.recipe import Recipe, load_recipe, make_recipe, read_yaml_mapping
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir, fsync_dir
 from modelzoo.storage.manifest import (
     MANIFEST_NAME,
@@ -709,12 +709,7 @@ def load_mix(path: str | Path) -> tuple[MixRecipe, list[Recipe]]:
         RecipeError: unreadable/invalid mix file or member recipe.
     """
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise RecipeError(f"cannot read mix recipe {p}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise RecipeError(f"mix recipe {p} is not valid YAML: {e}") from None
+    raw = read_yaml_mapping(p, "mix recipe")
     try:
         mix = MixRecipe.model_validate(raw)
     except ValidationError as e:

@@ -195,16 +195,25 @@ def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
     Raises:
         RecipeError: unreadable file or invalid recipe (with the offending field).
     """
+    return make_recipe(read_yaml_mapping(path, "recipe"), **overrides)
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping; errors name ``what`` it is meant to be.
+
+    Raises:
+        RecipeError: unreadable file, invalid YAML, or not a mapping.
+    """
     p = Path(path)
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
     except OSError as e:
-        raise RecipeError(f"cannot read recipe {p}: {e.strerror}") from None
+        raise RecipeError(f"cannot read {what} {p}: {e.strerror}") from None
     except yaml.YAMLError as e:
-        raise RecipeError(f"recipe {p} is not valid YAML: {e}") from None
+        raise RecipeError(f"{what} {p} is not valid YAML: {e}") from None
     if not isinstance(raw, dict):
-        raise RecipeError(f"recipe {p} must be a YAML mapping")
-    return make_recipe(raw, **overrides)
+        raise RecipeError(f"{what} {p} must be a YAML mapping")
+    return raw
 
 
 def make_recipe(raw: dict[str, Any], **overrides: Any) -> Recipe:
