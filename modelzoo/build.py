@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,8 @@ def build_zoo(
     group_size: int = 64,
     trainer: str = "population",
     device: str = "cpu",
+    executor: str = "local",
+    address: str | None = None,
     progress: bool = False,
 ) -> Manifest:
     """Train a population of networks and write it as a zoo at ``out``; resumes if interrupted.
@@ -153,6 +156,9 @@ def build_zoo(
         group_size: models trained together in one population (and one resumable unit).
         trainer: ``population`` (vectorised) or ``loop`` (per-model reference loop).
         device: ``cpu``, ``cuda`` or ``auto``.
+        executor: ``local`` (this process) or ``ray`` (one Ray task per group; failed tasks,
+            e.g. of a killed worker, are retried; results are written by this process).
+        address: Ray cluster address (``None`` starts a local Ray instance).
         progress: show a progress bar.
 
     Returns:
@@ -215,20 +221,41 @@ def build_zoo(
         dynamic_ncols=True,
     )
     bar.update(sum(len(groups[i]) for i in finished if i < len(groups)) * max(rec.epochs, 1))
-    for gi, cfgs in enumerate(groups):
-        if gi in finished:
-            continue
-        gw = writer.open_group(gi)
-        try:
-            for ckpt in _train_group(rec, kwargs, cfgs, data, ckpts, dev, trainer, stackable):
-                gw.write(_rows(rec, ckpt, n_params))
-                if ckpt.epoch > 0:
-                    bar.update(len(ckpt.configs) * (ckpt.epoch - _prev(ckpts, ckpt.epoch)))
-                bar.set_postfix(group=f"{gi + 1}/{len(groups)}", epoch=ckpt.epoch)
-        except BaseException:
-            gw.abort()
-            raise
-        gw.commit()
+    job = GroupJob(
+        recipe=rec, kwargs=kwargs, checkpoints=ckpts, device=str(dev), trainer=trainer,
+        stackable=stackable, n_params=n_params,
+        data_dir=None if data_dir is None else str(data_dir),
+    )  # fmt: skip
+    todo = [(gi, cfgs) for gi, cfgs in enumerate(groups) if gi not in finished]
+    if executor == "local":
+        for gi, cfgs in todo:
+            gw = writer.open_group(gi)
+            try:
+                for table in group_tables(job, cfgs, data):
+                    gw.write(table)
+                    epoch = table["epoch"][0].as_py()
+                    bar.update(table.num_rows * (epoch - _prev(ckpts, epoch)))
+                    bar.set_postfix(group=f"{gi + 1}/{len(groups)}", epoch=epoch)
+            except BaseException:
+                gw.abort()
+                raise
+            gw.commit()
+    elif executor == "ray":
+        from modelzoo.executors.ray_executor import run_groups_ray
+
+        def on_done(gi: int, table: pa.Table) -> None:
+            gw = writer.open_group(gi)
+            try:
+                gw.write(table)
+            except BaseException:
+                gw.abort()
+                raise
+            gw.commit()
+            bar.update(len(groups[gi]) * max(rec.epochs, 1))
+
+        run_groups_ray(job=job, todo=todo, address=address, on_done=on_done)
+    else:
+        raise ZooError(f"unknown executor {executor!r}; choose 'local' or 'ray'")
     bar.close()
     entry = ArchitectureEntry(
         name=rec.architecture, kwargs=kwargs, n_params=n_params, layout=layout
@@ -259,25 +286,34 @@ def _prev(ckpts: list[int], epoch: int) -> int:
     return max(earlier) if earlier else 0
 
 
-def _train_group(
-    rec: Recipe,
-    kwargs: dict[str, Any],
-    cfgs: list[TrainConfig],
-    data: SourceData,
-    ckpts: list[int],
-    dev: torch.device,
-    trainer: str,
-    stackable: bool,
-) -> Iterator[Checkpoint]:
-    """Yield checkpoints for a group, with the population trainer or one model at a time."""
-    if trainer == "population" and stackable and len(cfgs) > 1:
-        yield from train_population(
-            arch=rec.architecture, arch_kwargs=kwargs, configs=cfgs, data=data,
-            epochs=rec.epochs, checkpoint_epochs=ckpts, device=dev,
-        )  # fmt: skip
-        return
-    for cfg in cfgs:
-        yield from train_one(
-            arch=rec.architecture, arch_kwargs=kwargs, cfg=cfg, data=data,
-            epochs=rec.epochs, checkpoint_epochs=ckpts, device=dev,
-        )  # fmt: skip
+@dataclass(frozen=True)
+class GroupJob:
+    """Everything a worker needs to train groups of a build (picklable for Ray)."""
+
+    recipe: Recipe
+    kwargs: dict[str, Any]
+    checkpoints: list[int]
+    device: str
+    trainer: str
+    stackable: bool
+    n_params: int
+    data_dir: str | None = None
+
+    def load_data(self) -> SourceData:
+        """The source dataset (cached per process)."""
+        return load_source(
+            self.recipe.source, data_dir=self.data_dir, max_train=self.recipe.max_train
+        )
+
+
+def group_tables(job: GroupJob, cfgs: list[TrainConfig], data: SourceData) -> Iterator[pa.Table]:
+    """Train one group; yield an Arrow table of rows per checkpoint (population or loop)."""
+    rec, dev = job.recipe, torch.device(job.device)
+    common = {"arch": rec.architecture, "arch_kwargs": job.kwargs, "data": data,
+              "epochs": rec.epochs, "checkpoint_epochs": job.checkpoints, "device": dev}
+    if job.trainer == "population" and job.stackable and len(cfgs) > 1:
+        ckpts: Iterator[Checkpoint] = train_population(configs=cfgs, **common)
+    else:
+        ckpts = (c for cfg in cfgs for c in train_one(cfg=cfg, **common))
+    for ckpt in ckpts:
+        yield _rows(rec, ckpt, job.n_params)

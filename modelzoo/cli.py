@@ -7,18 +7,7 @@ from pathlib import Path
 
 import click
 
-from modelzoo.errors import ZooError
-
-
-class ZooGroup(click.Group):
-    """Click group that turns toolkit errors into clean one-line messages (exit code 2)."""
-
-    def invoke(self, ctx: click.Context):  # noqa: D102
-        try:
-            return super().invoke(ctx)
-        except ZooError as e:
-            click.echo(f"Error: {e}", err=True)
-            ctx.exit(2)
+from modelzoo.clickutil import ZooGroup
 
 
 @click.group(cls=ZooGroup)
@@ -59,6 +48,9 @@ def main() -> None:
 @click.option("--trainer", type=click.Choice(["population", "loop"]), default="population",
               show_default=True, help="Vectorised population trainer or per-model loop.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="Train groups in this process or as Ray tasks.")
+@click.option("--address", help="Ray cluster address for --executor ray (default: start one).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def build(
     recipe: Path | None,
@@ -76,6 +68,8 @@ def build(
     group_size: int,
     trainer: str,
     device: str,
+    executor: str,
+    address: str | None,
     progress: bool,
 ) -> None:
     """Train a population of networks and write it as a zoo.
@@ -102,12 +96,19 @@ def build(
     arch_kwargs = (
         {k: v[0] for k, v in _parse_grid(arch_opts, "--arch-opt").items()} if arch_opts else None
     )
-    manifest = build_zoo(
-        out=out, recipe=recipe, arch=arch, source=source, models=models, epochs=epochs,
-        arch_kwargs=arch_kwargs,
+    opts = dict(
+        out=out, arch=arch, source=source, models=models, epochs=epochs, arch_kwargs=arch_kwargs,
         checkpoint_epochs=ckpts, grid=grid, name=name, max_train=max_train, data_dir=data_dir,
         group_size=group_size, trainer=trainer, device=device, progress=progress,
     )  # fmt: skip
+    if executor != "local":
+        opts.update(executor=executor, address=address)
+    if recipe is not None:
+        from modelzoo.cli_publish import build_recipe_file
+
+        manifest = build_recipe_file(recipe, **opts)
+    else:
+        manifest = build_zoo(**opts)
     click.echo(
         f"zoo {manifest.name} v{manifest.version}: {manifest.num_models} models, "
         f"{manifest.num_rows} checkpoints -> {out}\ncontent hash {manifest.content_hash}"
@@ -205,6 +206,13 @@ def validate(path: Path) -> None:
 
     m = verify_zoo(path)
     click.echo(f"ok: {len(m.files)} shards match zoo.json ({m.content_hash})")
+
+
+from modelzoo.cli_publish import diff, merge, publish  # noqa: E402
+
+main.add_command(merge)
+main.add_command(diff)
+main.add_command(publish)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from modelzoo.architectures import ACTIVATIONS, ARCHITECTURES
 from modelzoo.errors import RecipeError
 from modelzoo.storage.schema import SPLITS
-from modelzoo.training.config import INITS, OPTIMIZERS, TrainConfig
+from modelzoo.training.config import INITS, OPTIMIZERS, SCHEDULES, TrainConfig
 
 
 class Grid(BaseModel):
@@ -31,6 +31,7 @@ class Grid(BaseModel):
     dropout: list[float] = Field(default_factory=lambda: [0.0])
     batch_size: list[int] = Field(default_factory=lambda: [64])
     train_fraction: list[float] = Field(default_factory=lambda: [1.0])
+    schedule: list[str] = Field(default_factory=lambda: ["constant"])
 
     @model_validator(mode="after")
     def _check(self) -> Grid:
@@ -40,7 +41,8 @@ class Grid(BaseModel):
                 raise ValueError(f"grid.{name} is empty")
             if len(set(values)) != len(values):
                 raise ValueError(f"grid.{name} has duplicates: {values}")
-        allowed = {"activation": ACTIVATIONS, "init": INITS, "optimizer": OPTIMIZERS}
+        allowed = {"activation": ACTIVATIONS, "init": INITS, "optimizer": OPTIMIZERS,
+                   "schedule": SCHEDULES}
         for name, ok in allowed.items():
             bad = [v for v in getattr(self, name) if v not in ok]
             if bad:
@@ -193,16 +195,25 @@ def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
     Raises:
         RecipeError: unreadable file or invalid recipe (with the offending field).
     """
+    return make_recipe(read_yaml_mapping(path, "recipe"), **overrides)
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping; errors name ``what`` it is meant to be.
+
+    Raises:
+        RecipeError: unreadable file, invalid YAML, or not a mapping.
+    """
     p = Path(path)
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
     except OSError as e:
-        raise RecipeError(f"cannot read recipe {p}: {e.strerror}") from None
+        raise RecipeError(f"cannot read {what} {p}: {e.strerror}") from None
     except yaml.YAMLError as e:
-        raise RecipeError(f"recipe {p} is not valid YAML: {e}") from None
+        raise RecipeError(f"{what} {p} is not valid YAML: {e}") from None
     if not isinstance(raw, dict):
-        raise RecipeError(f"recipe {p} must be a YAML mapping")
-    return make_recipe(raw, **overrides)
+        raise RecipeError(f"{what} {p} must be a YAML mapping")
+    return raw
 
 
 def make_recipe(raw: dict[str, Any], **overrides: Any) -> Recipe:

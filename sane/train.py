@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,32 +86,98 @@ def _check_resume(ckpt: dict[str, Any], config: SaneConfig, manifest: Manifest, 
         )
 
 
+@dataclass
+class _Dist:
+    """Process-group facts; ``world == 1`` outside ``torchrun``."""
+
+    rank: int = 0
+    world: int = 1
+    owned: bool = False  # this call initialised the process group (and tears it down)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _dist_setup(device: str) -> tuple[_Dist, str]:
+    """Join the ``torchrun`` process group when ``WORLD_SIZE > 1`` (gloo on CPU, nccl on CUDA)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist(), device
+    import torch.distributed as dist
+
+    owned = False
+    if not dist.is_initialized():
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        dist.init_process_group(backend=backend)
+        owned = True
+    rank = dist.get_rank()
+    if device.startswith("cuda"):
+        local = int(os.environ.get("LOCAL_RANK", rank))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    return _Dist(rank=rank, world=dist.get_world_size(), owned=owned), device
+
+
+def _all_mean(values: dict[str, float], weight: int, d: _Dist) -> tuple[dict[str, float], int]:
+    """Sum ``values * weight`` and ``weight`` over ranks (for logging the global loss)."""
+    if d.world == 1:
+        return values, weight
+    import torch.distributed as dist
+
+    t = torch.tensor([*(v for v in values.values()), float(weight)], dtype=torch.float64)
+    dist.all_reduce(t)
+    return dict(zip(values, t[:-1].tolist())), int(t[-1])
+
+
 def _autocast(device: str) -> contextlib.AbstractContextManager[Any]:
     if device.startswith("cuda"):
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def _forward(model: Sane, batch: dict[str, torch.Tensor], config: SaneConfig, device: str):
+def _forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], config: SaneConfig,
+             device: str, d: _Dist | None = None):
+    """Both augmented views in one forward pass (one call per step, as DDP expects).
+
+    Under DDP the reconstruction term is rescaled by this rank's share of the global count of
+    real (unpadded) weights, so the averaged gradient equals the single-process masked mean.
+    The contrastive term uses the rank's own negatives (as in SANE's multi-GPU training).
+    """
     b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    n = b["x1"].shape[0]
     with _autocast(device):
-        _, y1, p1 = model(b["x1"], b["pos"], b["valid"])
-        _, y2, p2 = model(b["x2"], b["pos"], b["valid"])
+        _, y, p = model(
+            torch.cat([b["x1"], b["x2"]]), torch.cat([b["pos"], b["pos"]]),
+            torch.cat([b["valid"], b["valid"]]),
+        )  # fmt: skip
         token_mask = b["mask"] & b["valid"].unsqueeze(-1)
-        return sane_loss(
-            proj_i=p1,
-            proj_j=p2,
-            recon=torch.cat([y1, y2]),
+        out = sane_loss(
+            proj_i=p[:n],
+            proj_j=p[n:],
+            recon=y,
             target=torch.cat([b["t1"], b["t2"]]),
             mask=torch.cat([token_mask, token_mask]),
             gamma=config.gamma,
             temperature=config.temperature,
             loss_norm=config.loss_norm,
         )
+    if d is not None and d.world > 1 and model.training:
+        import torch.distributed as dist
+
+        n_local = token_mask.sum().to(torch.float64) * 2
+        n_global = n_local.clone()
+        dist.all_reduce(n_global)
+        scale = float(n_local * d.world / n_global.clamp(min=1))
+        out["loss"] = config.gamma * out["contrast"] + (1.0 - config.gamma) * out["recon"] * scale
+    return out
 
 
-def _loader(ds: SaneWindows, order: list[int], config: SaneConfig) -> torch.utils.data.DataLoader:
-    batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+def _loader(
+    ds: SaneWindows, order: list[int], config: SaneConfig, batch_size: int | None = None
+) -> torch.utils.data.DataLoader:
+    bs = batch_size or config.batch_size
+    batches = [order[i : i + bs] for i in range(0, len(order), bs)]
     return torch.utils.data.DataLoader(
         ds, batch_sampler=batches, num_workers=config.num_workers,
         persistent_workers=False, pin_memory=False,
@@ -160,6 +228,27 @@ def train(
     path = out / CKPT_NAME
     manifest = read_manifest(zoo)
     device = config.resolved_device()
+    dist_info, device = _dist_setup(device)
+    try:
+        return _train(zoo, out, path, manifest, config, device, dist_info, progress, callback)
+    finally:
+        if dist_info.owned:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _train(
+    zoo: str | Path,
+    out: Path,
+    path: Path,
+    manifest: Manifest,
+    config: SaneConfig,
+    device: str,
+    d: _Dist,
+    progress: bool,
+    callback: Callback | None,
+) -> Path:
 
     train_rows = ZooRows(zoo, "train", epochs_range=config.epochs_range)
     if len(train_rows) == 0:
@@ -182,6 +271,12 @@ def train(
 
     torch.manual_seed(config.seed)
     model = Sane(config, bounds).to(device)
+    net: torch.nn.Module = model
+    if d.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [torch.device(device).index] if device.startswith("cuda") else None
+        net = DistributedDataParallel(model, device_ids=ids)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -195,7 +290,11 @@ def train(
     val_ds = None
     if len(val_rows):
         val_ds = SaneWindows(val_rows, archs, config, seed=mix_seed(config.seed, 1))
-    steps_per_epoch = math.ceil(len(train_ds) / config.batch_size)
+    # under torchrun each rank takes every world-th window of the epoch's order, in batches of
+    # batch_size // world: the global batch stays config.batch_size
+    local_bs = max(1, config.batch_size // d.world)
+    per_rank = math.ceil(len(train_ds) / d.world)
+    steps_per_epoch = math.ceil(per_rank / local_bs)
     total_steps = steps_per_epoch * config.epochs
 
     for epoch in range(start_epoch, config.epochs):
@@ -203,11 +302,14 @@ def train(
         torch.manual_seed(mix_seed(config.seed, epoch, 2))  # dropout etc.
         g = torch.Generator().manual_seed(mix_seed(config.seed, epoch, 3))
         order = torch.randperm(len(train_ds), generator=g).tolist()
+        if d.world > 1:  # pad by wrapping so every rank runs the same number of steps
+            order = (order * d.world)[: per_rank * d.world][d.rank :: d.world]
         model.train()
         sums = {"loss": 0.0, "recon": 0.0, "contrast": 0.0}
         seen = 0
         bar = tqdm(
-            _loader(train_ds, order, config), total=steps_per_epoch, disable=not progress,
+            _loader(train_ds, order, config, local_bs), total=steps_per_epoch,
+            disable=not progress or not d.main,
             desc=f"sane epoch {epoch + 1}/{config.epochs}", leave=False,
         )
         for step, batch in enumerate(bar):
@@ -215,7 +317,7 @@ def train(
             lr = lr_at(gstep, total_steps, config)
             for group in opt.param_groups:
                 group["lr"] = lr
-            losses = _forward(model, batch, config, device)
+            losses = _forward(net, batch, config, device, d)
             losses["loss"].backward()
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -230,6 +332,7 @@ def train(
                 info = {"epoch": epoch, "step": step, "loss": float(losses["loss"].detach())}
                 callback("step", info)
         bar.close()
+        sums, seen = _all_mean(sums, seen, d)
         val = _evaluate(model, val_ds, config, device)
         entry = {
             "epoch": epoch,
@@ -253,9 +356,14 @@ def train(
             "history": history,
             "rng": {"torch": torch.get_rng_state()},
         }
-        save_checkpoint(path, ckpt_out)
-        atomic_write_bytes(out / "history.json", json.dumps(history, indent=1).encode())
-        if progress:
+        if d.main:  # one writer; the others wait so nobody races ahead of the checkpoint
+            save_checkpoint(path, ckpt_out)
+            atomic_write_bytes(out / "history.json", json.dumps(history, indent=1).encode())
+        if d.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+        if progress and d.main:
             tqdm.write(
                 f"sane epoch {epoch + 1}/{config.epochs}: train loss {entry['train_loss']:.4f} "
                 f"val loss {entry['val_loss']:.4f} (recon {entry['val_recon']:.4f})"

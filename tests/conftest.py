@@ -6,6 +6,15 @@ from pathlib import Path
 
 import pytest
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread in the test process: the test models are tiny, and thread spin-waits
+    on a busy 2-core CI machine cost more than they give. Subprocess tests use the default."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 TINY_GRID = {"activation": ["relu", "tanh"], "lr": [1e-3, 3e-3], "init": ["kaiming_uniform"]}
 
 
@@ -15,7 +24,8 @@ def tiny_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from modelzoo.build import build_zoo
 
     out = tmp_path_factory.mktemp("zoo") / "tiny"
-    build_zoo(out=out, arch="cnn_s", source="digits", models=12, epochs=3, grid=TINY_GRID)
+    build_zoo(out=out, arch="cnn_s", source="digits", models=12, epochs=3, grid=TINY_GRID,
+              name="digits-cnn_s")
     return out
 
 

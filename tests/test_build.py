@@ -227,3 +227,38 @@ def test_resnet18_on_cifar100_from_local_torchvision_files(tmp_path: Path) -> No
                                     "--dataset", "cifar100", "--data-dir",
                                     str(tmp_path / "data"), "--out", str(tmp_path / "bad")])
     assert res.exit_code == 2 and "invalid options for architecture" in res.output
+
+
+def test_one_model_zoo_with_empty_splits_loads_everywhere(tmp_path: Path) -> None:
+    import datasets
+
+    m = build_zoo(out=tmp_path / "z", arch="mlp", models=1, epochs=1, max_train=50)
+    (split,) = {v.split for v in m.models.values()}
+    loaded = datasets.load_dataset(str(tmp_path / "z"), cache_dir=str(tmp_path / "c"))
+    assert list(loaded) == [split] and loaded[split].num_rows == 2
+    from_disk = datasets.load_from_disk(str(tmp_path / "z"))
+    assert sum(from_disk[s].num_rows for s in from_disk) == 2
+
+
+def test_cli_builds_the_heterogeneous_mix_card(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["build", str(ROOT / "cards" / "hetero-mix.yaml"), "--models",
+                                    "2", "--epochs", "1", "--max-train", "100", "--out",
+                                    str(tmp_path / "mix"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    m = read_manifest(tmp_path / "mix")
+    assert {e.name for e in m.architectures.values()} == {"cnn_s", "mlp", "ctc_cnn"}
+    assert m.num_models == 6
+    res = CliRunner().invoke(main, ["build", str(ROOT / "cards" / "hetero-mix.yaml"), "--arch",
+                                    "mlp", "--out", str(tmp_path / "mix2")])
+    assert res.exit_code == 2 and "mix of recipes" in res.output
+
+
+def test_perf_report_smoke(tmp_path: Path) -> None:
+    """The one-command report runs end to end (tiny sizes) and writes comparable JSON."""
+    from benchmarks.perf import io as io_perf
+
+    rows = io_perf.measure(rows=40, params=500, scales=(1, 2), work=tmp_path)
+    assert [r["scale"] for r in rows] == [1, 2]
+    assert rows[1]["zoo_mb"] > rows[0]["zoo_mb"] > 0
+    assert all(r["arrow_zero_copy_gb_s"] > 0 and r["raw_read_gb_s"] > 0 for r in rows)
+    assert all(r["anon_growth_mb"] < 50 for r in rows)  # streamed, not loaded whole

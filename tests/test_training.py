@@ -99,3 +99,19 @@ def test_train_fraction_uses_fewer_examples(digits) -> None:
     sub = train_subset(cfg, 1000)
     assert len(sub) == 500 and len(set(sub.tolist())) == 500
     assert torch.equal(sub, train_subset(cfg, 1000))
+
+
+def test_onecycle_schedule_population_matches_loop(digits) -> None:
+    cfgs = [TrainConfig(seed=0, optimizer="sgd", lr=0.05, schedule="onecycle"),
+            TrainConfig(seed=1, optimizer="sgd", lr=0.05)]
+    kw = _kwargs("cnn_s")
+    pop = list(train_population(arch="cnn_s", arch_kwargs=kw, configs=cfgs, data=digits,
+                                epochs=2, checkpoint_epochs=[2]))
+    for m, cfg in enumerate(cfgs):
+        ref = list(train_one(arch="cnn_s", arch_kwargs=kw, cfg=cfg, data=digits, epochs=2,
+                             checkpoint_epochs=[2]))
+        assert torch.allclose(pop[0].weights[m], ref[0].weights[0], atol=2e-5, rtol=1e-4)
+    constant = list(train_one(arch="cnn_s", arch_kwargs=kw, data=digits, epochs=2,
+                              cfg=cfgs[0].model_copy(update={"schedule": "constant"}),
+                              checkpoint_epochs=[2]))
+    assert not torch.allclose(pop[0].weights[0], constant[0].weights[0])

@@ -67,7 +67,7 @@ def load_zoo(
 def _weights_chunks(data: datasets.Dataset | pa.Table) -> list[pa.Array]:
     if isinstance(data, datasets.Dataset):
         if data._indices is not None:  # noqa: SLF001 - a select()/shuffle() view
-            data = data.flatten_indices()
+            data = data.flatten_indices(keep_in_memory=True)
         table = data.data.table
     else:
         table = data

@@ -17,6 +17,7 @@ HPARAM_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
     ("optimizer", pa.string()),
     ("batch_size", pa.int32()),
     ("train_fraction", pa.float64()),
+    ("schedule", pa.string()),
 )
 
 #: Metric columns (float32), per checkpoint.

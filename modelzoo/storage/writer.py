@@ -255,7 +255,10 @@ class ZooWriter:
         atomic_write_bytes(
             self.root / "dataset_dict.json", json.dumps({"splits": list(SPLITS)}).encode()
         )
-        atomic_write_bytes(self.root / "README.md", minimal_card(name, description).encode())
+        nonempty = [s for s in SPLITS if any(f.split == s and f.num_rows for f in files)]
+        atomic_write_bytes(
+            self.root / "README.md", minimal_card(name, description, nonempty).encode()
+        )
         manifest = Manifest(
             name=name,
             version=version,
@@ -312,10 +315,13 @@ class ZooWriter:
         return sorted(files, key=lambda f: f.path)
 
 
-def minimal_card(name: str, description: str = "") -> str:
-    """A README.md whose YAML front matter lets ``datasets.load_dataset(dir)`` find the splits."""
+def minimal_card(name: str, description: str = "", splits: Iterable[str] = SPLITS) -> str:
+    """A README.md whose YAML front matter lets ``datasets.load_dataset(dir)`` find the splits.
+
+    Only splits with rows are listed: ``datasets`` refuses a split whose files hold no data.
+    """
     lines = ["---", "configs:", "- config_name: default", "  data_files:"]
-    for split in SPLITS:
+    for split in splits:
         lines += [f"  - split: {split}", f"    path: {split}/*.arrow"]
     lines += ["tags:", "- model-zoo", "- weight-space-learning", "---", "", f"# {name}", ""]
     if description:

@@ -37,6 +37,7 @@ class TrainConfig(BaseModel):
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     batch_size: int = Field(64, gt=0)
     train_fraction: float = Field(1.0, gt=0, le=1)
+    schedule: Literal["constant", "onecycle"] = "constant"
 
     def group_key(self) -> tuple:
         """Models sharing this key run the same function and data shapes: one population."""
@@ -44,7 +45,7 @@ class TrainConfig(BaseModel):
 
     def optim_key(self) -> tuple:
         """Models sharing this key can share one optimizer over stacked parameters."""
-        return (self.optimizer, self.lr, self.weight_decay)
+        return (self.optimizer, self.lr, self.weight_decay, self.schedule)
 
 
 def init_weights_(model: nn.Module, scheme: str, generator: torch.Generator) -> nn.Module:
@@ -88,6 +89,22 @@ def make_optimizer(params: list[torch.Tensor], cfg: TrainConfig) -> torch.optim.
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+
+
+SCHEDULES: tuple[str, ...] = ("constant", "onecycle")
+
+
+def make_scheduler(
+    opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule of a config, stepped once per optimizer step.
+
+    ``onecycle`` is ``torch.optim.lr_scheduler.OneCycleLR`` peaking at ``cfg.lr`` (as in the
+    ResNet zoos of SANE); ``constant`` keeps ``cfg.lr``.
+    """
+    if cfg.schedule == "constant" or total_steps < 1:
+        return None
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps)
 
 
 def train_subset(cfg: TrainConfig, n_train: int) -> torch.Tensor:

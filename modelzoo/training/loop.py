@@ -25,6 +25,7 @@ from modelzoo.training.config import (
     dropout_generator_seed,
     epoch_order,
     make_optimizer,
+    make_scheduler,
     train_subset,
 )
 
@@ -66,6 +67,7 @@ def train_one(
         "test": (data.x_test.to(device), data.y_test.to(device)),
     }
     subset = train_subset(cfg, len(data.y_train))
+    sched = make_scheduler(opt, cfg, epochs * len(split_batches(len(subset), cfg.batch_size)))
     diverged = torch.zeros(1, dtype=torch.bool)
     torch.manual_seed(dropout_generator_seed(cfg))
 
@@ -93,5 +95,7 @@ def train_one(
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
+            if sched is not None:
+                sched.step()
         if epoch in ckpts:
             yield snapshot(epoch)

@@ -27,7 +27,13 @@ from modelzoo.training.common import (
     is_diverged,
     split_batches,
 )
-from modelzoo.training.config import TrainConfig, epoch_order, make_optimizer, train_subset
+from modelzoo.training.config import (
+    TrainConfig,
+    epoch_order,
+    make_optimizer,
+    make_scheduler,
+    train_subset,
+)
 
 
 def train_population(
@@ -94,6 +100,8 @@ def train_population(
     }
     subsets = [train_subset(c, len(data.y_train)) for c in (configs[i] for i in order)]
     n_sub = len(subsets[0])
+    total_steps = epochs * len(split_batches(n_sub, cfg0.batch_size))
+    scheds = [make_scheduler(o, configs[g[0]], total_steps) for o, g in zip(optims, groups)]
     diverged = torch.zeros(len(configs), dtype=torch.bool)
     torch.manual_seed(sum(c.seed for c in configs) + 1)  # dropout stream of this population
 
@@ -144,8 +152,10 @@ def train_population(
             xb, yb = xs["train"][0][idx], xs["train"][1][idx]
             losses = step(params(), buffers, xb, yb)
             losses.sum().backward()
-            for opt in optims:
+            for opt, sched in zip(optims, scheds):
                 opt.step()
                 opt.zero_grad(set_to_none=True)
+                if sched is not None:
+                    sched.step()
         if epoch in ckpts:
             yield snapshot(epoch)

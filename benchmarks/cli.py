@@ -1,0 +1,152 @@
+"""``bench``: list tasks / suites / methods, run a method, tabulate results.
+
+A thin click layer over :func:`benchmarks.evaluate` and :mod:`benchmarks.results`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from modelzoo.errors import ZooError
+
+
+def _fail(e: ZooError) -> click.ClickException:
+    return click.ClickException(str(e))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Score weight-space methods on standard zoos, tasks and suites."""
+
+
+@cli.command("ls")
+@click.argument("what", type=click.Choice(["all", "tasks", "suites", "methods"]),
+                default="all")
+def ls_cmd(what: str) -> None:
+    """List registered tasks, suites and methods."""
+    from benchmarks import METHODS, SUITES, TASKS
+    from benchmarks.methods.base import capabilities, load_method
+
+    if what in ("all", "suites"):
+        click.echo("Suites:")
+        for key in SUITES.names():
+            s = SUITES.get(key)
+            click.echo(f"  {key:24s} {len(s.tasks)} tasks  {s.description}")
+    if what in ("all", "tasks"):
+        click.echo("Tasks:")
+        for name in TASKS.names():
+            t = TASKS.get(name)
+            click.echo(f"  {name:24s} {t.type:15s} {t.main_score:17s} "
+                       f"{t.zoo.name} v{t.zoo.version}  {t.description}")
+    if what in ("all", "methods"):
+        click.echo("Methods:")
+        for name in METHODS.names():
+            caps = ", ".join(sorted(capabilities(load_method(name))))
+            click.echo(f"  {name:24s} {caps}")
+        click.echo("  module:object            any user method (see benchmarks/methods/base.py)")
+
+
+@cli.command("run")
+@click.option("--suite", help="Suite to run (e.g. digits-v1); `bench ls suites`.")
+@click.option("--task", "tasks", multiple=True, help="Task to run (repeatable).")
+@click.option("--method", required=True,
+              help="Registered method name, or module:object for your own method.")
+@click.option("--zoo", required=True, type=click.Path(exists=True, file_okay=False,
+                                                      path_type=Path), help="Zoo directory.")
+@click.option("--out", default=Path("results"), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Results root.")
+@click.option("--seeds", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Number of seeds (0..N-1); scores are mean ± std over them.")
+@click.option("--allow-unpinned", is_flag=True,
+              help="Score a zoo other than the one the tasks are pinned to.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where methods keep their files (e.g. SANE runs); temporary if unset.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where source datasets live (non-bundled sources).")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="torch / BLAS threads while evaluating.")
+def run_cmd(
+    suite: str | None,
+    tasks: tuple[str, ...],
+    method: str,
+    zoo: Path,
+    out: Path,
+    seeds: int,
+    allow_unpinned: bool,
+    workdir: Path | None,
+    data_dir: Path | None,
+    threads: int,
+) -> None:
+    """Score METHOD on a suite or tasks of the zoo at ZOO; write results under OUT."""
+    from benchmarks import evaluate
+
+    if (suite is None) == (not tasks):
+        raise click.UsageError("give either --suite or one or more --task")
+    try:
+        results = evaluate(suite=suite, tasks=list(tasks) or None, method=method, zoo=zoo,
+                           out=out, seeds=seeds, allow_unpinned=allow_unpinned,
+                           workdir=workdir, data_dir=data_dir, progress=click.echo,
+                           threads=threads)
+    except ZooError as e:
+        raise _fail(e) from None
+    if not results:
+        raise click.ClickException(f"method {method!r} can do none of the tasks asked for")
+    click.echo(f"wrote {len(results)} result file(s) under {out}")
+
+
+@cli.command("table")
+@click.argument("results_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown",
+              show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of stdout.")
+def table_cmd(results_dir: Path, fmt: str, output: Path | None) -> None:
+    """Compare methods on every task (main score, mean ± std over seeds)."""
+    from benchmarks.results import load_results
+    from benchmarks.table import results_frames, to_csv, to_markdown
+
+    try:
+        frames = results_frames(load_results(results_dir))
+    except ZooError as e:
+        raise _fail(e) from None
+    text = to_markdown(frames) if fmt == "markdown" else to_csv(frames)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command("schema")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the results JSON Schema here (default: print it).")
+@click.option("--check", is_flag=True,
+              help="Exit 1 if the published benchmarks/results.schema.json is out of date.")
+def schema_cmd(out: Path | None, check: bool) -> None:
+    """Print, write or check the JSON Schema of result files."""
+    from benchmarks.results import SCHEMA_FILE, json_schema_text, write_json_schema
+
+    if check:
+        current = SCHEMA_FILE.read_text(encoding="utf-8") if SCHEMA_FILE.is_file() else ""
+        if current != json_schema_text():
+            raise click.ClickException(
+                f"{SCHEMA_FILE} is out of date: run `bench schema --out {SCHEMA_FILE}`")
+        click.echo(f"{SCHEMA_FILE} is up to date")
+    elif out:
+        try:
+            click.echo(f"wrote {write_json_schema(out)}")
+        except ZooError as e:
+            raise _fail(e) from None
+    else:
+        click.echo(json_schema_text(), nl=False)
+
+
+def main() -> None:
+    """Console-script entry point (``bench``)."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

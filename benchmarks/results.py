@@ -1,0 +1,285 @@
+"""Versioned result files of ``bench run`` (one JSON file per method x zoo x task).
+
+Layout: ``<out>/<method>/<zoo-name>-v<zoo-version>/<task>.json``. The schema is the pydantic
+model :class:`TaskResult`; its JSON Schema is published as ``benchmarks/results.schema.json``
+(regenerate with ``bench schema --out benchmarks/results.schema.json`` after changing it).
+
+Schema versions:
+
+* 1: the first draft layout (never released by a tagged version): one seed, test scores only,
+  ``{"schema_version": 1, "task": str, "zoo": "name@version", "zoo_hash": str,
+  "method": str, "scores": {metric: float}, "main_score": float, "seed": int,
+  "toolkit_version": str, "timestamp": str}``. Migrated on load.
+* 2 (current): several seeds with mean / std, scores per split, task / zoo / method metadata,
+  curves, git hash.
+
+A file with a newer ``schema_version`` than this toolkit knows, or no version at all, fails
+with a :class:`~benchmarks.errors.ResultSchemaError` saying what to do.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+import statistics
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from benchmarks.errors import ResultSchemaError
+from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
+
+SCHEMA_VERSION = 2
+SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class ScoreStat(BaseModel):
+    """A score over seeds: mean, (population) standard deviation and the per-seed values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mean: float
+    std: float
+    values: list[float] = Field(min_length=1)
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> ScoreStat:
+        """Summarise per-seed values."""
+        vals = [float(v) for v in values]
+        return cls(mean=statistics.fmean(vals), std=statistics.pstdev(vals), values=vals)
+
+    def __str__(self) -> str:
+        return f"{self.mean:.3f} ± {self.std:.3f}"
+
+
+class TaskInfo(BaseModel):
+    """The task a result is for (a copy of the declaration's key fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: int = 1
+    type: Literal["regression", "classification", "initialization", "generation"]
+    target: str
+    main_score: str
+    description: str = ""
+
+
+class ZooInfo(BaseModel):
+    """The zoo actually scored, and whether it is the one the task is pinned to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: str
+    content_hash: str
+    matches_pin: bool = True
+
+    @property
+    def label(self) -> str:
+        """``name-vVERSION`` (path-safe)."""
+        return _SAFE.sub("_", f"{self.name}-v{self.version}")
+
+
+class MethodInfo(BaseModel):
+    """The method scored: its name and its ``meta()``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class MainScore(BaseModel):
+    """The ranking score: one metric on one split, over seeds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str
+    split: str
+    mean: float
+    std: float
+
+
+class TaskResult(BaseModel):
+    """One method's scores on one task and zoo (schema version 2).
+
+    Attributes:
+        schema_version: version of this schema.
+        task: task metadata.
+        zoo: zoo name, version and content hash.
+        method: method name and metadata.
+        scores: ``{split: {metric: ScoreStat}}`` (property tasks: validation and test;
+            initialization / generation: test).
+        main_score: the task's main metric on its scoring split.
+        curves: per-epoch scores (initialization: ``"test/accuracy"``, epoch 0 = before
+            fine-tuning), each point a ScoreStat over seeds.
+        seeds: seeds the scores are over.
+        toolkit_version: ``modelzoo.__version__``.
+        git_hash: commit of the toolkit checkout, if it is one.
+        timestamp: when the evaluation finished (UTC).
+        evaluation_time_s: wall time of the evaluation.
+        details: facts of the run per seed (``{"per_seed": [...]}``: chosen head and its
+            parameters, source dataset and fingerprint, target architecture...).
+    """
+
+    model_config = ConfigDict(extra="forbid", title="TaskResult")
+
+    schema_version: Literal[2] = SCHEMA_VERSION
+    task: TaskInfo
+    zoo: ZooInfo
+    method: MethodInfo
+    scores: dict[str, dict[str, ScoreStat]]
+    main_score: MainScore
+    curves: dict[str, list[ScoreStat]] = Field(default_factory=dict)
+    seeds: list[int] = Field(min_length=1)
+    toolkit_version: str
+    git_hash: str | None = None
+    timestamp: _dt.datetime
+    evaluation_time_s: float = 0.0
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    def relative_path(self) -> Path:
+        """``<method>/<zoo-name>-v<version>/<task>.json``."""
+        return Path(self.method.name) / self.zoo.label / f"{self.task.name}.json"
+
+    def save(self, root: str | Path) -> Path:
+        """Write atomically under ``root`` and return the file's path."""
+        path = Path(root) / self.relative_path()
+        ensure_dir(path.parent)
+        atomic_write_bytes(path, (self.model_dump_json(indent=2) + "\n").encode())
+        return path
+
+
+def _migrate_v1(d: dict[str, Any]) -> dict[str, Any]:
+    """v1 (single seed, test scores, flat fields) -> v2."""
+    zoo_name, _, zoo_version = str(d["zoo"]).partition("@")
+    scores = {m: ScoreStat.of([v]).model_dump() for m, v in d["scores"].items()}
+    main = next((m for m, v in d["scores"].items() if v == d["main_score"]), "main")
+    return {
+        "schema_version": 2,
+        "task": {"name": d["task"], "type": d.get("task_type", "regression"),
+                 "target": d.get("target", ""), "main_score": main},
+        "zoo": {"name": zoo_name, "version": zoo_version or "unknown",
+                "content_hash": d.get("zoo_hash", "")},
+        "method": {"name": d["method"], "meta": {}},
+        "scores": {"test": scores},
+        "main_score": {"metric": main, "split": "test", "mean": float(d["main_score"]),
+                       "std": 0.0},
+        "seeds": [int(d.get("seed", 0))],
+        "toolkit_version": d.get("toolkit_version", "unknown"),
+        "timestamp": d["timestamp"],
+    }
+
+
+#: ``MIGRATIONS[v]`` turns a version-``v`` dict into a version ``v + 1`` dict.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _migrate_v1}
+
+
+def parse_result(data: Any, *, source: str = "<data>") -> TaskResult:
+    """Validate a result dict of any known schema version, migrating old ones.
+
+    Raises:
+        ResultSchemaError: not a result, unknown / newer version, or invalid content.
+    """
+    if not isinstance(data, dict) or "schema_version" not in data:
+        raise ResultSchemaError(f"{source} is not a bench result file (no schema_version)")
+    version = data["schema_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ResultSchemaError(f"{source}: schema_version must be a positive integer")
+    if version > SCHEMA_VERSION:
+        raise ResultSchemaError(
+            f"{source} uses results schema version {version}, newer than this toolkit reads "
+            f"({SCHEMA_VERSION}); upgrade with `pip install -U modelzoo-toolkit`"
+        )
+    try:
+        while version < SCHEMA_VERSION:
+            data = MIGRATIONS[version](data)
+            version = data["schema_version"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ResultSchemaError(
+            f"{source}: cannot migrate results schema version {version} to {SCHEMA_VERSION}: "
+            f"missing or invalid field {e}; re-run `bench run` to regenerate it"
+        ) from None
+    try:
+        return TaskResult.model_validate(data)
+    except ValidationError as e:
+        raise ResultSchemaError(
+            f"{source} does not match results schema version {SCHEMA_VERSION}:\n{e}"
+        ) from None
+
+
+def load_result(path: str | Path) -> TaskResult:
+    """Read one result file (old schema versions are migrated).
+
+    Raises:
+        ResultSchemaError: unreadable, not JSON, or not a valid result.
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ResultSchemaError(f"cannot read result file {p}: {e}") from None
+    return parse_result(data, source=str(p))
+
+
+def load_results(root: str | Path) -> list[TaskResult]:
+    """All result files under ``root`` (``<method>/<zoo>/<task>.json``), sorted by path.
+
+    Raises:
+        ResultSchemaError: ``root`` has no result files, or one of them is invalid.
+    """
+    r = Path(root)
+    files = sorted(r.glob("*/*/*.json")) if r.is_dir() else []
+    if not files:
+        raise ResultSchemaError(
+            f"no result files under {r} (expected <method>/<zoo>/<task>.json; "
+            "run `bench run --out` first)"
+        )
+    return [load_result(f) for f in files]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of :class:`TaskResult` (what ``results.schema.json`` holds)."""
+    schema = TaskResult.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"modelzoo-toolkit/bench-results-v{SCHEMA_VERSION}", **schema}
+
+
+def json_schema_text() -> str:
+    """:func:`json_schema` as the exact text of the published file."""
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def write_json_schema(path: str | Path = SCHEMA_FILE) -> Path:
+    """Write the JSON Schema file and return its path."""
+    p = Path(path)
+    atomic_write_bytes(p, json_schema_text().encode())
+    return p
+
+
+def git_hash() -> str | None:
+    """The commit of the checkout this package runs from, or ``None``."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+            text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    h = out.stdout.strip()
+    return h if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", h) else None
+
+
+def utc_now() -> _dt.datetime:
+    """Current UTC time, to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+
+
+if __name__ == "__main__":
+    print(write_json_schema())

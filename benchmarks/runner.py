@@ -1,0 +1,508 @@
+"""``evaluate``: score one method on a suite or a list of tasks over several seeds.
+
+Property prediction (regression / classification): rows are checkpoints with ``status == "ok"``
+of the zoo's own ``train`` / ``validation`` / ``test`` splits (never re-split). Feature methods
+get an sklearn head fitted on train and selected on validation (see :mod:`benchmarks.scoring`);
+fit/predict methods do their own selection. Both are scored on validation and test.
+
+Initialization: the method's ``sample`` gives ``n_models`` weight vectors per seed; each is
+loaded into the zoo's architecture and fine-tuned ``epochs`` epochs on the task's source
+(the zoo's own, or a new one); scores are the test accuracy before fine-tuning, after the last
+epoch, and the normalised area under the accuracy-per-epoch curve (main score).
+
+Generation: ``n_models`` samples per seed are scored zero-shot on the zoo's source test data
+and placed as percentiles of the zoo's test-split models (last checkpoints). A sample counts as
+*novel* when its L2 distance to the nearest training checkpoint is above
+``novelty_threshold`` x the median gap between distinct training models; the main score
+``novel_percentile`` is the mean percentile with non-novel samples counted as 0, so a method
+that returns (near-)copies of training models scores nothing.
+
+Seeds drive everything random in a run (method setup, stochastic heads, sampling, fine-tuning
+order); each score is reported as mean ± std over seeds. Deterministic methods with
+deterministic heads have std 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+import modelzoo
+from benchmarks.data import ImageData, load_image_data
+from benchmarks.errors import (
+    BenchmarkError,
+    MethodError,
+    TaskNotApplicableError,
+    ZooMismatchError,
+)
+from benchmarks.finetune import (
+    accuracy_of,
+    area_under_curve,
+    distinct_model_scale,
+    finetune_curve,
+    model_from_weights,
+    nearest_distance,
+)
+from benchmarks.methods.base import (
+    TargetModel,
+    capabilities,
+    head_of,
+    load_method,
+    method_meta,
+)
+from benchmarks.registry import SUITES, TASKS
+from benchmarks.results import (
+    MainScore,
+    MethodInfo,
+    ScoreStat,
+    TaskInfo,
+    TaskResult,
+    ZooInfo,
+    git_hash,
+    utc_now,
+)
+from benchmarks.scoring import fit_head, score_predictions
+from benchmarks.tasks.metadata import TaskMetadata
+from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
+from modelzoo.storage.manifest import Manifest
+from modelzoo.storage.schema import STATUS_OK
+
+log = logging.getLogger(__name__)
+
+#: Capability a method needs per task type.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "regression": ("features", "predict"),
+    "classification": ("features", "predict"),
+    "initialization": ("sample",),
+    "generation": ("sample",),
+}
+
+
+def supports(method: object, task: TaskMetadata) -> bool:
+    """Whether ``method`` implements what ``task``'s type needs."""
+    return bool(capabilities(method) & set(NEEDS[task.type]))
+
+
+def resolve_tasks(
+    *, suite: str | None = None, tasks: Sequence[str | TaskMetadata] | None = None
+) -> list[TaskMetadata]:
+    """Tasks of a suite or a list of task names / declarations (exactly one of the two)."""
+    if (suite is None) == (not tasks):
+        raise BenchmarkError("give either a suite or a list of tasks (exactly one of them)")
+    if suite is not None:
+        return [TASKS.get(t) for t in SUITES.get(suite).tasks]
+    return [t if isinstance(t, TaskMetadata) else TASKS.get(t) for t in tasks or ()]
+
+
+def check_pin(task: TaskMetadata, manifest: Manifest, *, allow_unpinned: bool) -> bool:
+    """Whether the zoo is the one ``task`` is pinned to; raise if not and not allowed."""
+    pin = task.zoo
+    problems = []
+    if manifest.name != pin.name:
+        problems.append(f"name {manifest.name!r} (pinned: {pin.name!r})")
+    if manifest.version != pin.version:
+        problems.append(f"version {manifest.version!r} (pinned: {pin.version!r})")
+    if pin.content_hash and manifest.content_hash != pin.content_hash:
+        problems.append(
+            f"content hash {manifest.content_hash[:19]}... (pinned: {pin.content_hash[:19]}...)"
+        )
+    if problems and not allow_unpinned:
+        raise ZooMismatchError(
+            f"task {task.name!r} is pinned to zoo {pin.name} v{pin.version}, but the zoo given "
+            f"has {'; '.join(problems)}. Pass the pinned zoo, or allow scoring another zoo with "
+            "--allow-unpinned (results then record the zoo actually used)."
+        )
+    return not problems
+
+
+class _Zoo:
+    """A zoo opened once per evaluation: manifest, healthy rows per split, caches."""
+
+    def __init__(self, path: Path, data_dir: str | None = None) -> None:
+        self.path = path
+        self.data_dir = data_dir
+        self.manifest = read_manifest(path)
+        raw = load_zoo(path)
+        self.splits: dict[str, datasets.Dataset] = {s: _healthy(raw[s]) for s in SPLITS}
+        self._columns: dict[tuple[str, str], np.ndarray] = {}
+
+    def column(self, split: str, name: str) -> np.ndarray:
+        key = (split, name)
+        if key not in self._columns:
+            ds = self.splits[split]
+            self._columns[key] = ds.select_columns([name]).to_pandas()[name].to_numpy()
+        return self._columns[key]
+
+    def most_common(self, name: str) -> str:
+        values = self.column("train", name)
+        if not len(values):
+            raise BenchmarkError(f"zoo {self.path} has no healthy train-split rows")
+        counts = Counter(values.tolist())
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+
+    def target_model(self, task: TaskMetadata) -> TargetModel:
+        """Most frequent train architecture; the task's activation, else that of the best
+        train checkpoint by ``val_acc`` (ties: smallest model id), as SANE's anchors use."""
+        arch = self.most_common("architecture")
+        activation = task.finetune.activation if task.finetune else None
+        if not activation:
+            rows = np.flatnonzero(self.column("train", "architecture") == arch)
+            acc = np.nan_to_num(self.column("train", "val_acc")[rows].astype(np.float64),
+                                nan=-np.inf)
+            ids = self.column("train", "model_id")[rows]
+            best = min(range(len(rows)), key=lambda i: (-acc[i], ids[i]))
+            activation = str(self.column("train", "activation")[rows[best]])
+        return TargetModel(arch, activation, self.manifest.architectures[arch].n_params)
+
+
+def _healthy(ds: datasets.Dataset) -> datasets.Dataset:
+    """Rows with status ok; an in-memory selection only if some rows are not ok (so that
+    nothing is written into the zoo directory)."""
+    status = ds.select_columns(["status"]).to_pandas()["status"].to_numpy()
+    ok = np.flatnonzero(status == STATUS_OK)
+    if len(ok) == len(ds):
+        return ds
+    was = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        return ds.select(ok.tolist(), keep_in_memory=True).flatten_indices(keep_in_memory=True)
+    finally:
+        if was:
+            datasets.enable_progress_bars()
+
+
+# --------------------------------------------------------------------------- property tasks
+
+
+def check_applicable(task: TaskMetadata, zoo: _Zoo) -> None:
+    """Raise :class:`TaskNotApplicableError` if ``task`` cannot be scored on ``zoo``."""
+    name = zoo.manifest.name
+    needed = SPLITS if task.is_property else (("train", "test") if task.type == "generation"
+                                              else ("train",))
+    for s in needed:
+        if not len(zoo.splits[s]):
+            raise TaskNotApplicableError(
+                f"zoo {name} has no healthy {s}-split checkpoints, which {task.name} needs"
+            )
+    if task.type == "classification":
+        values = sorted(set(zoo.column("train", task.target).tolist()))
+        if len(values) < 2:
+            raise TaskNotApplicableError(
+                f"target {task.target!r} has a single value ({values[0]!r}) in the train split "
+                f"of zoo {name}: the zoo does not vary it, so {task.name} cannot be scored on it"
+            )
+
+
+def _features(
+    method: Any, zoo: _Zoo, cache: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    for split in SPLITS:
+        if split not in cache:
+            f = np.asarray(method.features(zoo.splits[split], zoo.manifest))
+            if f.ndim != 2 or len(f) != len(zoo.splits[split]):
+                raise MethodError(
+                    f"method {method.name!r}: features() returned shape {f.shape} for "
+                    f"{len(zoo.splits[split])} {split} rows; expected [rows, d]"
+                )
+            cache[split] = f
+    return cache
+
+
+def _property_seed(
+    task: TaskMetadata, method: Any, zoo: _Zoo, seed: int, feature_cache: dict[str, np.ndarray]
+) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    y = {s: zoo.column(s, task.target) for s in SPLITS}
+    if task.type == "regression":
+        y = {s: v.astype(np.float64) for s, v in y.items()}
+    details: dict[str, Any] = {}
+    if "features" in capabilities(method):
+        x = _features(method, zoo, feature_cache)
+        fit = fit_head(head=head_of(method), task_type=task.type, main_score=task.main_score,
+                       x=x, y=y, seed=seed)
+        preds = fit.predictions
+        details = {"head": head_of(method), "head_params": fit.params}
+    else:
+        method.fit(zoo.splits["train"], target=task.target, task_type=task.type,
+                   validation=zoo.splits["validation"], manifest=zoo.manifest, seed=seed)
+        preds = {s: np.asarray(method.predict(zoo.splits[s], manifest=zoo.manifest))
+                 for s in ("validation", "test")}
+        for s, p in preds.items():
+            if len(p) != len(y[s]):
+                raise MethodError(f"method {method.name!r}: predict() returned {len(p)} values "
+                                  f"for {len(y[s])} {s} rows")
+    if task.type == "regression":
+        preds = {s: p.astype(np.float64) for s, p in preds.items()}
+    scores = {s: score_predictions(task.metrics, y[s], preds[s]) for s in ("validation", "test")}
+    return scores, details
+
+
+# ----------------------------------------------------------------- initialization/generation
+
+
+def _sample(method: Any, zoo: _Zoo, target: TargetModel, n: int, seed: int) -> np.ndarray:
+    w = np.asarray(method.sample(zoo=zoo.path, manifest=zoo.manifest, target=target, n=n,
+                                 seed=seed), dtype=np.float32)
+    if w.shape != (n, target.num_params):
+        raise MethodError(f"method {method.name!r}: sample() returned shape {w.shape}, "
+                          f"expected ({n}, {target.num_params})")
+    return w
+
+
+def _source_data(task: TaskMetadata, zoo: _Zoo) -> ImageData:
+    name = task.finetune.source if task.finetune and task.finetune.source else \
+        zoo.most_common("source")
+    return load_image_data(name, zoo.data_dir)
+
+
+def _init_seed(
+    task: TaskMetadata, method: Any, zoo: _Zoo, seed: int
+) -> tuple[dict[str, float], list[float], dict[str, Any]]:
+    spec = task.finetune
+    assert spec is not None
+    target = zoo.target_model(task)
+    data = _source_data(task, zoo)
+    weights = _sample(method, zoo, target, spec.n_models, seed)
+    curves, loaded = [], []
+    for i, w in enumerate(weights):
+        model, n_loaded = model_from_weights(zoo.manifest, target, w, data)
+        torch.manual_seed(seed * 7919 + i)
+        curves.append(finetune_curve(model, data, epochs=spec.epochs, lr=spec.lr,
+                                     batch_size=spec.batch_size, seed=seed * 7919 + i))
+        loaded.append(n_loaded)
+    curve = np.mean(np.asarray(curves), axis=0).tolist()
+    scores = {"auc": area_under_curve(curve), "final_accuracy": curve[-1],
+              "zero_shot_accuracy": curve[0]}
+    details = {"source": data.name, "source_fingerprint": data.fingerprint,
+               "architecture": target.architecture, "activation": target.activation,
+               "tensors_loaded": int(min(loaded)),
+               "tensors_total": len(zoo.manifest.architectures[target.architecture].layout)}
+    return scores, curve, details
+
+
+def _generation_seed(
+    task: TaskMetadata, method: Any, zoo: _Zoo, seed: int
+) -> tuple[dict[str, float], dict[str, Any]]:
+    spec = task.finetune
+    assert spec is not None
+    target = zoo.target_model(task)
+    data = _source_data(task, zoo)
+    weights = _sample(method, zoo, target, spec.n_models, seed)
+    acc = np.array([accuracy_of(model_from_weights(zoo.manifest, target, w, data)[0],
+                                data.x_test, data.y_test) for w in weights])
+    # reference distribution: last checkpoints of the test-split models of that architecture
+    arch = zoo.column("test", "architecture")
+    epochs, ids = zoo.column("test", "epoch"), zoo.column("test", "model_id")
+    ref = _last_rows(ids, epochs, arch == target.architecture)
+    if not len(ref):
+        raise BenchmarkError(f"zoo has no healthy test-split {target.architecture} models")
+    ref_acc = zoo.column("test", "test_acc")[ref].astype(np.float64)
+    percentile = np.array([(ref_acc <= a).mean() for a in acc])
+    # novelty: distance to the nearest training checkpoint, in units of the typical gap
+    tr_arch = zoo.column("train", "architecture") == target.architecture
+    tr_rows = np.flatnonzero(tr_arch)
+    tr_w = weights_tensor(zoo.splits["train"])[torch.as_tensor(tr_rows)]
+    tr_ids = zoo.column("train", "model_id")[tr_rows]
+    last = _last_rows(tr_ids, zoo.column("train", "epoch")[tr_rows], np.ones(len(tr_rows), bool))
+    scale = distinct_model_scale(tr_w, tr_ids.tolist(), last.tolist())
+    dist = nearest_distance(torch.as_tensor(weights), tr_w).numpy() / max(scale, 1e-12)
+    novel = dist > spec.novelty_threshold
+    scores = {
+        "zero_shot_accuracy": float(acc.mean()),
+        "percentile": float(percentile.mean()),
+        "novelty": float(np.median(dist)),
+        "novel_fraction": float(novel.mean()),
+        "novel_percentile": float((percentile * novel).mean()),
+    }
+    details = {"source": data.name, "source_fingerprint": data.fingerprint,
+               "architecture": target.architecture, "activation": target.activation,
+               "reference_models": len(ref), "novelty_scale_l2": scale}
+    return scores, details
+
+
+def _last_rows(ids: np.ndarray, epochs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Index of each model's last checkpoint among rows where ``mask``."""
+    best: dict[str, int] = {}
+    for i in np.flatnonzero(mask):
+        if ids[i] not in best or epochs[i] > epochs[best[ids[i]]]:
+            best[ids[i]] = int(i)
+    return np.array(sorted(best.values()), dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+@contextlib.contextmanager
+def limit_threads(n: int | None) -> Iterator[None]:
+    """Limit torch and BLAS/OpenMP (sklearn) threads to ``n`` inside the block (None: as is).
+
+    Tiny models and heads run much faster single-threaded, above all on a busy machine.
+    """
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(n):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def evaluate(
+    *,
+    method: str | object,
+    zoo: str | Path,
+    suite: str | None = None,
+    tasks: Sequence[str | TaskMetadata] | None = None,
+    out: str | Path | None = None,
+    seeds: int | Sequence[int] = 3,
+    allow_unpinned: bool = False,
+    workdir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+    threads: int | None = 1,
+) -> list[TaskResult]:
+    """Score ``method`` on the tasks of ``suite`` (or ``tasks``) on the zoo at ``zoo``.
+
+    Args:
+        method: a registered method name, ``"module:object"``, or a method object.
+        zoo: path of a built zoo.
+        suite: suite key (e.g. ``"digits-v1"``); tasks the method cannot do, or that cannot
+            be scored on this zoo, are skipped (reported through ``progress``).
+        tasks: task names / declarations; such a task is an error instead.
+        out: results root; each result is written to ``<out>/<method>/<zoo>/<task>.json``.
+        seeds: number of seeds (``0..n-1``) or explicit seeds.
+        allow_unpinned: score a zoo other than the one the tasks are pinned to.
+        workdir: where methods may write (e.g. SANE runs); a temporary directory if None.
+        data_dir: where source datasets live (for non-bundled sources).
+        progress: called with one line per finished task.
+        threads: torch / BLAS / OpenMP threads while evaluating (1 is fastest for small
+            zoos; ``None`` leaves the process settings alone).
+
+    Returns:
+        One :class:`TaskResult` per scored task.
+
+    Raises:
+        BenchmarkError: bad arguments, unsupported task, zoo mismatch, a zoo that cannot
+            serve a task, or a method breaking the protocol.
+    """
+    say = progress or (lambda msg: log.info(msg))
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seed_list:
+        raise BenchmarkError("need at least one seed")
+    task_list = resolve_tasks(suite=suite, tasks=tasks)
+    m = load_method(method)
+    todo = []
+    for t in task_list:
+        if supports(m, t):
+            todo.append(t)
+        elif suite is None:
+            raise MethodError(
+                f"method {m.name!r} cannot do {t.type} task {t.name!r}: it needs "
+                f"{' or '.join(NEEDS[t.type])}() (see benchmarks/methods/base.py)"
+            )
+        else:
+            say(f"skip {t.name}: {m.name} has no {' / '.join(NEEDS[t.type])}()")
+    zoo_path = Path(zoo)
+    z = _Zoo(zoo_path, str(data_dir) if data_dir is not None else None)
+    applicable = []
+    for t in todo:
+        try:
+            check_applicable(t, z)
+        except TaskNotApplicableError as e:
+            if suite is None:
+                raise
+            say(f"skip {t.name}: {e}")
+        else:
+            applicable.append(t)
+    todo = applicable
+    pins = {t.name: check_pin(t, z.manifest, allow_unpinned=allow_unpinned) for t in todo}
+    meta = method_meta(m)
+    per_seed: dict[str, list[dict[str, dict[str, float]]]] = {t.name: [] for t in todo}
+    curves: dict[str, list[list[float]]] = {t.name: [] for t in todo}
+    details: dict[str, list[dict[str, Any]]] = {t.name: [] for t in todo}
+    started = {t.name: 0.0 for t in todo}
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, limit_threads(threads):
+        work = Path(workdir) if workdir is not None else Path(tmp)
+        for seed in seed_list:
+            if callable(getattr(m, "setup", None)):
+                m.setup(zoo=zoo_path, manifest=z.manifest, seed=seed,
+                        workdir=work / f"{m.name}-seed{seed}")
+            feature_cache: dict[str, np.ndarray] = {}
+            for t in todo:
+                t0 = time.perf_counter()
+                if t.is_property:
+                    scores, det = _property_seed(t, m, z, seed, feature_cache)
+                elif t.type == "initialization":
+                    test, curve, det = _init_seed(t, m, z, seed)
+                    scores = {"test": test}
+                    curves[t.name].append(curve)
+                else:
+                    test, det = _generation_seed(t, m, z, seed)
+                    scores = {"test": test}
+                per_seed[t.name].append(scores)
+                details[t.name].append(det)
+                started[t.name] += time.perf_counter() - t0
+    results = []
+    commit = git_hash()
+    for t in todo:
+        res = _aggregate(t, m.name, meta, z.manifest, pins[t.name], seed_list,
+                         per_seed[t.name], curves[t.name], details[t.name], started[t.name],
+                         commit)
+        if out is not None:
+            res.save(out)
+        say(f"{t.name}: {t.main_score} = {res.main_score.mean:.4f} ± {res.main_score.std:.4f}")
+        results.append(res)
+    return results
+
+
+def _aggregate(
+    task: TaskMetadata,
+    method_name: str,
+    meta: dict[str, Any],
+    manifest: Manifest,
+    matches_pin: bool,
+    seeds: list[int],
+    per_seed: list[dict[str, dict[str, float]]],
+    curves: list[list[float]],
+    details: list[dict[str, Any]],
+    seconds: float,
+    commit: str | None,
+) -> TaskResult:
+    scores = {
+        split: {metric: ScoreStat.of([s[split][metric] for s in per_seed])
+                for metric in per_seed[0][split]}
+        for split in per_seed[0]
+    }
+    main = scores[task.splits.score][task.main_score]
+    curve_stats = ({"test/accuracy": [ScoreStat.of(col) for col in zip(*curves, strict=True)]}
+                   if curves else {})
+    return TaskResult(
+        task=TaskInfo(name=task.name, version=task.version, type=task.type, target=task.target,
+                      main_score=task.main_score, description=task.description),
+        zoo=ZooInfo(name=manifest.name, version=manifest.version,
+                    content_hash=manifest.content_hash, matches_pin=matches_pin),
+        method=MethodInfo(name=method_name, meta=meta),
+        scores=scores,
+        main_score=MainScore(metric=task.main_score, split=task.splits.score,
+                             mean=main.mean, std=main.std),
+        curves=curve_stats,
+        seeds=seeds,
+        toolkit_version=modelzoo.__version__,
+        git_hash=commit,
+        timestamp=utc_now(),
+        evaluation_time_s=round(seconds, 3),
+        details={"per_seed": details},
+    )

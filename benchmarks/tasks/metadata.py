@@ -1,0 +1,172 @@
+"""Declarative task metadata (MTEB style): what is scored, on which pinned zoo, and how.
+
+A task is data, not code: a :class:`TaskMetadata` instance declared in a ~20-line module
+under ``benchmarks/tasks/`` and registered in :data:`benchmarks.registry.TASKS`. The runner
+(:mod:`benchmarks.runner`) interprets it according to its ``type``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: Task types and what the runner does for each.
+TaskType = Literal["regression", "classification", "initialization", "generation"]
+
+#: Metrics each task type may report (the names used in result files).
+TYPE_METRICS: dict[str, tuple[str, ...]] = {
+    "regression": ("kendall_tau", "r2", "spearman"),
+    "classification": ("accuracy", "balanced_accuracy"),
+    "initialization": ("auc", "final_accuracy", "zero_shot_accuracy"),
+    "generation": (
+        "novel_percentile",
+        "zero_shot_accuracy",
+        "percentile",
+        "novelty",
+        "novel_fraction",
+    ),
+}
+
+#: Zoo columns a property task may predict, per type.
+REGRESSION_TARGETS = ("test_acc", "ggap", "epoch", "test_loss", "train_acc", "val_acc")
+CLASSIFICATION_TARGETS = ("activation", "init", "optimizer")
+
+_NAME = r"^[a-z0-9][a-z0-9._-]*$"
+
+
+class ZooRef(BaseModel):
+    """The zoo a task is pinned to (like a dataset revision in MTEB).
+
+    Attributes:
+        name: zoo name as in its ``zoo.json``.
+        version: zoo version (semantic version string); pinned.
+        content_hash: optionally pin the exact content (``zoo.json`` ``content_hash``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: str
+    content_hash: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``name-vVERSION``, used in result paths."""
+        return f"{self.name}-v{self.version}"
+
+
+class SplitScheme(BaseModel):
+    """Which zoo split is used for what. Splits come from the zoo's ``split`` column."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fit: Literal["train"] = "train"
+    select: Literal["validation"] = "validation"
+    score: Literal["test"] = "test"
+
+
+class FinetuneSpec(BaseModel):
+    """How initialization and generation tasks build and train target models.
+
+    Attributes:
+        source: dataset to fine-tune / evaluate on; ``None`` means the zoo's own source.
+        epochs: fine-tuning epochs (accuracy is recorded after each, and before the first).
+        n_models: weight vectors drawn from the provider per seed.
+        lr: Adam learning rate.
+        batch_size: mini-batch size.
+        activation: activation of the target models; ``None`` = that of the zoo's best
+            train-split checkpoint by ``val_acc`` (providers return weights for it).
+        novelty_threshold: generation only; a sample is *novel* when its L2 distance to the
+            nearest training checkpoint exceeds this fraction of the median nearest-neighbour
+            distance between distinct training models.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str | None = None
+    epochs: int = Field(3, ge=0)
+    n_models: int = Field(4, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    batch_size: int = Field(64, ge=1)
+    activation: str | None = None
+    novelty_threshold: float = Field(0.1, ge=0)
+
+
+class TaskMetadata(BaseModel):
+    """One benchmark task.
+
+    Attributes:
+        name: unique task name (lower case, digits, ``.-_``).
+        description: one or two sentences for ``bench ls`` and result tables.
+        type: regression | classification (property prediction), initialization, generation.
+        zoo: the pinned zoo.
+        target: the zoo column predicted (property tasks) or ``"weights"`` (init / generation).
+        splits: fit on train, select on validation, score on test.
+        metrics: reported metrics; all must be valid for ``type``.
+        main_score: the metric used to rank methods (one of ``metrics``).
+        finetune: settings of initialization / generation tasks.
+        version: task revision; bump when the declaration changes what is measured.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_NAME)
+    description: str
+    type: TaskType
+    zoo: ZooRef
+    target: str
+    splits: SplitScheme = SplitScheme()
+    metrics: tuple[str, ...]
+    main_score: str
+    finetune: FinetuneSpec | None = None
+    version: int = 1
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskMetadata:
+        allowed = TYPE_METRICS[self.type]
+        bad = [m for m in self.metrics if m not in allowed]
+        if bad:
+            raise ValueError(f"metrics {bad} are not valid for {self.type} tasks ({allowed})")
+        if self.main_score not in self.metrics:
+            raise ValueError(f"main_score {self.main_score!r} must be one of metrics")
+        if self.type == "regression" and self.target not in REGRESSION_TARGETS:
+            raise ValueError(f"regression target must be one of {REGRESSION_TARGETS}")
+        if self.type == "classification" and self.target not in CLASSIFICATION_TARGETS:
+            raise ValueError(f"classification target must be one of {CLASSIFICATION_TARGETS}")
+        generative = self.type in ("initialization", "generation")
+        if generative and self.target != "weights":
+            raise ValueError(f"{self.type} tasks have target 'weights'")
+        if generative and self.finetune is None:
+            raise ValueError(f"{self.type} tasks need a finetune spec")
+        if not generative and self.finetune is not None:
+            raise ValueError("only initialization / generation tasks take a finetune spec")
+        return self
+
+    @property
+    def is_property(self) -> bool:
+        """Whether this is a property-prediction (regression / classification) task."""
+        return self.type in ("regression", "classification")
+
+
+class Suite(BaseModel):
+    """A named, versioned list of tasks (e.g. ``digits-v1``).
+
+    Attributes:
+        name: family name (``digits``).
+        version: integer version; the registry key is ``{name}-v{version}``.
+        description: one line.
+        tasks: task names, in order.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_NAME)
+    version: int = Field(ge=1)
+    description: str
+    tasks: tuple[str, ...] = Field(min_length=1)
+
+    @property
+    def key(self) -> str:
+        """Registry key, ``name-vN``."""
+        return f"{self.name}-v{self.version}"
