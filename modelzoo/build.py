@@ -185,7 +185,6 @@ def build_zoo(
     else:
         if arch is None:
             raise RecipeError("give a recipe file or --arch")
-        over.setdefault("name", None)
         over["name"] = name or f"{arch}-{source or 'digits'}"
         rec = make_recipe({}, **over)
     dev = resolve_device(device)

@@ -248,14 +248,15 @@ class ZooWriter:
                 if mid in models:
                     raise CorruptZooError(f"model {mid} was written twice ({marker})")
                 models[mid] = ModelEntry(**m)
-        files.sort(key=lambda f: f.path)
+        nonempty = [s for s in SPLITS if any(f.split == s and f.num_rows for f in files)]
         for split in SPLITS:
-            self._write_split_metadata(split, [f for f in files if f.split == split], files)
-        files = self._all_files(files)
+            empty = self._write_split_metadata(split, [f for f in files if f.split == split])
+            if empty is not None:
+                files.append(empty)
+        files.sort(key=lambda f: f.path)
         atomic_write_bytes(
             self.root / "dataset_dict.json", json.dumps({"splits": list(SPLITS)}).encode()
         )
-        nonempty = [s for s in SPLITS if any(f.split == s and f.num_rows for f in files)]
         atomic_write_bytes(
             self.root / "README.md", minimal_card(name, description, nonempty).encode()
         )
@@ -281,19 +282,20 @@ class ZooWriter:
         )
         return manifest
 
-    def _write_split_metadata(
-        self, split: str, split_files: list[FileEntry], all_files: list[FileEntry]
-    ) -> None:
+    def _write_split_metadata(self, split: str, split_files: list[FileEntry]) -> FileEntry | None:
+        """Write ``state.json``/``dataset_info.json`` of a split folder (``load_from_disk``).
+
+        Returns the entry of an empty shard written for a split without rows, else None.
+        """
         d = ensure_dir(self.root / split)
         names = [Path(f.path).name for f in split_files]
+        extra = None
         if not names:  # an empty split still loads, with the zoo's schema
-            empty = d / "data-empty.arrow"
-            write_arrow(empty, self.schema.empty_table())
-            names = [empty.name]
-            all_files.append(
-                FileEntry(path=f"{split}/{empty.name}", split=split, num_rows=0,
-                          sha256=file_sha256(empty))
-            )
+            path = d / "data-empty.arrow"
+            write_arrow(path, self.schema.empty_table())
+            names = [path.name]
+            extra = FileEntry(path=f"{split}/{path.name}", split=split, num_rows=0,
+                              sha256=file_sha256(path))
         state = {
             "_data_files": [{"filename": n} for n in names],
             "_fingerprint": hashlib.sha256("".join(names).encode()).hexdigest()[:16],
@@ -309,10 +311,7 @@ class ZooWriter:
             info.write_to_directory(str(d))
         except OSError as e:
             raise storage_error(e, d) from None
-
-    @staticmethod
-    def _all_files(files: Iterable[FileEntry]) -> list[FileEntry]:
-        return sorted(files, key=lambda f: f.path)
+        return extra
 
 
 def minimal_card(name: str, description: str = "", splits: Iterable[str] = SPLITS) -> str:
