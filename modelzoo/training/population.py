@@ -34,6 +34,7 @@ from modelzoo.training.config import (
     make_scheduler,
     train_subset,
 )
+from modelzoo.training.stacked import stacked_forward, supports_stacked
 
 
 def train_population(
@@ -89,10 +90,20 @@ def train_population(
             return leaves[0]
         return {n: torch.cat([lv[n] for lv in leaves]) for n in param_names}
 
+    m_count = len(configs)
+    # plain Sequential nets on CPU: explicit grouped ops in channels_last (see stacked.py)
+    fast = device.type == "cpu" and supports_stacked(base)
+
     def loss_fn(p, b, x, y):
         return F.cross_entropy(functional_call(base, (p, b), (x,)), y)
 
-    step = vmap(loss_fn, randomness="different")
+    vstep = vmap(loss_fn, randomness="different")
+
+    def step(p, b, x, y):
+        if not fast:
+            return vstep(p, b, x, y)
+        logits = stacked_forward(base, p, x, m_count)  # [M, B, K]
+        return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1)
     xs = {
         "train": (data.x_train.to(device), data.y_train.to(device)),
         "val": (data.x_val.to(device), data.y_val.to(device)),
@@ -110,8 +121,11 @@ def train_population(
         out: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             p = {n: t.detach() for n, t in params().items()}
-            fwd = vmap(lambda p_, b_, x_: functional_call(base, (p_, b_), (x_,)),
-                       in_dims=(0, 0, None))
+            vfwd = vmap(lambda p_, b_, x_: functional_call(base, (p_, b_), (x_,)),
+                        in_dims=(0, 0, None))
+
+            def fwd(p_, b_, x_):
+                return stacked_forward(base, p_, x_, m_count) if fast else vfwd(p_, b_, x_)
             for split, (x, y) in xs.items():
                 loss_sum = torch.zeros(len(configs), device=device)
                 correct = torch.zeros(len(configs), device=device)
