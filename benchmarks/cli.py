@@ -146,6 +146,12 @@ def schema_cmd(out: Path | None, check: bool) -> None:
         click.echo(json_schema_text(), nl=False)
 
 
+from benchmarks.leaderboard.cli import leaderboard_group, submit_cmd  # noqa: E402
+
+cli.add_command(submit_cmd)
+cli.add_command(leaderboard_group)
+
+
 def main() -> None:
     """Console-script entry point (``bench``)."""
     cli()
