@@ -137,9 +137,10 @@ def upload_folder(folder: Path, *, repo_id: str, private: bool, token: str | Non
         api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
                           commit_message="Update leaderboard")
     except Exception as e:  # noqa: BLE001  (network, auth and Hub errors all end here)
+        first = str(e).splitlines()[0].rstrip(".") if str(e) else ""
         raise LeaderboardError(
             f"cannot upload {folder} to the Hub dataset {repo_id}: {type(e).__name__}: "
-            f"{str(e).splitlines()[0].rstrip('.') if str(e) else ''}. Check the network and your token "
+            f"{first}. Check the network and your token "
             "(HF_TOKEN or `hf auth login`); the folder is complete and can be uploaded later "
             f"with `bench leaderboard publish --repo-id {repo_id}` or `hf upload`."
         ) from None

@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import ValidationError
 
 import modelzoo
+from benchmarks.errors import ResultSchemaError
 from benchmarks.leaderboard.errors import LeaderboardError
 from benchmarks.leaderboard.safety import parse_submission_bytes, validation_summary
 from benchmarks.leaderboard.schema import (
@@ -146,7 +147,10 @@ def make_submission(
             f"no results of {method!r} on zoo {pin.name} v{pin.version} for task(s) "
             f"{', '.join(missing)} of suite {suite}; run `bench run --suite {suite} --method "
             f"{method} --zoo {zoo} --out {results} --save-predictions` first")
-    tasks = [_task_submission(by_task[t.name], Path(results)) for t in required]
+    try:
+        tasks = [_task_submission(by_task[t.name], Path(results)) for t in required]
+    except ResultSchemaError as e:
+        raise LeaderboardError(str(e)) from None
     meta = by_task[required[0].name].method.meta
     try:
         card = MethodCard(
