@@ -18,6 +18,7 @@ import binascii
 import json
 import math
 import os
+import pickletools
 import re
 import stat
 from pathlib import Path
@@ -42,33 +43,37 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"PAR1", "a Parquet file"),
     (b"\x93NUMPY", "a numpy file (may hold pickled objects)"),
 )
-_PICKLE_PROTO0 = re.compile(rb"^\s*(c[\w.]+\n[\w.]+\n|\((dp|lp|S'|i[\w.]+\n)|[IFL]-?\d+\n)")
 _B64 = re.compile(r"^[A-Za-z0-9+/=_-]{8,}$")
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2}){4,}$")
 MAX_DEPTH = 12
 _HOW = "make the file with `bench submit` (one JSON file, no pickles or archives)"
 
 
-def _is_pickle_bytes(b: bytes) -> bool:
-    """Pickle protocol 2+ header (PROTO opcode), or a protocol 0/1 GLOBAL / container start."""
-    if len(b) >= 2 and b[0] == 0x80 and 2 <= b[1] <= 5:
-        return True
-    return bool(_PICKLE_PROTO0.match(b[:64]))
+def is_pickle(b: bytes) -> bool:
+    """Whether ``b`` is a whole pickle stream: every byte parses as pickle opcodes up to a
+    final STOP. Parsed with :func:`pickletools.genops`, which only disassembles (it imports
+    and runs nothing)."""
+    b = b.rstrip(b" \t\r\n")
+    if len(b) < 3:
+        return False
+    try:
+        last = None
+        for op, _arg, pos in pickletools.genops(b):
+            last = (op.name, pos)
+    except Exception:  # noqa: BLE001  (any parse failure: not a pickle)
+        return False
+    return last is not None and last[0] == "STOP" and last[1] == len(b) - 1
 
 
 def looks_pickled(s: str) -> bool:
-    """Whether a JSON string is a whole pickled object: as raw (latin-1) text, hex or base64.
-
-    A pickle starts with a PROTO opcode (``\\x80`` + protocol 2..5) or a protocol-0/1
-    GLOBAL / container opcode, and ends with STOP (``.``); both ends must match, so hashes
-    and ordinary text are not mistaken for pickles.
-    """
+    """Whether a JSON string holds a whole pickled object: as raw (latin-1) text, hex or
+    base64. Ordinary text and hashes do not parse as pickle streams, so they pass."""
     compact = s.strip()
-    if len(compact) < 4:
+    if len(compact) < 3:
         return False
     candidates: list[bytes] = []
-    if all(ord(c) < 256 for c in compact[:64]):
-        candidates.append(compact.encode("latin-1", "replace"))
+    if all(ord(c) < 256 for c in compact):
+        candidates.append(compact.encode("latin-1"))
     if _HEX.match(compact):
         candidates.append(bytes.fromhex(compact))
     if _B64.match(compact):
@@ -77,7 +82,7 @@ def looks_pickled(s: str) -> bool:
                 candidates.append(decode(compact + "=" * (-len(compact) % 4)))
             except (binascii.Error, ValueError):
                 continue
-    return any(_is_pickle_bytes(b[:64]) and b.rstrip().endswith(b".") for b in candidates)
+    return any(is_pickle(b) for b in candidates)
 
 
 def read_bounded(path: str | Path, *, max_bytes: int = MAX_SUBMISSION_BYTES) -> bytes:
@@ -158,7 +163,7 @@ def parse_submission_bytes(data: bytes, *, source: str = "<submission>") -> Subm
         UnsafeSubmissionError: binary / pickle / archive content.
         InvalidSubmissionError: bad encoding, JSON, NaN / inf, pickled blob, or schema errors.
     """
-    if _is_pickle_bytes(data[:64]):
+    if (len(data) > 1 and data[0] == 0x80 and 2 <= data[1] <= 5) or is_pickle(data):
         raise UnsafeSubmissionError(
             f"{source} is a Python pickle; pickles are never loaded (they can run code). "
             f"{_HOW}"
