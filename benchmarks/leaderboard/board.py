@@ -53,7 +53,7 @@ from benchmarks.leaderboard.schema import (
 )
 from benchmarks.leaderboard.score import DEFAULT_TOLERANCE, HeldOutZoo, rescore
 from benchmarks.results import utc_now
-from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir, fsync_dir
+from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir, fsync_dir, storage_error
 
 INDEX_NAME = "board.json"
 ENTRIES_DIR = "entries"
@@ -226,7 +226,10 @@ def add_submission(
         submission_toolkit_version=sub.toolkit_version,
         board_toolkit_version=modelzoo.__version__, scores=result.scores,
         claimed=result.claimed, discrepancies=result.discrepancies)
-    ensure_dir(root)
+    try:  # not ensure_dir: its write probe is named by pid only, so threads would collide
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error(e, root) from None
     with _locked(root):
         index = load_index(root)  # again, under the lock
         _check_board_zoo(index, held, sub)
