@@ -2,12 +2,13 @@
 
 Checks, in order, each failing with a message that says what is wrong and what to do:
 
-1. a regular file, at most ``max_bytes`` (checked before reading; at most that much is read);
-2. a ``.json`` name (pickle / torch / numpy / archive suffixes get a specific refusal);
+1. a ``.json`` name (pickle / torch / numpy / archive suffixes get a specific refusal);
+2. a regular file, at most ``max_bytes`` (checked before reading; at most that much is read);
 3. leading bytes: pickle opcodes, zip / gzip / Parquet / numpy magic are refused;
 4. strict UTF-8 (a leading BOM is tolerated);
 5. JSON with no NaN / Infinity literals, no overflowing numbers, no duplicate keys, bounded
-   nesting, and no string that looks like a pickled object (raw, base64 or hex);
+   nesting, and no string that is a whole pickle stream (raw, base64 or hex; detected by
+   parsing opcodes with :mod:`pickletools`, which never executes anything);
 6. the :class:`~benchmarks.leaderboard.schema.Submission` schema, strict mode.
 """
 

@@ -226,7 +226,7 @@ class BoardEntry(_Strict):
 class IndexRecord(_Strict):
     """A line of the board index: what is needed to find an entry and reject duplicates."""
 
-    id: str
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=128)]
     file: Annotated[str, StringConstraints(pattern=r"^entries/[a-z0-9][a-z0-9._-]*\.json$")]
     submission_sha256: Sha256
     predictions_sha256: Sha256
