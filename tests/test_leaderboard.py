@@ -244,6 +244,13 @@ def test_submit_without_saved_predictions(lb_env: LbEnv, tmp_path: Path) -> None
                         seeds=1, out=res)
     with pytest.raises(benchmarks.leaderboard.LeaderboardError, match="--save-predictions"):
         make_submission(results=res, zoo=lb_env.zoo, suite="digits-properties-v1")
+    out = invoke("run", "--suite", "digits-properties-v1", "--method", "chance", "--zoo",
+                 lb_env.zoo, "--out", res, "--seeds", 1, "--save-predictions")
+    assert out.exit_code == 0, out.output
+    assert len(list(res.glob("chance/*/predictions/*.parquet"))) == 6
+    assert len(load_results(res)) == 6  # prediction files are not mistaken for results
+    sub = make_submission(results=res, zoo=lb_env.zoo, suite="digits-properties-v1")
+    assert sub.method.name == "chance" and all(t.seeds == [0] for t in sub.tasks)
 
 
 # --------------------------------------------------------------------------- add
