@@ -288,6 +288,8 @@ def write_predictions(
              "model_id": pa.string(), "weights": pa.list_(pa.float32()),
              "curve": pa.list_(pa.float64())}
     table = pa.table({k: pa.array(vals, type=types.get(k)) for k, vals in cols.items()})
+    # which result these rows belong to: load_predictions refuses stale files
+    table = table.replace_schema_metadata({"bench.result": _result_key(result)})
     path = predictions_path(result, root)
     ensure_dir(path.parent)
     atomic_write_with(path, lambda f: pq.write_table(table, f))
@@ -309,9 +311,22 @@ def load_predictions(result: TaskResult, root: str | Path) -> Any:
             "re-run `bench run ... --save-predictions` with the same --out"
         )
     try:
-        return pq.read_table(path)
+        table = pq.read_table(path)
     except (OSError, ValueError) as e:
         raise ResultSchemaError(f"cannot read predictions file {path}: {e}") from None
+    stamp = (table.schema.metadata or {}).get(b"bench.result", b"").decode()
+    if stamp != _result_key(result):
+        raise ResultSchemaError(
+            f"predictions file {path} belongs to another run than {result.relative_path()} "
+            "(stale); re-run `bench run ... --save-predictions` with the same --out"
+        )
+    return table
+
+
+def _result_key(result: TaskResult) -> str:
+    """Identifies the run a predictions file belongs to."""
+    return f"{result.task.name}|{result.method.name}|{result.zoo.content_hash}|" \
+        f"{result.timestamp.isoformat()}|{','.join(map(str, result.seeds))}"
 
 
 def json_schema() -> dict[str, Any]:

@@ -410,7 +410,7 @@ def evaluate(
         save_predictions: also write each task's per-item outputs (property tasks: test
             item ids and predictions; initialization / generation: the sampled weights and
             per-sample scores) to ``<out>/<method>/<zoo>/predictions/<task>.parquet``
-            (see :func:`benchmarks.results.save_predictions`); needs ``out``.
+            (see :func:`benchmarks.results.write_predictions`); needs ``out``.
 
     Returns:
         One :class:`TaskResult` per scored task.

@@ -520,3 +520,18 @@ def test_cli_subprocess_and_rejection_exit_code(lb_env: LbEnv, tmp_path: Path) -
     assert res.exit_code == 1
     assert "rejected, the board is unchanged" in res.output and "pickle" in res.output
     assert snapshot(board) == before
+
+
+def test_stale_predictions_refused(lb_env: LbEnv, tmp_path: Path) -> None:
+    """A run without --save-predictions over an older run leaves predictions that no longer
+    match the results; submit refuses them instead of packaging a mix."""
+    res = tmp_path / "res"
+    benchmarks.evaluate(method="chance", zoo=lb_env.zoo, tasks=["digits-epoch"], seeds=1,
+                        out=res, save_predictions=True)
+    (r,) = load_results(res)
+    assert load_predictions(r, res).num_rows == 12
+    benchmarks.evaluate(method="chance", zoo=lb_env.zoo, tasks=["digits-epoch"], seeds=[0, 1],
+                        out=res)
+    (r2,) = load_results(res)
+    with pytest.raises(benchmarks.errors.ResultSchemaError, match="stale"):
+        load_predictions(r2, res)
