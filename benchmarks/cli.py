@@ -67,6 +67,8 @@ def ls_cmd(what: str) -> None:
               help="Where source datasets live (non-bundled sources).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
               help="torch / BLAS threads while evaluating.")
+@click.option("--save-predictions", is_flag=True,
+              help="Also save per-item predictions under OUT (needed by `bench submit`).")
 def run_cmd(
     suite: str | None,
     tasks: tuple[str, ...],
@@ -78,6 +80,7 @@ def run_cmd(
     workdir: Path | None,
     data_dir: Path | None,
     threads: int,
+    save_predictions: bool,
 ) -> None:
     """Score METHOD on a suite or tasks of the zoo at ZOO; write results under OUT."""
     from benchmarks import evaluate
@@ -88,7 +91,7 @@ def run_cmd(
         results = evaluate(suite=suite, tasks=list(tasks) or None, method=method, zoo=zoo,
                            out=out, seeds=seeds, allow_unpinned=allow_unpinned,
                            workdir=workdir, data_dir=data_dir, progress=click.echo,
-                           threads=threads)
+                           threads=threads, save_predictions=save_predictions)
     except ZooError as e:
         raise _fail(e) from None
     if not results:
@@ -141,6 +144,12 @@ def schema_cmd(out: Path | None, check: bool) -> None:
             raise _fail(e) from None
     else:
         click.echo(json_schema_text(), nl=False)
+
+
+from benchmarks.leaderboard.cli import leaderboard_group, submit_cmd  # noqa: E402
+
+cli.add_command(submit_cmd)
+cli.add_command(leaderboard_group)
 
 
 def main() -> None:

@@ -28,10 +28,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchmarks.errors import ResultSchemaError
-from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
+from modelzoo.storage.atomic import atomic_write_bytes, atomic_write_with, ensure_dir
 
 SCHEMA_VERSION = 2
 SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
@@ -242,6 +243,90 @@ def load_results(root: str | Path) -> list[TaskResult]:
             "run `bench run --out` first)"
         )
     return [load_result(f) for f in files]
+
+
+#: Folder (next to a method x zoo's result files) of per-item predictions.
+PREDICTIONS_DIR = "predictions"
+
+
+def predictions_path(result: TaskResult, root: str | Path) -> Path:
+    """``<root>/<method>/<zoo>/predictions/<task>.parquet``: per-item outputs of a result.
+
+    Written by ``bench run --save-predictions`` (:func:`write_predictions`), read by
+    ``bench submit``. ``load_results`` does not see these files (they are not ``*.json``).
+    """
+    rel = result.relative_path()
+    return Path(root) / rel.parent / PREDICTIONS_DIR / f"{result.task.name}.parquet"
+
+
+def write_predictions(
+    result: TaskResult, root: str | Path, items: Sequence[dict[str, Any]]
+) -> Path:
+    """Write per-seed, per-item outputs of ``result`` as Parquet (one row per seed x item).
+
+    ``items`` holds one dict per seed, as collected by the runner: ``seed`` plus either
+    ``model_id`` / ``epoch`` / ``prediction`` lists (property tasks: the test checkpoints) or
+    ``weights`` ``[n, P]`` with per-sample score lists (``curve`` for initialization;
+    ``zero_shot_accuracy`` / ``percentile`` / ``novelty`` / ``novel`` for generation).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols: dict[str, list[Any]] = {}
+    for it in items:
+        n = len(it["prediction"]) if "prediction" in it else len(it["weights"])
+        cols.setdefault("seed", []).extend([int(it["seed"])] * n)
+        if "weights" in it:
+            cols.setdefault("sample", []).extend(range(n))
+        for key, values in it.items():
+            if key == "seed":
+                continue
+            if key == "weights":
+                values = list(np.asarray(values, dtype=np.float32))  # noqa: PLW2901
+            cols.setdefault(key, []).extend(values)
+    types = {"seed": pa.int32(), "sample": pa.int32(), "epoch": pa.int32(),
+             "model_id": pa.string(), "weights": pa.list_(pa.float32()),
+             "curve": pa.list_(pa.float64())}
+    table = pa.table({k: pa.array(vals, type=types.get(k)) for k, vals in cols.items()})
+    # which result these rows belong to: load_predictions refuses stale files
+    table = table.replace_schema_metadata({"bench.result": _result_key(result)})
+    path = predictions_path(result, root)
+    ensure_dir(path.parent)
+    atomic_write_with(path, lambda f: pq.write_table(table, f))
+    return path
+
+
+def load_predictions(result: TaskResult, root: str | Path) -> Any:
+    """The per-item predictions of ``result`` under ``root`` as a ``pyarrow.Table``.
+
+    Raises:
+        ResultSchemaError: no predictions file (run ``bench run --save-predictions``).
+    """
+    import pyarrow.parquet as pq
+
+    path = predictions_path(result, root)
+    if not path.is_file():
+        raise ResultSchemaError(
+            f"no per-item predictions for {result.method.name} / {result.task.name} at {path}: "
+            "re-run `bench run ... --save-predictions` with the same --out"
+        )
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError) as e:
+        raise ResultSchemaError(f"cannot read predictions file {path}: {e}") from None
+    stamp = (table.schema.metadata or {}).get(b"bench.result", b"").decode()
+    if stamp != _result_key(result):
+        raise ResultSchemaError(
+            f"predictions file {path} belongs to another run than {result.relative_path()} "
+            "(stale); re-run `bench run ... --save-predictions` with the same --out"
+        )
+    return table
+
+
+def _result_key(result: TaskResult) -> str:
+    """Identifies the run a predictions file belongs to."""
+    return f"{result.task.name}|{result.method.name}|{result.zoo.content_hash}|" \
+        f"{result.timestamp.isoformat()}|{','.join(map(str, result.seeds))}"
 
 
 def json_schema() -> dict[str, Any]:

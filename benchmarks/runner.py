@@ -71,6 +71,7 @@ from benchmarks.results import (
     ZooInfo,
     git_hash,
     utc_now,
+    write_predictions,
 )
 from benchmarks.scoring import fit_head, score_predictions
 from benchmarks.tasks.metadata import TaskMetadata
@@ -220,7 +221,12 @@ def _features(
 
 
 def _property_seed(
-    task: TaskMetadata, method: Any, zoo: _Zoo, seed: int, feature_cache: dict[str, np.ndarray]
+    task: TaskMetadata,
+    method: Any,
+    zoo: _Zoo,
+    seed: int,
+    feature_cache: dict[str, np.ndarray],
+    items: dict[str, Any] | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     y = {s: zoo.column(s, task.target) for s in SPLITS}
     if task.type == "regression":
@@ -244,6 +250,10 @@ def _property_seed(
     if task.type == "regression":
         preds = {s: p.astype(np.float64) for s, p in preds.items()}
     scores = {s: score_predictions(task.metrics, y[s], preds[s]) for s in ("validation", "test")}
+    if items is not None:  # per-item test predictions (bench run --save-predictions)
+        items.update(model_id=zoo.column("test", "model_id").tolist(),
+                     epoch=zoo.column("test", "epoch").tolist(),
+                     prediction=np.asarray(preds["test"]).tolist())
     return scores, details
 
 
@@ -266,7 +276,7 @@ def _source_data(task: TaskMetadata, zoo: _Zoo) -> ImageData:
 
 
 def _init_seed(
-    task: TaskMetadata, method: Any, zoo: _Zoo, seed: int
+    task: TaskMetadata, method: Any, zoo: _Zoo, seed: int, items: dict[str, Any] | None = None
 ) -> tuple[dict[str, float], list[float], dict[str, Any]]:
     spec = task.finetune
     assert spec is not None
@@ -287,11 +297,13 @@ def _init_seed(
                "architecture": target.architecture, "activation": target.activation,
                "tensors_loaded": int(min(loaded)),
                "tensors_total": len(zoo.manifest.architectures[target.architecture].layout)}
+    if items is not None:  # per-sample weights and accuracy curves
+        items.update(weights=weights, curve=curves)
     return scores, curve, details
 
 
 def _generation_seed(
-    task: TaskMetadata, method: Any, zoo: _Zoo, seed: int
+    task: TaskMetadata, method: Any, zoo: _Zoo, seed: int, items: dict[str, Any] | None = None
 ) -> tuple[dict[str, float], dict[str, Any]]:
     spec = task.finetune
     assert spec is not None
@@ -327,6 +339,10 @@ def _generation_seed(
     details = {"source": data.name, "source_fingerprint": data.fingerprint,
                "architecture": target.architecture, "activation": target.activation,
                "reference_models": len(ref), "novelty_scale_l2": scale}
+    if items is not None:  # per-sample weights and scores
+        items.update(weights=weights, zero_shot_accuracy=acc.tolist(),
+                     percentile=percentile.tolist(), novelty=dist.tolist(),
+                     novel=novel.tolist())
     return scores, details
 
 
@@ -373,6 +389,7 @@ def evaluate(
     data_dir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
     threads: int | None = 1,
+    save_predictions: bool = False,
 ) -> list[TaskResult]:
     """Score ``method`` on the tasks of ``suite`` (or ``tasks``) on the zoo at ``zoo``.
 
@@ -390,6 +407,10 @@ def evaluate(
         progress: called with one line per finished task.
         threads: torch / BLAS / OpenMP threads while evaluating (1 is fastest for small
             zoos; ``None`` leaves the process settings alone).
+        save_predictions: also write each task's per-item outputs (property tasks: test
+            item ids and predictions; initialization / generation: the sampled weights and
+            per-sample scores) to ``<out>/<method>/<zoo>/predictions/<task>.parquet``
+            (see :func:`benchmarks.results.write_predictions`); needs ``out``.
 
     Returns:
         One :class:`TaskResult` per scored task.
@@ -402,6 +423,8 @@ def evaluate(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise BenchmarkError("need at least one seed")
+    if save_predictions and out is None:
+        raise BenchmarkError("save_predictions needs an output directory (out / --out)")
     task_list = resolve_tasks(suite=suite, tasks=tasks)
     m = load_method(method)
     todo = []
@@ -434,6 +457,7 @@ def evaluate(
     curves: dict[str, list[list[float]]] = {t.name: [] for t in todo}
     details: dict[str, list[dict[str, Any]]] = {t.name: [] for t in todo}
     started = {t.name: 0.0 for t in todo}
+    items: dict[str, list[dict[str, Any]]] = {t.name: [] for t in todo}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, limit_threads(threads):
         work = Path(workdir) if workdir is not None else Path(tmp)
         for seed in seed_list:
@@ -443,15 +467,18 @@ def evaluate(
             feature_cache: dict[str, np.ndarray] = {}
             for t in todo:
                 t0 = time.perf_counter()
+                sink: dict[str, Any] | None = {"seed": seed} if save_predictions else None
                 if t.is_property:
-                    scores, det = _property_seed(t, m, z, seed, feature_cache)
+                    scores, det = _property_seed(t, m, z, seed, feature_cache, sink)
                 elif t.type == "initialization":
-                    test, curve, det = _init_seed(t, m, z, seed)
+                    test, curve, det = _init_seed(t, m, z, seed, sink)
                     scores = {"test": test}
                     curves[t.name].append(curve)
                 else:
-                    test, det = _generation_seed(t, m, z, seed)
+                    test, det = _generation_seed(t, m, z, seed, sink)
                     scores = {"test": test}
+                if sink is not None:
+                    items[t.name].append(sink)
                 per_seed[t.name].append(scores)
                 details[t.name].append(det)
                 started[t.name] += time.perf_counter() - t0
@@ -463,6 +490,8 @@ def evaluate(
                          commit)
         if out is not None:
             res.save(out)
+            if save_predictions:
+                write_predictions(res, out, items[t.name])
         say(f"{t.name}: {t.main_score} = {res.main_score.mean:.4f} ± {res.main_score.std:.4f}")
         results.append(res)
     return results

@@ -1,0 +1,262 @@
+"""A leaderboard on disk and ``add_submission`` (validate, re-score, record atomically).
+
+Layout of a board folder::
+
+    board.json                 index: zoo, suite, one record per entry (the commit point)
+    entries/<id>.json          one BoardEntry per accepted submission (recomputed scores)
+    submissions/<id>.json      the submission file as received (for audits / re-scoring)
+
+An add writes the new entry and submission files (temp file, fsync, rename), then the new
+index the same way; the index rename is the commit. Until then, readers see the old board:
+files that the index does not name are ignored, and the next add deletes them. A failure
+before the commit removes what the add wrote, so the folder is as it was. Adds hold an
+exclusive ``flock`` on ``.lock``, so concurrent adds cannot lose each other's entries.
+
+Claimed scores are never trusted: the board records the scores it recomputes from the
+predictions. Claims that differ beyond the tolerance are recorded as ``discrepancies`` and
+reported; with ``strict=True`` such a submission is rejected instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+import modelzoo
+from benchmarks.leaderboard.errors import (
+    ClaimMismatchError,
+    DuplicateSubmissionError,
+    LeaderboardError,
+    ZooVersionError,
+)
+from benchmarks.leaderboard.safety import (
+    parse_submission_bytes,
+    read_bounded,
+    read_submission_bytes,
+    validation_summary,
+)
+from benchmarks.leaderboard.schema import (
+    MAX_SUBMISSION_BYTES,
+    BoardEntry,
+    BoardIndex,
+    IndexRecord,
+    Submission,
+    json_bytes,
+)
+from benchmarks.leaderboard.score import DEFAULT_TOLERANCE, HeldOutZoo, rescore
+from benchmarks.results import utc_now
+from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir, fsync_dir, storage_error
+
+INDEX_NAME = "board.json"
+ENTRIES_DIR = "entries"
+SUBMISSIONS_DIR = "submissions"
+LOCK_NAME = ".lock"
+_UNSAFE = re.compile(r"[^a-z0-9._-]+")
+
+
+def _sha256(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def submission_hashes(sub: Submission) -> tuple[str, str]:
+    """``(submission hash, predictions hash)``: of the whole canonical submission, and of
+    what is scored only (zoo, suite, per task: seeds and items; not the method card, the
+    claims or the creation time), so re-sent predictions under a new name are caught."""
+    tasks = sorted(({"task": t.task, "seeds": t.seeds, "items": t.items.model_dump(mode="json")}
+                    for t in sub.tasks), key=lambda t: t["task"])
+    return (_sha256(sub.model_dump(mode="json")),
+            _sha256({"zoo": sub.zoo.content_hash, "suite": sub.suite, "tasks": tasks}))
+
+
+def entry_id(sub: Submission, predictions_sha256: str) -> str:
+    """``<method>-<version>-<hash prefix>``, file-name safe."""
+    slug = _UNSAFE.sub("-", f"{sub.method.name}-{sub.method.version}".lower()).strip("-")
+    return f"{slug[:100]}-{predictions_sha256.split(':')[1][:10]}"
+
+
+def load_index(board: str | Path) -> BoardIndex:
+    """The board's index (an empty one if the folder has none yet).
+
+    Raises:
+        LeaderboardError: the index exists but is not a valid board index.
+    """
+    path = Path(board) / INDEX_NAME
+    if not path.exists():
+        return BoardIndex()
+    try:
+        return BoardIndex.model_validate_json(read_bounded(path, max_bytes=256 << 20))
+    except (ValidationError, ValueError) as e:
+        detail = validation_summary(e) if isinstance(e, ValidationError) else str(e)
+        raise LeaderboardError(f"{path} is not a valid leaderboard index: {detail}") from None
+
+
+def load_board(board: str | Path) -> tuple[BoardIndex, list[BoardEntry]]:
+    """The index and its entries, in index order (files the index does not name are ignored).
+
+    Raises:
+        LeaderboardError: no board there, or an entry is missing / invalid.
+    """
+    root = Path(board)
+    if not root.is_dir():
+        raise LeaderboardError(f"{root} is not a leaderboard folder (add a submission first: "
+                               "`bench leaderboard add SUBMISSION --board DIR --zoo ZOO`)")
+    index = load_index(root)
+    entries = []
+    for rec in index.entries:
+        path = root / rec.file
+        try:
+            entry = BoardEntry.model_validate_json(read_bounded(path, max_bytes=64 << 20))
+        except (ValidationError, ValueError, OSError, LeaderboardError) as e:
+            detail = validation_summary(e) if isinstance(e, ValidationError) else str(e)
+            raise LeaderboardError(f"board entry {path} is missing or invalid: {detail}") from None
+        if entry.id != rec.id:
+            raise LeaderboardError(f"board entry {path} has id {entry.id!r}, index says {rec.id!r}")
+        entries.append(entry)
+    return index, entries
+
+
+def _check_duplicate(index: BoardIndex, sub: Submission, full: str, preds: str) -> None:
+    for rec in index.entries:
+        if rec.submission_sha256 == full:
+            raise DuplicateSubmissionError(
+                f"this submission is already on the board as entry {rec.id}")
+        if rec.predictions_sha256 == preds:
+            raise DuplicateSubmissionError(
+                f"the same predictions are already on the board as entry {rec.id} (method "
+                f"{rec.method} v{rec.method_version}); a board ranks each result once")
+        if (rec.method, rec.method_version) == (sub.method.name, sub.method.version):
+            raise DuplicateSubmissionError(
+                f"method {sub.method.name} version {sub.method.version} is already on the board "
+                f"(entry {rec.id}); submit a new version with `bench submit --method-version`")
+
+
+def _check_board_zoo(index: BoardIndex, held: HeldOutZoo, sub: Submission) -> None:
+    if index.zoo is not None and index.zoo != held.pin:
+        raise ZooVersionError(
+            f"this board ranks zoo {index.zoo.name} v{index.zoo.version} "
+            f"({index.zoo.content_hash[:19]}...), but --zoo is {held.pin.name} "
+            f"v{held.pin.version} ({held.pin.content_hash[:19]}...); pass the board's zoo")
+    if index.suite is not None and index.suite != sub.suite:
+        raise LeaderboardError(f"this board ranks suite {index.suite}, the submission is for "
+                               f"{sub.suite}; use another --board for {sub.suite}")
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    with open(root / LOCK_NAME, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _collect_garbage(root: Path, index: BoardIndex) -> None:
+    """Delete files an interrupted add left behind (not named by the index, or temp files)."""
+    keep = {rec.file for rec in index.entries} | {
+        f"{SUBMISSIONS_DIR}/{rec.id}.json" for rec in index.entries}
+    for folder in (ENTRIES_DIR, SUBMISSIONS_DIR):
+        for f in (root / folder).iterdir() if (root / folder).is_dir() else ():
+            rel = f"{folder}/{f.name}"
+            if f.is_file() and rel not in keep:
+                f.unlink()
+    for f in root.glob(f".{INDEX_NAME}.tmp-*"):
+        f.unlink()
+
+
+def add_submission(
+    *,
+    submission: str | Path,
+    board: str | Path,
+    zoo: str | Path,
+    max_bytes: int = MAX_SUBMISSION_BYTES,
+    tolerance: float = DEFAULT_TOLERANCE,
+    strict: bool = False,
+    data_dir: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> BoardEntry:
+    """Validate, re-score and record a submission on a board.
+
+    Args:
+        submission: the submission JSON file (``bench submit``).
+        board: board folder (created on the first accepted submission).
+        zoo: the held-out zoo the board scores against.
+        max_bytes: largest submission file accepted.
+        tolerance: absolute difference above which a claim counts as a discrepancy.
+        strict: reject (instead of record) a submission whose claims differ.
+        data_dir: where non-bundled source datasets live.
+        progress: called with one line per step.
+
+    Returns:
+        The recorded entry (with the board's recomputed scores).
+
+    Raises:
+        SubmissionRejected: unsafe / invalid file, other zoo, incomplete, duplicate, or
+            (strict) claims that differ. The board is unchanged.
+        LeaderboardError: the board folder is invalid or cannot be written.
+    """
+    say = progress or (lambda _msg: None)
+    root = Path(board)
+    data = read_submission_bytes(submission, max_bytes=max_bytes)
+    sub = parse_submission_bytes(data, source=str(submission))
+    full, preds = submission_hashes(sub)
+    held = HeldOutZoo(zoo, data_dir=data_dir)
+    index = load_index(root)
+    _check_board_zoo(index, held, sub)
+    _check_duplicate(index, sub, full, preds)
+    say(f"re-scoring {len(sub.tasks)} task(s) of {sub.method.name} v{sub.method.version}")
+    result = rescore(sub, held, tolerance=tolerance)
+    if strict and result.discrepancies:
+        raise ClaimMismatchError(
+            "claimed scores differ from the board's recomputed scores (strict mode): "
+            + "; ".join(result.discrepancies))
+    eid = entry_id(sub, preds)
+    entry = BoardEntry(
+        id=eid, added=utc_now(), submission_sha256=full, predictions_sha256=preds,
+        method=sub.method, zoo=sub.zoo, suite=sub.suite, submission_created=sub.created,
+        submission_toolkit_version=sub.toolkit_version,
+        board_toolkit_version=modelzoo.__version__, scores=result.scores,
+        claimed=result.claimed, discrepancies=result.discrepancies)
+    try:  # not ensure_dir: its write probe is named by pid only, so threads would collide
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error(e, root) from None
+    with _locked(root):
+        index = load_index(root)  # again, under the lock
+        _check_board_zoo(index, held, sub)
+        _check_duplicate(index, sub, full, preds)
+        _collect_garbage(root, index)
+        rec = IndexRecord(id=eid, file=f"{ENTRIES_DIR}/{eid}.json", submission_sha256=full,
+                          predictions_sha256=preds, method=sub.method.name,
+                          method_version=sub.method.version, added=entry.added)
+        new_index = BoardIndex(zoo=index.zoo or held.pin, suite=index.suite or sub.suite,
+                               entries=[*index.entries, rec])
+        written: list[Path] = []
+        created = [root / d for d in (SUBMISSIONS_DIR, ENTRIES_DIR) if not (root / d).exists()]
+        try:
+            for folder, payload in ((SUBMISSIONS_DIR, data), (ENTRIES_DIR, json_bytes(entry))):
+                path = ensure_dir(root / folder) / f"{eid}.json"
+                atomic_write_bytes(path, payload)
+                written.append(path)
+            atomic_write_bytes(root / INDEX_NAME, json_bytes(new_index))  # the commit
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            for folder in created:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            fsync_dir(root)
+            raise
+    say(f"added entry {eid}")
+    for note in result.discrepancies:
+        say(f"warning: {note} (the board records its own score)")
+    return entry

@@ -1,0 +1,134 @@
+"""``bench submit`` and ``bench leaderboard add|render|publish`` (registered in benchmarks.cli).
+
+A thin click layer over :mod:`benchmarks.leaderboard`; runnable on its own as
+``python -m benchmarks.leaderboard.cli``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from benchmarks.leaderboard.schema import MAX_SUBMISSION_BYTES
+from benchmarks.leaderboard.score import DEFAULT_TOLERANCE
+from modelzoo.errors import ZooError
+
+_ZOO = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+@click.command("submit")
+@click.option("--results", required=True, type=_ZOO,
+              help="Results root of `bench run --save-predictions --out`.")
+@click.option("--zoo", required=True, type=_ZOO, help="The zoo the results were computed on.")
+@click.option("--suite", required=True, help="Suite submitted (e.g. digits-v1).")
+@click.option("--method", help="Method name in RESULTS (needed if it holds several).")
+@click.option("--method-version", help="Method version (default: its meta()['version']).")
+@click.option("--display-name", help="Name shown on the board (default: the method name).")
+@click.option("--author", "authors", multiple=True, help="Author (repeatable).")
+@click.option("--url", help="Paper or code URL (http / https).")
+@click.option("--description", default="", help="A few sentences about the method.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where non-bundled source datasets live.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Submission file to write (.json).")
+def submit_cmd(results: Path, zoo: Path, suite: str, method: str | None,
+               method_version: str | None, display_name: str | None, authors: tuple[str, ...],
+               url: str | None, description: str, data_dir: Path | None, out: Path) -> None:
+    """Package results and per-item predictions into one submission file."""
+    from benchmarks.leaderboard.submit import make_submission
+
+    try:
+        sub = make_submission(results=results, zoo=zoo, suite=suite, method=method,
+                              version=method_version, display_name=display_name,
+                              authors=authors, url=url, description=description, out=out,
+                              data_dir=data_dir)
+    except ZooError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {out}: {sub.method.name} v{sub.method.version}, {len(sub.tasks)} tasks "
+               f"of {sub.suite} on {sub.zoo.name} v{sub.zoo.version}")
+
+
+@click.group("leaderboard", context_settings={"help_option_names": ["-h", "--help"]})
+def leaderboard_group() -> None:
+    """Validate, re-score, record, render and publish leaderboard submissions."""
+
+
+@leaderboard_group.command("add")
+@click.argument("submission", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--board", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Board folder (created on the first accepted submission).")
+@click.option("--zoo", required=True, type=_ZOO, help="The held-out zoo the board scores on.")
+@click.option("--max-bytes", default=MAX_SUBMISSION_BYTES, show_default=True,
+              type=click.IntRange(min=1), help="Largest submission file accepted.")
+@click.option("--tolerance", default=DEFAULT_TOLERANCE, show_default=True,
+              type=click.FloatRange(min=0), help="Claimed vs recomputed score tolerance.")
+@click.option("--strict", is_flag=True,
+              help="Reject submissions whose claimed scores differ (default: record the "
+                   "recomputed scores and list the differences).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where non-bundled source datasets live.")
+def add_cmd(submission: Path, board: Path, zoo: Path, max_bytes: int, tolerance: float,
+            strict: bool, data_dir: Path | None) -> None:
+    """Validate SUBMISSION, recompute its scores on ZOO and record it on BOARD."""
+    from benchmarks.leaderboard.board import add_submission
+
+    try:
+        entry = add_submission(submission=submission, board=board, zoo=zoo,
+                               max_bytes=max_bytes, tolerance=tolerance, strict=strict,
+                               data_dir=data_dir, progress=click.echo)
+    except ZooError as e:
+        raise click.ClickException(f"rejected, the board is unchanged: {e}") from None
+    for s in entry.scores:
+        click.echo(f"  {s.task:24s} {s.main_score:17s} {s.main}")
+
+
+@leaderboard_group.command("render")
+@click.option("--board", required=True, type=_ZOO, help="Board folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Site folder (index.html, leaderboard.md, leaderboard.csv).")
+def render_cmd(board: Path, out: Path) -> None:
+    """Render BOARD as a static HTML page, Markdown and CSV."""
+    from benchmarks.leaderboard.render import render_board
+
+    try:
+        paths = render_board(board=board, out=out)
+    except ZooError as e:
+        raise click.ClickException(str(e)) from None
+    for p in paths:
+        click.echo(f"wrote {p}")
+
+
+@leaderboard_group.command("publish")
+@click.option("--board", required=True, type=_ZOO, help="Board folder.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Hub dataset folder to write (README.md + data/*.parquet).")
+@click.option("--repo-id", help="Also upload to this Hub dataset repo (needs network, token).")
+@click.option("--private", is_flag=True, help="Create the Hub repo as private.")
+def publish_cmd(board: Path, out: Path, repo_id: str | None, private: bool) -> None:
+    """Write BOARD as a Hub dataset folder (and upload it with --repo-id)."""
+    from benchmarks.leaderboard.publish import publish_board
+
+    try:
+        root = publish_board(board=board, out=out, repo_id=repo_id, private=private)
+    except ZooError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {root}" + (f" and uploaded it to {repo_id}" if repo_id else ""))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Leaderboard commands (also available as `bench submit` / `bench leaderboard`)."""
+
+
+cli.add_command(submit_cmd)
+cli.add_command(leaderboard_group)
+
+
+def main() -> None:
+    """Entry point of ``python -m benchmarks.leaderboard.cli``."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

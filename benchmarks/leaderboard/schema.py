@@ -1,0 +1,256 @@
+"""Pydantic schemas of submissions, board entries and the board index (all ``extra="forbid"``).
+
+A *submission* (``bench submit``) is one JSON file: method card, zoo pin (name, version,
+content hash, split hashes), suite, and per task the seeds, the claimed test scores and the
+per-item predictions the board re-scores:
+
+* property tasks (regression / classification): the test checkpoints ``(model_id, epoch)``
+  and one prediction per checkpoint and seed;
+* initialization / generation tasks: the sampled weight vectors per seed (``[seed][sample]
+  [param]``) with the per-sample scores the runner computed (claims, re-checked).
+
+Sizes are bounded twice: the file (``MAX_SUBMISSION_BYTES``) and every list / string here.
+Models are validated in pydantic's strict mode from JSON (no coercion of ``true`` or
+``"1"`` into numbers; NaN / inf are not numbers here).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import unicodedata
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from benchmarks.results import ScoreStat
+from benchmarks.tasks.metadata import TaskType
+
+SUBMISSION_FORMAT = "modelzoo-leaderboard-submission"
+BOARD_FORMAT = "modelzoo-leaderboard"
+FORMAT_VERSION = 1
+
+#: Largest submission file accepted (bytes); ``bench leaderboard add --max-bytes`` changes it.
+MAX_SUBMISSION_BYTES = 64 * 1024 * 1024
+#: Bounds on lists of a submission (the file-size limit is the first guard).
+MAX_TASKS = 64
+MAX_SEEDS = 16
+MAX_ITEMS = 1_000_000
+MAX_SAMPLES = 1_024
+MAX_PARAMS = 10_000_000
+
+
+def _plain_text(value: str) -> str:
+    """Refuse control and format characters (incl. bidi overrides, zero-width) in short text."""
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            raise ValueError(f"must not contain control / format characters (found {ch!r})")
+    return value
+
+
+def _prose(value: str) -> str:
+    """Like :func:`_plain_text` but newlines and tabs are allowed."""
+    _plain_text(value.replace("\n", " ").replace("\t", " "))
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    if any(c.isspace() or c in "\"'<>`" for c in value):
+        raise ValueError("must not contain spaces, quotes or angle brackets")
+    return value
+
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=64)]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
+Version = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.+_-]{0,31}$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_plain_text)]
+Key = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_plain_text)]
+Prose = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_prose)]
+Url = Annotated[str, StringConstraints(max_length=500), AfterValidator(_http_url)]
+MetaScalar = (
+    Annotated[str, StringConstraints(max_length=500), AfterValidator(_prose)]
+    | int | float | bool | None
+)
+MetaValue = MetaScalar | Annotated[list[MetaScalar], Field(max_length=64)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class MethodCard(_Strict):
+    """Who and what is submitted.
+
+    Attributes:
+        name: method name as in its result files (lower case, digits, ``.-_``).
+        version: method version; one entry per (name, version) on a board.
+        display_name: free text shown on the board (escaped wherever it is rendered).
+        description: a few sentences.
+        authors: names.
+        url: paper or code (http / https only).
+        meta: the method's ``meta()`` from its results (flat: scalars or lists of scalars).
+    """
+
+    name: Slug
+    version: Version
+    display_name: Name
+    description: Prose = ""
+    authors: Annotated[list[Name], Field(max_length=32)] = []
+    url: Url | None = None
+    meta: Annotated[dict[Key, MetaValue], Field(max_length=64)] = {}
+
+
+class ZooPin(_Strict):
+    """The zoo a submission was made on (must be the board's held-out zoo)."""
+
+    name: Name
+    version: Version
+    content_hash: Sha256
+    split_hashes: Annotated[dict[Slug, Sha256], Field(max_length=8)]
+
+
+class PropertyItems(_Strict):
+    """Predictions of a regression / classification task: ``predictions[seed][item]`` for
+    the test checkpoints ``(model_id[item], epoch[item])``; numbers for regression, class
+    labels (strings) for classification."""
+
+    kind: Literal["property"]
+    model_id: Annotated[list[Key], Field(max_length=MAX_ITEMS)]
+    epoch: Annotated[list[Annotated[int, Field(ge=0)]], Field(max_length=MAX_ITEMS)]
+    predictions: Annotated[
+        list[Annotated[list[float], Field(max_length=MAX_ITEMS)]]
+        | list[Annotated[list[Key], Field(max_length=MAX_ITEMS)]],
+        Field(min_length=1, max_length=MAX_SEEDS),
+    ]
+
+
+class SampleItems(_Strict):
+    """Samples of an initialization / generation task: ``weights[seed][sample][param]`` for
+    the target model (architecture, activation), with the runner's per-sample scores
+    (``item_scores[metric][seed][sample]``; initialization: ``curves[seed][sample][epoch]``)
+    as claims that the board checks against its own."""
+
+    kind: Literal["samples"]
+    architecture: Key
+    activation: Key
+    weights: Annotated[
+        list[Annotated[list[Annotated[list[float], Field(min_length=1, max_length=MAX_PARAMS)]],
+                       Field(min_length=1, max_length=MAX_SAMPLES)]],
+        Field(min_length=1, max_length=MAX_SEEDS),
+    ]
+    item_scores: Annotated[
+        dict[Slug, Annotated[list[Annotated[list[float], Field(max_length=MAX_SAMPLES)]],
+                             Field(max_length=MAX_SEEDS)]],
+        Field(max_length=16),
+    ] = {}
+    curves: Annotated[
+        list[Annotated[list[Annotated[list[float], Field(max_length=1000)]],
+                       Field(max_length=MAX_SAMPLES)]],
+        Field(max_length=MAX_SEEDS),
+    ] = []
+
+
+class TaskSubmission(_Strict):
+    """One task of a submission."""
+
+    task: Slug
+    task_version: Annotated[int, Field(ge=1)]
+    type: TaskType
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=MAX_SEEDS)]
+    claimed: Annotated[dict[Slug, float], Field(max_length=16)] = {}
+    items: Annotated[PropertyItems | SampleItems, Field(discriminator="kind")]
+
+
+class Submission(_Strict):
+    """A leaderboard submission (format version 1)."""
+
+    format: Literal["modelzoo-leaderboard-submission"] = SUBMISSION_FORMAT
+    format_version: Literal[1] = FORMAT_VERSION
+    created: _dt.datetime
+    toolkit_version: Version
+    method: MethodCard
+    zoo: ZooPin
+    suite: Slug
+    tasks: Annotated[list[TaskSubmission], Field(min_length=1, max_length=MAX_TASKS)]
+
+
+class TaskScore(_Strict):
+    """Recomputed scores of one task (test split, over the submission's seeds)."""
+
+    task: Slug
+    task_version: int
+    type: TaskType
+    main_score: Slug
+    split: Literal["test"] = "test"
+    seeds: list[int]
+    scores: dict[Slug, ScoreStat]
+
+    @property
+    def main(self) -> ScoreStat:
+        """The ranking score."""
+        return self.scores[self.main_score]
+
+
+class BoardEntry(_Strict):
+    """One accepted submission as recorded on a board (``entries/<id>.json``).
+
+    Attributes:
+        scores: the board's own scores, recomputed from the predictions.
+        claimed: the scores the submission claimed (never used for ranking).
+        discrepancies: claims that differ from the recomputed scores beyond the tolerance.
+    """
+
+    entry_format: Literal[1] = FORMAT_VERSION
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=128)]
+    added: _dt.datetime
+    submission_sha256: Sha256
+    predictions_sha256: Sha256
+    method: MethodCard
+    zoo: ZooPin
+    suite: Slug
+    submission_created: _dt.datetime
+    submission_toolkit_version: Version
+    board_toolkit_version: str
+    scores: list[TaskScore]
+    claimed: dict[str, dict[str, float]]
+    discrepancies: list[str] = []
+
+    def score(self, task: str) -> TaskScore | None:
+        """The recomputed scores of ``task`` (None if the entry has none)."""
+        return next((s for s in self.scores if s.task == task), None)
+
+
+class IndexRecord(_Strict):
+    """A line of the board index: what is needed to find an entry and reject duplicates."""
+
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=128)]
+    file: Annotated[str, StringConstraints(pattern=r"^entries/[a-z0-9][a-z0-9._-]*\.json$")]
+    submission_sha256: Sha256
+    predictions_sha256: Sha256
+    method: Slug
+    method_version: Version
+    added: _dt.datetime
+
+
+class BoardIndex(_Strict):
+    """``board.json``: the list of entries (the commit point of every change)."""
+
+    format: Literal["modelzoo-leaderboard"] = BOARD_FORMAT
+    format_version: Literal[1] = FORMAT_VERSION
+    zoo: ZooPin | None = None
+    suite: Slug | None = None
+    entries: list[IndexRecord] = []
+
+
+def json_bytes(model: BaseModel | dict[str, Any], *, compact: bool = False) -> bytes:
+    """JSON of a model (or dict) with a trailing newline: indented, or ``compact`` (no
+    whitespace; for submissions, whose weight lists would grow a line per number)."""
+    import json
+
+    data = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
+    text = (json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            if compact else json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False))
+    return (text + "\n").encode()
