@@ -219,7 +219,7 @@ CASES: list[tuple[str, str, Callable[[Path, Path], Path], type[Exception], str]]
     ("wrong-split-hash", "props", _json_edit(_split_hash), ZooVersionError,
      "test split hash 111111111111"),
     ("wrong-zoo-version", "props", _json_edit(_set(("zoo", "version"), "2.0.0")),
-     ZooVersionError, "zoo cnn_s-digits v2.0.0 \\(board: cnn_s-digits v1.0.0\\)"),
+     ZooVersionError, "zoo digits-cnn_s v2.0.0 \\(board: digits-cnn_s v1.0.0\\)"),
     ("non-utf8", "props", _utf8_then_latin1, InvalidSubmissionError,
      "is not UTF-8 text: invalid byte 0xe9"),
     ("utf16", "props", _utf16, InvalidSubmissionError, "is not UTF-8 text"),
