@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from modelzoo.architectures import create_model
+from modelzoo.sources import SourceData
 from modelzoo.training.config import TrainConfig, init_weights_
 
 #: A weight with a larger magnitude than this marks a model as diverged.
@@ -34,6 +35,15 @@ class Checkpoint:
     weights: torch.Tensor
     metrics: dict[str, torch.Tensor]
     diverged: torch.Tensor
+
+
+def splits_on(data: SourceData, device: torch.device) -> dict[str, tuple[torch.Tensor, ...]]:
+    """The source's (inputs, labels) per partition on ``device``, keyed by metric prefix."""
+    return {
+        "train": (data.x_train.to(device), data.y_train.to(device)),
+        "val": (data.x_val.to(device), data.y_val.to(device)),
+        "test": (data.x_test.to(device), data.y_test.to(device)),
+    }
 
 
 def build_model(arch: str, arch_kwargs: dict[str, Any], cfg: TrainConfig) -> nn.Module:

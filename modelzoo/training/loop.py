@@ -19,6 +19,7 @@ from modelzoo.training.common import (
     build_model,
     is_diverged,
     split_batches,
+    splits_on,
 )
 from modelzoo.training.config import (
     TrainConfig,
@@ -61,11 +62,7 @@ def train_one(
     model = build_model(arch, arch_kwargs, cfg).to(device)
     layout = layer_layout(model)
     opt = make_optimizer(list(model.parameters()), cfg)
-    splits = {
-        "train": (data.x_train.to(device), data.y_train.to(device)),
-        "val": (data.x_val.to(device), data.y_val.to(device)),
-        "test": (data.x_test.to(device), data.y_test.to(device)),
-    }
+    splits = splits_on(data, device)
     subset = train_subset(cfg, len(data.y_train))
     sched = make_scheduler(opt, cfg, epochs * len(split_batches(len(subset), cfg.batch_size)))
     diverged = torch.zeros(1, dtype=torch.bool)

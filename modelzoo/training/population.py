@@ -26,6 +26,7 @@ from modelzoo.training.common import (
     build_model,
     is_diverged,
     split_batches,
+    splits_on,
 )
 from modelzoo.training.config import (
     TrainConfig,
@@ -104,11 +105,7 @@ def train_population(
             return vstep(p, b, x, y)
         logits = stacked_forward(base, p, x, m_count)  # [M, B, K]
         return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1)
-    xs = {
-        "train": (data.x_train.to(device), data.y_train.to(device)),
-        "val": (data.x_val.to(device), data.y_val.to(device)),
-        "test": (data.x_test.to(device), data.y_test.to(device)),
-    }
+    xs = splits_on(data, device)
     subsets = [train_subset(c, len(data.y_train)) for c in (configs[i] for i in order)]
     n_sub = len(subsets[0])
     total_steps = epochs * len(split_batches(n_sub, cfg0.batch_size))
