@@ -38,9 +38,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
 
 def _sane() -> Any:
     try:
-        import sane.embed  # noqa: F401
-
         import sane
+        import sane.embed  # noqa: F401
     except ImportError as e:
         raise MethodError(
             f"the 'sane' method needs the sane package with train/embed/sample ({e})"

@@ -33,14 +33,18 @@ def _run(trainer: str, arch: str, models: int, epochs: int, device: str) -> dict
     data = load_source(rec.source)
     kw = _arch_kwargs(rec, data)
     cfgs = rec.configs()
-    # one-time costs (torch.func's first vmap trace, kernel selection, lazy imports) are paid
-    # once per build, not per model: warm each trainer up on two models before timing
+    # one-time costs (torch.func's first trace, kernel selection, lazy imports, the allocator
+    # growing to its working set) are paid once per build, not per model: warm each trainer up
+    # for one epoch on the same shapes it is timed on, with other seeds
+    warm_cfgs = make_recipe({"name": "warm", "architecture": arch, "models": models,
+                             "epochs": 1, "grid": {"seed": [1000]},
+                             "checkpoint_epochs": [1]}).configs()
     warm = dict(arch=arch, arch_kwargs=kw, data=data, epochs=1, checkpoint_epochs=[1],
                 device=device)
     if trainer == "population":
-        list(train_population(configs=cfgs[:2], **warm))
+        list(train_population(configs=warm_cfgs, **warm))
     else:
-        list(train_one(cfg=cfgs[0], **warm))
+        list(train_one(cfg=warm_cfgs[0], **warm))
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()

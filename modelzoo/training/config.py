@@ -82,13 +82,20 @@ def init_weights_(model: nn.Module, scheme: str, generator: torch.Generator) -> 
     return model
 
 
-def make_optimizer(params: list[torch.Tensor], cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The torch optimizer a config asks for (SGD uses momentum 0.9)."""
+def make_optimizer(
+    params: list[torch.Tensor], cfg: TrainConfig, *, fused: bool = False
+) -> torch.optim.Optimizer:
+    """The torch optimizer a config asks for (SGD uses momentum 0.9).
+
+    ``fused`` selects torch's single-kernel implementation (same update rule; the population
+    trainer uses it, the per-model reference loop keeps torch's default).
+    """
+    kw = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, **({"fused": True} if fused else {})}
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, **kw)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, **kw)
+    return torch.optim.SGD(params, momentum=0.9, **kw)
 
 
 SCHEDULES: tuple[str, ...] = ("constant", "onecycle")

@@ -20,6 +20,7 @@ from torch.func import functional_call, vmap
 from modelzoo.errors import ZooError
 from modelzoo.sources import SourceData
 from modelzoo.storage.layout import layer_layout
+from modelzoo.training.allocator import keep_freed_memory
 from modelzoo.training.common import (
     EVAL_BATCH,
     Checkpoint,
@@ -35,7 +36,11 @@ from modelzoo.training.config import (
     make_scheduler,
     train_subset,
 )
+from modelzoo.training.dense import DenseStack
 from modelzoo.training.stacked import stacked_forward, supports_stacked
+
+#: evaluation holds at most about this many activation floats at once (dense path)
+_EVAL_BUDGET = 1 << 22
 
 
 def train_population(
@@ -59,6 +64,8 @@ def train_population(
     if len(keys) != 1:
         raise ZooError(f"a population must share activation/dropout/batch/fraction, got {keys}")
     device = torch.device(device)
+    if device.type == "cpu":
+        keep_freed_memory()  # see allocator.py: ~20% per step on CPU
     cfg0 = configs[0]
     models = [build_model(arch, arch_kwargs, c) for c in configs]
     base = models[0].to(device)
@@ -77,14 +84,18 @@ def train_population(
     inv = torch.empty(len(configs), dtype=torch.long)
     inv[torch.tensor(order)] = torch.arange(len(configs))  # stacked row of each config
 
-    def stack(name: str, idx: list[int]) -> torch.Tensor:
-        return torch.stack([models[i].state_dict()[name] for i in idx]).to(device)
-
+    states = [mdl.state_dict() for mdl in models]
+    stacked = {n: torch.stack([st[n] for st in states]) for n in param_names + buffer_names}
+    del states, models  # the stacked copies are the population now; base keeps the structure
     leaves = [
-        {n: stack(n, g).requires_grad_(True) for n in param_names} for g in groups
+        {n: stacked[n][g].to(device).requires_grad_(True) for n in param_names} for g in groups
     ]
-    buffers = {n: stack(n, order) for n in buffer_names}
-    optims = [make_optimizer(list(lv.values()), configs[g[0]]) for lv, g in zip(leaves, groups)]
+    buffers = {n: stacked[n][order].to(device) for n in buffer_names}
+    del stacked
+    # fused optimizers: one kernel per step instead of ~10 ops per stacked tensor
+    fused = device.type in ("cpu", "cuda")
+    optims = [make_optimizer(list(lv.values()), configs[g[0]], fused=fused)
+              for lv, g in zip(leaves, groups)]
 
     def params() -> dict[str, torch.Tensor]:
         if len(leaves) == 1:
@@ -92,19 +103,35 @@ def train_population(
         return {n: torch.cat([lv[n] for lv in leaves]) for n in param_names}
 
     m_count = len(configs)
-    # plain Sequential nets on CPU: explicit grouped ops in channels_last (see stacked.py)
-    fast = device.type == "cpu" and supports_stacked(base)
+    # CPU fast paths for plain Sequential nets: dense matmuls on small images (dense.py), else
+    # explicit grouped ops in channels_last (stacked.py); anything else runs under vmap
+    dense = DenseStack.build(base, tuple(data.x_train.shape[1:])) if device.type == "cpu" else None
+    grouped = dense is None and device.type == "cpu" and supports_stacked(base)
 
     def loss_fn(p, b, x, y):
         return F.cross_entropy(functional_call(base, (p, b), (x,)), y)
 
     vstep = vmap(loss_fn, randomness="different")
+    vfwd = vmap(lambda p_, b_, x_: functional_call(base, (p_, b_), (x_,)), in_dims=(0, 0, None))
 
     def step(p, b, x, y):
-        if not fast:
+        """Per-model mean training loss ``[M]`` on per-model batches."""
+        if dense is not None:
+            return F.cross_entropy(dense(p, x), y, reduction="none").mean(1)
+        if not grouped:
             return vstep(p, b, x, y)
         logits = stacked_forward(base, p, x, m_count)  # [M, B, K]
         return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1)
+
+    def forward_shared(p, b, x):
+        """Logits ``[M, K, n]`` of every model on the same inputs ``x``."""
+        if dense is not None:
+            return dense(p, x)
+        return (stacked_forward(base, p, x, m_count) if grouped else vfwd(p, b, x)).transpose(1, 2)
+
+    # evaluation chunk: the dense path's widest activation is [M, widest, chunk]
+    eval_batch = EVAL_BATCH if dense is None else max(
+        32, min(EVAL_BATCH, _EVAL_BUDGET // (m_count * dense.widest)))
     xs = splits_on(data, device)
     subsets = [train_subset(c, len(data.y_train)) for c in (configs[i] for i in order)]
     n_sub = len(subsets[0])
@@ -118,21 +145,14 @@ def train_population(
         out: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             p = {n: t.detach() for n, t in params().items()}
-            vfwd = vmap(lambda p_, b_, x_: functional_call(base, (p_, b_), (x_,)),
-                        in_dims=(0, 0, None))
-
-            def fwd(p_, b_, x_):
-                return stacked_forward(base, p_, x_, m_count) if fast else vfwd(p_, b_, x_)
             for split, (x, y) in xs.items():
                 loss_sum = torch.zeros(len(configs), device=device)
                 correct = torch.zeros(len(configs), device=device)
-                for sl in split_batches(len(y), EVAL_BATCH):
-                    logits = fwd(p, buffers, x[sl]).float()  # [M, n, K]
+                for sl in split_batches(len(y), eval_batch):
+                    logits = forward_shared(p, buffers, x[sl]).float()  # [M, K, n]
                     tgt = y[sl].expand(len(configs), -1)
-                    loss_sum += F.cross_entropy(
-                        logits.transpose(1, 2), tgt, reduction="none"
-                    ).sum(1)
-                    correct += (logits.argmax(-1) == tgt).sum(1)
+                    loss_sum += F.cross_entropy(logits, tgt, reduction="none").sum(1)
+                    correct += (logits.argmax(1) == tgt).sum(1)
                 out[f"{split}_loss"] = (loss_sum / len(y)).cpu()[inv]
                 out[f"{split}_acc"] = (correct / len(y)).cpu()[inv]
         base.train()

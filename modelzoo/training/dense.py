@@ -1,0 +1,280 @@
+"""Dense-matmul forward for populations of small CNNs/MLPs (population trainer, CPU).
+
+On small images (the 8x8 ``digits`` zoos) a convolution is a small linear map: its Toeplitz
+matrix ``T`` (``out_features x in_features``) has only a few thousand entries per model. This
+module runs every layer of a plain ``nn.Sequential`` as one batched matmul over all models:
+
+* activations are kept "feature-major", ``[models, features, batch]`` with features in
+  ``(channel, row, column)`` order, so ``nn.Flatten`` is free and linear layers are ``W @ h``;
+* each model's ``T`` is built from its kernel with one matmul against a fixed 0/1 shift
+  tensor, so autograd turns ``dL/dT`` back into ``dL/dkernel`` (again one matmul);
+* a ``MaxPool2d``/``AvgPool2d`` with ``kernel == stride`` that follows a convolution is fused:
+  the convolution's output positions are ordered window-slot-major, so pooling is a reduction
+  over one tensor dimension (positions the pool drops are never computed). The bias is added
+  after the pool when the pool follows the convolution directly (a per-channel constant
+  commutes with max and mean).
+
+Matmuls run at several times the speed of CPU grouped convolutions on these shapes, which is
+what makes a population of tiny models fast. Results equal ``vmap(functional_call)`` within
+float tolerance (``tests/test_training.py``); max pooling routes the gradient of tied maxima
+to the first one, as ``nn.MaxPool2d`` does. :meth:`DenseStack.build` returns ``None`` when a
+network has layers this path does not cover or a Toeplitz matrix would be too large; the
+trainer then uses the grouped channels_last path (``stacked.py``) or ``vmap``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+#: A convolution runs as a dense matmul only if its Toeplitz matrix has at most this many
+#: entries per model (a 5x5 convolution from 1 to 8 channels on 8x8 inputs has 32,768).
+DENSE_MAX_ENTRIES = 1 << 16
+
+_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.SiLU, nn.Identity,
+                nn.Dropout)
+
+
+class _MaxOverSlots(torch.autograd.Function):
+    """``amax`` over dim 2 of ``[M, C, Q, R]``; backward routes the gradient to the first max.
+
+    With ``inplace`` the backward reuses the input's storage for the gradient: only valid when
+    no other autograd node saved the input (it is the private output of the convolution).
+    """
+
+    @staticmethod
+    def forward(ctx, v: torch.Tensor, inplace: bool) -> torch.Tensor:  # type: ignore[override]
+        out = v.amax(2)
+        ctx.save_for_backward(v, out)
+        ctx.inplace = inplace
+        return out
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        v, out = ctx.saved_tensors
+        mask = v.eq_(out.unsqueeze(2)) if ctx.inplace else (v == out.unsqueeze(2)).to(v.dtype)
+        # tied maxima (constant background patches give equal outputs): keep the first slot
+        m, c, r = (mask.sum(2) > 1).nonzero(as_tuple=True)
+        if len(m):
+            tied = mask[m, c, :, r]  # [T, Q]
+            mask[m, c, :, r] = tied * (tied.cumsum(1) == 1)
+        return mask.mul_(g.unsqueeze(2)), None
+
+
+def _shift_tensor(
+    k: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int], dil: tuple[int, int],
+    size: tuple[int, int], window: tuple[int, int],
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """0/1 tensor ``D[tap, out_pos, in_pos]`` of a convolution, and the pooled output size.
+
+    Output positions are ordered ``(slot_row, slot_col, pooled_row, pooled_col)`` for pooling
+    windows of ``window`` (``(1, 1)``: plain row-major positions).
+    """
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (h, w), (qh, qw) = k, stride, pad, dil, size, window
+    ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    hp, wp = ho // qh, wo // qw
+    qi, qj, pi, pj, ki, kj = torch.meshgrid(
+        *(torch.arange(n) for n in (qh, qw, hp, wp, kh, kw)), indexing="ij")
+    oh, ow = pi * qh + qi, pj * qw + qj
+    ih, iw = oh * sh - ph + ki * dh, ow * sw - pw + kj * dw
+    valid = (ih >= 0) & (ih < h) & (iw >= 0) & (iw < w)
+    out_pos = ((qi * qw + qj) * hp + pi) * wp + pj
+    d = torch.zeros(kh * kw, qh * qw * hp * wp, h * w)
+    d[(ki * kw + kj)[valid], out_pos[valid], (ih * w + iw)[valid]] = 1.0
+    return d, (hp, wp)
+
+
+def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _pool_window(layer: nn.Module, size: tuple[int, int]) -> tuple[str, tuple[int, int]] | None:
+    """(``"max"``/``"mean"``, window) of a pool this path can fuse, else None."""
+    if isinstance(layer, nn.AdaptiveAvgPool2d) and _pair(layer.output_size) == (1, 1):
+        return "mean", size
+    if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+        k = _pair(layer.kernel_size)
+        stride = _pair(layer.stride if layer.stride is not None else layer.kernel_size)
+        if k != stride or _pair(layer.padding) != (0, 0) or layer.ceil_mode:
+            return None
+        if isinstance(layer, nn.MaxPool2d):
+            return ("max", k) if _pair(layer.dilation) == (1, 1) else None
+        return ("mean", k) if layer.divisor_override is None else None
+    return None
+
+
+Step = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class DenseStack:
+    """A plain ``nn.Sequential`` compiled into batched matmuls over stacked models.
+
+    Attributes:
+        steps: callables ``(params, h) -> h`` on feature-major activations.
+        widest: the largest number of features of any activation (sizes evaluation chunks).
+    """
+
+    steps: list[Step]
+    widest: int
+
+    @classmethod
+    def build(cls, model: nn.Module, in_shape: tuple[int, ...]) -> DenseStack | None:
+        """Plan ``model`` for inputs of shape ``in_shape`` (``(C, H, W)``), or None."""
+        if not isinstance(model, nn.Sequential) or any(True for _ in model.buffers()):
+            return None
+        if len(in_shape) != 3:
+            return None
+        layers = list(model.named_children())
+        c, h, w = in_shape
+        shape: tuple[int, ...] = (c, h, w)  # (C, H, W) map or (F,) flat
+        steps: list[Step] = []
+        widest = c * h * w
+        pending: dict[str, object] | None = None  # a conv's pool still to apply
+        i = 0
+        while i < len(layers):
+            name, layer = layers[i]
+            if isinstance(layer, nn.Conv2d):
+                if (len(shape) != 3 or layer.groups != 1 or layer.padding_mode != "zeros"
+                        or isinstance(layer.padding, str) or shape[0] != layer.in_channels):
+                    return None
+                # look past elementwise layers for a pool to fuse
+                j = i + 1
+                while j < len(layers) and isinstance(layers[j][1], _ELEMENTWISE):
+                    j += 1
+                k, st = _pair(layer.kernel_size), _pair(layer.stride)
+                pd, dl = _pair(layer.padding), _pair(layer.dilation)
+                ho = (shape[1] + 2 * pd[0] - dl[0] * (k[0] - 1) - 1) // st[0] + 1
+                wo = (shape[2] + 2 * pd[1] - dl[1] * (k[1] - 1) - 1) // st[1] + 1
+                pool = _pool_window(layers[j][1], (ho, wo)) if j < len(layers) else None
+                window = pool[1] if pool else (1, 1)
+                d, (hp, wp) = _shift_tensor(k, st, pd, dl, shape[1:], window)  # type: ignore[arg-type]
+                o, cin = layer.out_channels, layer.in_channels
+                if o * d.shape[1] * cin * d.shape[2] > DENSE_MAX_ENTRIES or hp * wp == 0:
+                    return None
+                q = window[0] * window[1]
+                bias_now = layer.bias is not None and not (pool and j == i + 1)
+                steps.append(_conv_step(name, d, o, cin, q, bias_now))
+                widest = max(widest, o * d.shape[1])
+                if pool:
+                    # right after the conv the pool's input is the matmul's private output,
+                    # so its backward may reuse that storage
+                    pending = {"index": j, "kind": pool[0], "q": q, "channels": o,
+                               "bias": None if bias_now or layer.bias is None else name,
+                               "inplace": j == i + 1}
+                    shape = (o, hp, wp)
+                else:
+                    shape = (o, ho, wo)
+            elif pending is not None and i == pending["index"]:
+                steps.append(_pool_step(pending))
+                pending = None
+            elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+                return None  # a pool not right after a convolution
+            elif isinstance(layer, nn.AdaptiveAvgPool2d):
+                if len(shape) != 3 or _pair(layer.output_size) != (1, 1):
+                    return None
+                steps.append(_mean_positions_step(shape[0]))
+                shape = (shape[0], 1, 1)
+            elif isinstance(layer, nn.Flatten):
+                if layer.start_dim != 1 or layer.end_dim != -1:
+                    return None
+                shape = (math.prod(shape),)
+            elif isinstance(layer, nn.Linear):
+                if math.prod(shape) != layer.in_features:
+                    return None
+                steps.append(_linear_step(name, layer.bias is not None))
+                shape = (layer.out_features,)
+                widest = max(widest, layer.out_features)
+            elif isinstance(layer, _ELEMENTWISE):
+                steps.append(_elementwise_step(layer))
+            else:
+                return None
+            i += 1
+        if len(shape) != 1:
+            return None
+        return cls(steps, widest)
+
+    def __call__(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[M, K, B]`` of the stacked models.
+
+        Args:
+            params: stacked parameters ``{name: [M, ...]}``.
+            x: ``[M, B, C, H, W]`` (one batch per model) or ``[B, C, H, W]`` (shared).
+        """
+        if x.dim() == 5:
+            h = x.reshape(x.shape[0], x.shape[1], -1).transpose(1, 2)  # [M, F, B]
+        else:
+            h = x.reshape(x.shape[0], -1).T  # [F, B], broadcast over models by matmul
+        for step in self.steps:
+            h = step(params, h)
+        return h
+
+
+def _conv_step(name: str, d: torch.Tensor, o: int, cin: int, q: int, bias: bool) -> Step:
+    kk, p_out, p_in = d.shape
+    d2 = d.reshape(kk, p_out * p_in)
+
+    def step(params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+        wt = params[f"{name}.weight"]
+        m = wt.shape[0]
+        t = torch.mm(wt.reshape(m * o * cin, kk), d2.to(wt.device)).view(m, o, cin, p_out, p_in)
+        t = t.view(m, o * p_out, p_in) if cin == 1 else (
+            t.permute(0, 1, 3, 2, 4).reshape(m, o * p_out, cin * p_in))
+        y = torch.matmul(t, h)  # [M, O*P_out, B]
+        if bias:
+            b = params[f"{name}.bias"]
+            y = (y.view(m, o, -1) + b.unsqueeze(-1)).view(m, o * p_out, -1)
+        return y
+
+    return step
+
+
+def _pool_step(pending: dict[str, object]) -> Step:
+    kind, q, o, bias = pending["kind"], int(pending["q"]), int(pending["channels"]), pending["bias"]
+    inplace = bool(pending["inplace"])
+
+    def step(params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+        m, n = h.shape[0], h.shape[-1]
+        v = h.reshape(m, o, q, -1)  # [M, O, Q, P_pooled * B]
+        if kind == "max" and q > 1:
+            out = _MaxOverSlots.apply(v, inplace)
+        else:
+            out = v.amax(2) if kind == "max" else v.mean(2)
+        if bias is not None:
+            out = out + params[f"{bias}.bias"].unsqueeze(-1)
+        return out.reshape(m, -1, n)
+
+    return step
+
+
+def _mean_positions_step(channels: int) -> Step:
+    def step(params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+        m, n = h.shape[0], h.shape[-1]
+        return h.reshape(m, channels, -1, n).mean(2)
+
+    return step
+
+
+def _linear_step(name: str, bias: bool) -> Step:
+    def step(params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+        w = params[f"{name}.weight"]  # [M, out, in]
+        if not bias:
+            return torch.matmul(w, h)
+        b = params[f"{name}.bias"].unsqueeze(-1)
+        return torch.baddbmm(b, w, h) if h.dim() == 3 else torch.matmul(w, h) + b
+
+    return step
+
+
+def _elementwise_step(layer: nn.Module) -> Step:
+    def step(params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+        return layer(h)
+
+    return step
+
+
+__all__ = ["DENSE_MAX_ENTRIES", "DenseStack"]
