@@ -214,3 +214,19 @@ def test_dense_path_declines_what_it_cannot_run() -> None:
     bn = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2),
                              torch.nn.Flatten(), torch.nn.Linear(72, 2))
     assert DenseStack.build(bn, (1, 8, 8)) is None  # buffers
+
+
+@pytest.mark.parametrize("name", ARCHITECTURES.names())
+def test_initial_states_equal_building_each_model(name: str) -> None:
+    """The population's shortcut (one template re-initialised per config) draws exactly what
+    building every model on its own draws, for every init scheme."""
+    from modelzoo.training.common import build_model, initial_states
+    from modelzoo.training.config import INITS
+
+    kw = _kwargs(name)
+    cfgs = [TrainConfig(seed=s, init=init) for s, init in enumerate(INITS)]
+    _, states = initial_states(name, kw, cfgs)
+    for cfg, state in zip(cfgs, states):
+        ref = build_model(name, kw, cfg).state_dict()
+        assert state.keys() == ref.keys()
+        assert all(torch.equal(state[k], ref[k]) for k in ref)

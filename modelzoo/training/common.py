@@ -54,6 +54,31 @@ def build_model(arch: str, arch_kwargs: dict[str, Any], cfg: TrainConfig) -> nn.
     return init_weights_(model, cfg.init, torch.Generator().manual_seed(cfg.seed))
 
 
+def initial_states(
+    arch: str, arch_kwargs: dict[str, Any], configs: Sequence[TrainConfig]
+) -> tuple[nn.Module, list[dict[str, torch.Tensor]]]:
+    """A template model and each config's initial state, equal to ``build_model``'s.
+
+    Schemes other than ``default`` redraw every Linear/Conv2d weight from the config's own
+    generator and zero the biases, so for nets whose other parameters start at constants
+    (norm layers) one template is re-initialised per config instead of building each model.
+    """
+    template = build_model(arch, arch_kwargs, configs[0])
+    redraws_all = all(
+        isinstance(mod, (nn.Linear, nn.Conv2d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm))
+        or not any(True for _ in mod.parameters(recurse=False))
+        for mod in template.modules()
+    )
+    states = []
+    for cfg in configs:
+        if cfg.init == "default" or not redraws_all:
+            model = build_model(arch, arch_kwargs, cfg)
+        else:
+            model = init_weights_(template, cfg.init, torch.Generator().manual_seed(cfg.seed))
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+    return template, states
+
+
 def is_diverged(weights: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
     """Per-model divergence flags from ``[M, P]`` weights and ``[M]`` losses."""
     bad_w = ~torch.isfinite(weights).all(dim=1) | (weights.abs().amax(dim=1) > DIVERGENCE_THRESHOLD)

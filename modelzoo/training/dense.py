@@ -107,7 +107,9 @@ def _pool_window(layer: nn.Module, size: tuple[int, int]) -> tuple[str, tuple[in
     return None
 
 
-Step = Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
+#: ``step(params)`` binds a layer to the stacked parameters and returns ``h -> h``; the bound
+#: function may be applied to several input chunks (evaluation builds each matrix once).
+Step = Callable[[dict[str, torch.Tensor]], Callable[[torch.Tensor], torch.Tensor]]
 
 
 @dataclass
@@ -115,7 +117,7 @@ class DenseStack:
     """A plain ``nn.Sequential`` compiled into batched matmuls over stacked models.
 
     Attributes:
-        steps: callables ``(params, h) -> h`` on feature-major activations.
+        steps: per layer, ``params -> (h -> h)`` on feature-major activations.
         widest: the largest number of features of any activation (sizes evaluation chunks).
     """
 
@@ -205,76 +207,113 @@ class DenseStack:
             params: stacked parameters ``{name: [M, ...]}``.
             x: ``[M, B, C, H, W]`` (one batch per model) or ``[B, C, H, W]`` (shared).
         """
-        if x.dim() == 5:
-            h = x.reshape(x.shape[0], x.shape[1], -1).transpose(1, 2)  # [M, F, B]
-        else:
-            h = x.reshape(x.shape[0], -1).T  # [F, B], broadcast over models by matmul
-        for step in self.steps:
-            h = step(params, h)
-        return h
+        return self.bind(params)(x)
+
+    def bind(self, params: dict[str, torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The forward for fixed ``params``: per-layer matrices are built once, on first use."""
+        layers = [step(params) for step in self.steps]
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            if x.dim() == 5:
+                h = x.reshape(x.shape[0], x.shape[1], -1).transpose(1, 2)  # [M, F, B]
+            else:
+                h = x.reshape(x.shape[0], -1).T  # [F, B], shared by all models
+            for layer in layers:
+                h = layer(h)
+            return h
+
+        return forward
 
 
 def _conv_step(name: str, d: torch.Tensor, o: int, cin: int, q: int, bias: bool) -> Step:
     kk, p_out, p_in = d.shape
     d2 = d.reshape(kk, p_out * p_in)
 
-    def step(params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+    def bind(params: dict[str, torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
         wt = params[f"{name}.weight"]
         m = wt.shape[0]
-        t = torch.mm(wt.reshape(m * o * cin, kk), d2.to(wt.device)).view(m, o, cin, p_out, p_in)
-        t = t.view(m, o * p_out, p_in) if cin == 1 else (
-            t.permute(0, 1, 3, 2, 4).reshape(m, o * p_out, cin * p_in))
-        y = torch.matmul(t, h)  # [M, O*P_out, B]
-        if bias:
-            b = params[f"{name}.bias"]
-            y = (y.view(m, o, -1) + b.unsqueeze(-1)).view(m, o * p_out, -1)
-        return y
+        b = params[f"{name}.bias"].unsqueeze(-1) if bias else None
+        toeplitz: list[torch.Tensor] = []
 
-    return step
+        def matrix() -> torch.Tensor:  # [M, O*P_out, C*P_in], built on first use
+            if not toeplitz:
+                t = torch.mm(wt.reshape(m * o * cin, kk), d2.to(wt.device))
+                t = t.view(m, o, cin, p_out, p_in)
+                toeplitz.append(t.view(m, o * p_out, p_in) if cin == 1 else
+                                t.permute(0, 1, 3, 2, 4).reshape(m, o * p_out, cin * p_in))
+            return toeplitz[0]
+
+        def apply(h: torch.Tensor) -> torch.Tensor:
+            n = h.shape[-1]
+            if h.dim() == 2:  # shared inputs: im2col once for all models, then one matmul
+                cols = torch.matmul(d.to(h.device), h.reshape(cin, 1, p_in, n))
+                y = torch.mm(wt.reshape(m * o, cin * kk), cols.reshape(cin * kk, p_out * n))
+                y = y.view(m, o * p_out, n)
+            else:
+                y = torch.bmm(matrix(), h)  # [M, O*P_out, B]
+            if b is not None:
+                y = (y.view(m, o, -1) + b).view(m, o * p_out, n)
+            return y
+
+        return apply
+
+    return bind
 
 
 def _pool_step(pending: dict[str, object]) -> Step:
     kind, q, o, bias = pending["kind"], int(pending["q"]), int(pending["channels"]), pending["bias"]
     inplace = bool(pending["inplace"])
 
-    def step(params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
-        m, n = h.shape[0], h.shape[-1]
-        v = h.reshape(m, o, q, -1)  # [M, O, Q, P_pooled * B]
-        if kind == "max" and q > 1:
-            out = _MaxOverSlots.apply(v, inplace)
-        else:
-            out = v.amax(2) if kind == "max" else v.mean(2)
-        if bias is not None:
-            out = out + params[f"{bias}.bias"].unsqueeze(-1)
-        return out.reshape(m, -1, n)
+    def bind(params: dict[str, torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        b = params[f"{bias}.bias"].unsqueeze(-1) if bias is not None else None
 
-    return step
+        def apply(h: torch.Tensor) -> torch.Tensor:
+            m, n = h.shape[0], h.shape[-1]
+            v = h.reshape(m, o, q, -1)  # [M, O, Q, P_pooled * B]
+            if kind == "max" and q > 1:
+                out = _MaxOverSlots.apply(v, inplace)
+            else:
+                out = v.amax(2) if kind == "max" else v.mean(2)
+            if b is not None:
+                out = out + b
+            return out.reshape(m, -1, n)
+
+        return apply
+
+    return bind
 
 
 def _mean_positions_step(channels: int) -> Step:
-    def step(params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
-        m, n = h.shape[0], h.shape[-1]
-        return h.reshape(m, channels, -1, n).mean(2)
+    def bind(params: dict[str, torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        def apply(h: torch.Tensor) -> torch.Tensor:
+            m, n = h.shape[0], h.shape[-1]
+            return h.reshape(m, channels, -1, n).mean(2)
 
-    return step
+        return apply
+
+    return bind
 
 
 def _linear_step(name: str, bias: bool) -> Step:
-    def step(params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+    def bind(params: dict[str, torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
         w = params[f"{name}.weight"]  # [M, out, in]
-        if not bias:
-            return torch.matmul(w, h)
-        b = params[f"{name}.bias"].unsqueeze(-1)
-        return torch.baddbmm(b, w, h) if h.dim() == 3 else torch.matmul(w, h) + b
+        b = params[f"{name}.bias"].unsqueeze(-1) if bias else None
 
-    return step
+        def apply(h: torch.Tensor) -> torch.Tensor:
+            if b is None:
+                return torch.matmul(w, h)
+            return torch.baddbmm(b, w, h) if h.dim() == 3 else torch.matmul(w, h) + b
+
+        return apply
+
+    return bind
 
 
 def _elementwise_step(layer: nn.Module) -> Step:
-    def step(params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
-        return layer(h)
+    def bind(params: dict[str, torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+        return layer
 
-    return step
+    return bind
 
 
 __all__ = ["DENSE_MAX_ENTRIES", "DenseStack"]

@@ -24,7 +24,7 @@ from modelzoo.training.allocator import keep_freed_memory
 from modelzoo.training.common import (
     EVAL_BATCH,
     Checkpoint,
-    build_model,
+    initial_states,
     is_diverged,
     split_batches,
     splits_on,
@@ -67,8 +67,8 @@ def train_population(
     if device.type == "cpu":
         keep_freed_memory()  # see allocator.py: ~20% per step on CPU
     cfg0 = configs[0]
-    models = [build_model(arch, arch_kwargs, c) for c in configs]
-    base = models[0].to(device)
+    template, states = initial_states(arch, arch_kwargs, configs)
+    base = template.to(device)
     layout = layer_layout(base)
     param_names = [n for n, _ in base.named_parameters()]
     buffer_names = [n for n, b in base.named_buffers()]
@@ -84,9 +84,8 @@ def train_population(
     inv = torch.empty(len(configs), dtype=torch.long)
     inv[torch.tensor(order)] = torch.arange(len(configs))  # stacked row of each config
 
-    states = [mdl.state_dict() for mdl in models]
     stacked = {n: torch.stack([st[n] for st in states]) for n in param_names + buffer_names}
-    del states, models  # the stacked copies are the population now; base keeps the structure
+    del states  # the stacked copies are the population now; base keeps the structure
     leaves = [
         {n: stacked[n][g].to(device).requires_grad_(True) for n in param_names} for g in groups
     ]
@@ -123,11 +122,13 @@ def train_population(
         logits = stacked_forward(base, p, x, m_count)  # [M, B, K]
         return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1)
 
-    def forward_shared(p, b, x):
-        """Logits ``[M, K, n]`` of every model on the same inputs ``x``."""
+    def forward_shared(p, b):
+        """``x -> logits [M, K, n]`` of every model on the same inputs ``x``."""
         if dense is not None:
-            return dense(p, x)
-        return (stacked_forward(base, p, x, m_count) if grouped else vfwd(p, b, x)).transpose(1, 2)
+            return dense.bind(p)  # each layer's matrix is built once for all chunks
+        if grouped:
+            return lambda x: stacked_forward(base, p, x, m_count).transpose(1, 2)
+        return lambda x: vfwd(p, b, x).transpose(1, 2)
 
     # evaluation chunk: the dense path's widest activation is [M, widest, chunk]
     eval_batch = EVAL_BATCH if dense is None else max(
@@ -145,11 +146,12 @@ def train_population(
         out: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             p = {n: t.detach() for n, t in params().items()}
+            fwd = forward_shared(p, buffers)
             for split, (x, y) in xs.items():
                 loss_sum = torch.zeros(len(configs), device=device)
                 correct = torch.zeros(len(configs), device=device)
                 for sl in split_batches(len(y), eval_batch):
-                    logits = forward_shared(p, buffers, x[sl]).float()  # [M, K, n]
+                    logits = fwd(x[sl]).float()  # [M, K, n]
                     tgt = y[sl].expand(len(configs), -1)
                     loss_sum += F.cross_entropy(logits, tgt, reduction="none").sum(1)
                     correct += (logits.argmax(1) == tgt).sum(1)
