@@ -57,11 +57,14 @@ class _MaxOverSlots(torch.autograd.Function):
     def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
         v, out = ctx.saved_tensors
         mask = v.eq_(out.unsqueeze(2)) if ctx.inplace else (v == out.unsqueeze(2)).to(v.dtype)
-        # tied maxima (constant background patches give equal outputs): keep the first slot
-        m, c, r = (mask.sum(2) > 1).nonzero(as_tuple=True)
-        if len(m):
-            tied = mask[m, c, :, r]  # [T, Q]
-            mask[m, c, :, r] = tied * (tied.cumsum(1) == 1)
+        # tied maxima (constant background patches give equal outputs): keep the first slot,
+        # clearing each slot where an earlier one already holds the max (0/1 floats, in place)
+        taken = mask[:, :, 0]
+        for q in range(1, mask.shape[2]):
+            slot = mask[:, :, q]
+            slot.addcmul_(slot, taken, value=-1.0)
+            if q + 1 < mask.shape[2]:
+                taken = taken + slot if q == 1 else taken.add_(slot)
         return mask.mul_(g.unsqueeze(2)), None
 
 

@@ -154,7 +154,9 @@ def train_population(
                     logits = fwd(x[sl]).float()  # [M, K, n]
                     tgt = y[sl].expand(len(configs), -1)
                     loss_sum += F.cross_entropy(logits, tgt, reduction="none").sum(1)
-                    correct += (logits.argmax(1) == tgt).sum(1)
+                    # argmax over a contiguous last dim: ~7x faster than over dim 1 on CPU
+                    pred = logits.transpose(1, 2).contiguous().argmax(-1)
+                    correct += (pred == tgt).sum(1)
                 out[f"{split}_loss"] = (loss_sum / len(y)).cpu()[inv]
                 out[f"{split}_acc"] = (correct / len(y)).cpu()[inv]
         base.train()
