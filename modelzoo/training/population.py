@@ -1,11 +1,19 @@
-"""Population trainer: many models of one architecture trained at once with ``torch.func``.
+"""Population trainer: many models of one architecture trained at once.
 
-Parameters of all models are stacked along a leading "model" dimension and the forward/backward
-pass is vectorised with ``vmap(functional_call(...))``. Each model keeps its own seed, init, data
-order, optimizer, learning rate and weight decay: models with the same (optimizer, lr, wd) share
-a stacked leaf tensor and a ``torch.optim`` optimizer, which is exact because Adam/SGD act
-element-wise. The per-model reference loop (``loop.py``) gives the same weights within float
-tolerance (dropout masks are drawn differently; both are deterministic for a seed).
+Parameters of all models are stacked along a leading "model" dimension. Each model keeps its
+own seed, init, data order, optimizer, learning rate and weight decay: models with the same
+(optimizer, lr, wd, schedule) share a stacked leaf tensor and one fused ``torch.optim``
+optimizer, which is exact because Adam/SGD act element-wise. The forward/backward pass runs
+on the fastest of three paths that fits the network:
+
+* ``dense.py`` (CPU, plain Sequential nets on small images, e.g. the digits zoos): every layer
+  is one batched matmul, convolutions through per-model Toeplitz matrices;
+* ``stacked.py`` (CPU, other plain Sequential nets): grouped convolutions in channels_last;
+* ``vmap(functional_call(...))`` otherwise (ResNets, BatchNorm, any device).
+
+The per-model reference loop (``loop.py``) gives the same weights within float tolerance
+(dropout masks are drawn differently; both are deterministic for a seed); the tests check
+every path against it.
 """
 
 from __future__ import annotations
