@@ -28,7 +28,8 @@ def main() -> None:
 @click.option("--arch", help="Architecture (see `zoo archs`), e.g. cnn_s, resnet18.")
 @click.option("--dataset", "source", help="Source dataset (see `zoo sources`); default digits.")
 @click.option("--models", type=click.IntRange(min=1), help="Number of models to train.")
-@click.option("--epochs", type=click.IntRange(min=0), help="Training epochs per model.")
+@click.option("--epochs", type=click.IntRange(min=0),
+              help="Training epochs per model (a recipe's checkpoint list is cut to fit).")
 @click.option(
     "--checkpoints",
     help="Comma-separated epochs to store, e.g. 0,1,5,10 (default: every epoch).",
@@ -36,7 +37,8 @@ def main() -> None:
 @click.option("--grid", "grid_items", multiple=True, metavar="NAME=V1,V2",
               help="Hyperparameter values, e.g. --grid lr=1e-3,1e-4 --grid activation=relu,tanh.")
 @click.option("--arch-opt", "arch_opts", multiple=True, metavar="KEY=VALUE",
-              help="Architecture option, e.g. --arch-opt norm=none --arch-opt width=32.")
+              help="Architecture option, e.g. --arch-opt norm=none --arch-opt width=32 "
+                   "(updates a recipe's options).")
 @click.option("--name", help="Zoo name (default <arch>-<dataset>).")
 @click.option("--max-train", type=click.IntRange(min=1), help="Use only N training images.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),

@@ -217,8 +217,22 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
 
 
 def make_recipe(raw: dict[str, Any], **overrides: Any) -> Recipe:
-    """Validate a recipe mapping with non-None ``overrides`` applied."""
-    data = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
+    """Validate a recipe mapping with non-None ``overrides`` applied.
+
+    Overriding ``epochs`` (e.g. ``zoo build card.yaml --epochs 10``) keeps the recipe's listed
+    checkpoint epochs that still fit and adds the new last epoch; overriding ``arch_kwargs``
+    for the recipe's own architecture updates its options instead of replacing them.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    data = {**raw, **given}
+    ckpts = raw.get("checkpoint_epochs")
+    if "epochs" in given and "checkpoint_epochs" not in given and isinstance(ckpts, list):
+        epochs = given["epochs"]
+        data["checkpoint_epochs"] = sorted(
+            {e for e in ckpts if isinstance(e, int) and e <= epochs} | {epochs})
+    same_arch = given.get("architecture", raw.get("architecture")) == raw.get("architecture")
+    if "arch_kwargs" in given and same_arch and isinstance(raw.get("arch_kwargs"), dict):
+        data["arch_kwargs"] = {**raw["arch_kwargs"], **given["arch_kwargs"]}
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:

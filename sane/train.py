@@ -364,9 +364,11 @@ def _train(
 
             dist.barrier()
         if progress and d.main:
+            val = (f"val loss {entry['val_loss']:.4f} (recon {entry['val_recon']:.4f})"
+                   if not math.isnan(entry["val_loss"]) else "no validation models")
             tqdm.write(
                 f"sane epoch {epoch + 1}/{config.epochs}: train loss {entry['train_loss']:.4f} "
-                f"val loss {entry['val_loss']:.4f} (recon {entry['val_recon']:.4f})"
+                + val
             )
         if callback is not None:
             callback("epoch", entry)
