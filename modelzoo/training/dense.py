@@ -43,7 +43,8 @@ class _MaxOverSlots(torch.autograd.Function):
     """``amax`` over dim 2 of ``[M, C, Q, R]``; backward routes the gradient to the first max.
 
     With ``inplace`` the backward reuses the input's storage for the gradient: only valid when
-    no other autograd node saved the input (it is the private output of the convolution).
+    no other autograd node saved the input (it is the private output of the convolution) and
+    the graph is backpropagated once (the trainer never retains it).
     """
 
     @staticmethod
