@@ -4,7 +4,10 @@ Run: ``python -m benchmarks.perf.population [--models 64 --epochs 2 --arch cnn_s
 
 Both trainers run the same recipe (digits, one seed per model) in fresh subprocesses, one after
 the other in one invocation, so the printed ratio compares like with like on this machine. Each
-is warmed up on two models first, so one-time costs (torch.func's first trace) are not timed.
+is first warmed up for one epoch on the shapes it is then timed on (other seeds: the loop on one
+model, the population on as many models), so one-time costs are not timed. Both include
+evaluation at the checkpoint epoch. The population trainer tunes glibc's allocator in its
+process (``modelzoo/training/allocator.py``); the loop runs at the same speed with or without.
 Target (issue 2): population >= 10x the loop's models/s for 64 CNN-s models on digits.
 """
 
