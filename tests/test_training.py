@@ -230,3 +230,20 @@ def test_initial_states_equal_building_each_model(name: str) -> None:
         ref = build_model(name, kw, cfg).state_dict()
         assert state.keys() == ref.keys()
         assert all(torch.equal(state[k], ref[k]) for k in ref)
+
+
+@pytest.mark.parametrize("setting,applied", [("1", True), ("0", False)])
+def test_allocator_tuning_and_its_opt_out(setting: str, applied: bool) -> None:
+    """glibc malloc tuning is applied once per process unless MODELZOO_MALLOC_TUNING=0."""
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt tuning is glibc-only")
+    code = ("from modelzoo.training.allocator import keep_freed_memory as k; "
+            "print(k(), k())")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "MODELZOO_MALLOC_TUNING": setting}, check=True)
+    assert res.stdout.split() == [str(applied)] * 2
