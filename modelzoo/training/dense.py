@@ -31,12 +31,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from modelzoo.training.stacked import ELEMENTWISE
+
 #: A convolution runs as a dense matmul only if its Toeplitz matrix has at most this many
 #: entries per model (a 5x5 convolution from 1 to 8 channels on 8x8 inputs has 32,768).
 DENSE_MAX_ENTRIES = 1 << 16
 
-_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.SiLU, nn.Identity,
-                nn.Dropout)
 
 
 class _MaxOverSlots(torch.autograd.Function):
@@ -69,6 +69,15 @@ class _MaxOverSlots(torch.autograd.Function):
         return mask.mul_(g.unsqueeze(2)), None
 
 
+def _conv_out_size(
+    size: tuple[int, int], k: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int],
+    dil: tuple[int, int],
+) -> tuple[int, int]:
+    """Output height and width of a convolution (``nn.Conv2d``'s formula)."""
+    return tuple(  # type: ignore[return-value]
+        (size[a] + 2 * pad[a] - dil[a] * (k[a] - 1) - 1) // stride[a] + 1 for a in (0, 1))
+
+
 def _shift_tensor(
     k: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int], dil: tuple[int, int],
     size: tuple[int, int], window: tuple[int, int],
@@ -79,7 +88,7 @@ def _shift_tensor(
     windows of ``window`` (``(1, 1)``: plain row-major positions).
     """
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (h, w), (qh, qw) = k, stride, pad, dil, size, window
-    ho, wo = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    ho, wo = _conv_out_size((h, w), k, stride, pad, dil)
     hp, wp = ho // qh, wo // qw
     qi, qj, pi, pj, ki, kj = torch.meshgrid(
         *(torch.arange(n) for n in (qh, qw, hp, wp, kh, kw)), indexing="ij")
@@ -140,7 +149,7 @@ class DenseStack:
         shape: tuple[int, ...] = (c, h, w)  # (C, H, W) map or (F,) flat
         steps: list[Step] = []
         widest = c * h * w
-        pending: dict[str, object] | None = None  # a conv's pool still to apply
+        pending: tuple[int, Step] | None = None  # a conv's fused pool: (layer index, step)
         i = 0
         while i < len(layers):
             name, layer = layers[i]
@@ -150,12 +159,11 @@ class DenseStack:
                     return None
                 # look past elementwise layers for a pool to fuse
                 j = i + 1
-                while j < len(layers) and isinstance(layers[j][1], _ELEMENTWISE):
+                while j < len(layers) and isinstance(layers[j][1], ELEMENTWISE):
                     j += 1
                 k, st = _pair(layer.kernel_size), _pair(layer.stride)
                 pd, dl = _pair(layer.padding), _pair(layer.dilation)
-                ho = (shape[1] + 2 * pd[0] - dl[0] * (k[0] - 1) - 1) // st[0] + 1
-                wo = (shape[2] + 2 * pd[1] - dl[1] * (k[1] - 1) - 1) // st[1] + 1
+                ho, wo = _conv_out_size(shape[1:], k, st, pd, dl)  # type: ignore[arg-type]
                 pool = _pool_window(layers[j][1], (ho, wo)) if j < len(layers) else None
                 window = pool[1] if pool else (1, 1)
                 d, (hp, wp) = _shift_tensor(k, st, pd, dl, shape[1:], window)  # type: ignore[arg-type]
@@ -164,19 +172,18 @@ class DenseStack:
                     return None
                 q = window[0] * window[1]
                 bias_now = layer.bias is not None and not (pool and j == i + 1)
-                steps.append(_conv_step(name, d, o, cin, q, bias_now))
+                steps.append(_conv_step(name, d, o, cin, bias_now))
                 widest = max(widest, o * d.shape[1])
                 if pool:
                     # right after the conv the pool's input is the matmul's private output,
                     # so its backward may reuse that storage
-                    pending = {"index": j, "kind": pool[0], "q": q, "channels": o,
-                               "bias": None if bias_now or layer.bias is None else name,
-                               "inplace": j == i + 1}
+                    bias_after = None if bias_now or layer.bias is None else name
+                    pending = (j, _pool_step(pool[0], q, o, bias_after, inplace=j == i + 1))
                     shape = (o, hp, wp)
                 else:
                     shape = (o, ho, wo)
-            elif pending is not None and i == pending["index"]:
-                steps.append(_pool_step(pending))
+            elif pending is not None and i == pending[0]:
+                steps.append(pending[1])
                 pending = None
             elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
                 return None  # a pool not right after a convolution
@@ -195,7 +202,7 @@ class DenseStack:
                 steps.append(_linear_step(name, layer.bias is not None))
                 shape = (layer.out_features,)
                 widest = max(widest, layer.out_features)
-            elif isinstance(layer, _ELEMENTWISE):
+            elif isinstance(layer, ELEMENTWISE):
                 steps.append(_elementwise_step(layer))
             else:
                 return None
@@ -229,7 +236,7 @@ class DenseStack:
         return forward
 
 
-def _conv_step(name: str, d: torch.Tensor, o: int, cin: int, q: int, bias: bool) -> Step:
+def _conv_step(name: str, d: torch.Tensor, o: int, cin: int, bias: bool) -> Step:
     kk, p_out, p_in = d.shape
     d2 = d.reshape(kk, p_out * p_in)
 
@@ -264,9 +271,8 @@ def _conv_step(name: str, d: torch.Tensor, o: int, cin: int, q: int, bias: bool)
     return bind
 
 
-def _pool_step(pending: dict[str, object]) -> Step:
-    kind, q, o, bias = pending["kind"], int(pending["q"]), int(pending["channels"]), pending["bias"]
-    inplace = bool(pending["inplace"])
+def _pool_step(kind: str, q: int, o: int, bias: str | None, *, inplace: bool) -> Step:
+    """Reduce ``q`` window slots of ``o`` channels (``bias``: the conv whose bias comes after)."""
 
     def bind(params: dict[str, torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
         b = params[f"{bias}.bias"].unsqueeze(-1) if bias is not None else None

@@ -14,8 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.SiLU, nn.Identity,
-                nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Dropout)
+#: Layers applied elementwise: any layout of the activations works (also used by dense.py).
+ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.SiLU, nn.Identity,
+               nn.Dropout)
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
 
 
 def supports_stacked(model: nn.Module) -> bool:
@@ -23,7 +25,8 @@ def supports_stacked(model: nn.Module) -> bool:
     return (
         isinstance(model, nn.Sequential)
         and not any(True for _ in model.buffers())
-        and all(isinstance(m, (nn.Conv2d, nn.Linear, nn.Flatten, *_ELEMENTWISE)) for m in model)
+        and all(isinstance(m, (nn.Conv2d, nn.Linear, nn.Flatten, *ELEMENTWISE, *_POOLS))
+                for m in model)
     )
 
 
