@@ -53,8 +53,10 @@ def ls_cmd(what: str) -> None:
 @click.option("--task", "tasks", multiple=True, help="Task to run (repeatable).")
 @click.option("--method", required=True,
               help="Registered method name, or module:object for your own method.")
-@click.option("--zoo", required=True, type=click.Path(exists=True, file_okay=False,
-                                                      path_type=Path), help="Zoo directory.")
+@click.option("--zoo", "zoos", required=True, multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Zoo directory; repeat it for a suite that spans several zoos "
+                   "(e.g. digits-v2: --zoo zoos/digits-cnn_s-hyp --zoo zoos/digits-cnn_s-seed).")
 @click.option("--out", default=Path("results"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Results root.")
 @click.option("--seeds", default=3, show_default=True, type=click.IntRange(min=1),
@@ -73,7 +75,7 @@ def run_cmd(
     suite: str | None,
     tasks: tuple[str, ...],
     method: str,
-    zoo: Path,
+    zoos: tuple[Path, ...],
     out: Path,
     seeds: int,
     allow_unpinned: bool,
@@ -82,16 +84,20 @@ def run_cmd(
     threads: int,
     save_predictions: bool,
 ) -> None:
-    """Score METHOD on a suite or tasks of the zoo at ZOO; write results under OUT."""
+    """Score METHOD on a suite or tasks of the zoo(s) at ZOO; write results under OUT."""
     from benchmarks import evaluate
 
     if (suite is None) == (not tasks):
         raise click.UsageError("give either --suite or one or more --task")
+    if len(zoos) > 1 and suite is None:
+        raise click.UsageError("several --zoo need a --suite (each zoo runs its own tasks)")
+    results = []
     try:
-        results = evaluate(suite=suite, tasks=list(tasks) or None, method=method, zoo=zoo,
-                           out=out, seeds=seeds, allow_unpinned=allow_unpinned,
-                           workdir=workdir, data_dir=data_dir, progress=click.echo,
-                           threads=threads, save_predictions=save_predictions)
+        for zoo in zoos:
+            results += evaluate(suite=suite, tasks=list(tasks) or None, method=method, zoo=zoo,
+                                out=out, seeds=seeds, allow_unpinned=allow_unpinned,
+                                workdir=workdir, data_dir=data_dir, progress=click.echo,
+                                threads=threads, save_predictions=save_predictions)
     except ZooError as e:
         raise _fail(e) from None
     if not results:

@@ -73,7 +73,7 @@ from benchmarks.results import (
     utc_now,
     write_predictions,
 )
-from benchmarks.scoring import fit_head, score_predictions
+from benchmarks.scoring import class_labels, fit_head, score_predictions
 from benchmarks.tasks.metadata import TaskMetadata
 from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
 from modelzoo.storage.manifest import Manifest
@@ -231,6 +231,8 @@ def _property_seed(
     y = {s: zoo.column(s, task.target) for s in SPLITS}
     if task.type == "regression":
         y = {s: v.astype(np.float64) for s, v in y.items()}
+    else:  # numeric hyperparameters (lr, dropout...) are classes too
+        y = {s: class_labels(v) for s, v in y.items()}
     details: dict[str, Any] = {}
     if "features" in capabilities(method):
         x = _features(method, zoo, feature_cache)
@@ -249,6 +251,8 @@ def _property_seed(
                                   f"for {len(y[s])} {s} rows")
     if task.type == "regression":
         preds = {s: p.astype(np.float64) for s, p in preds.items()}
+    else:
+        preds = {s: class_labels(p) for s, p in preds.items()}
     scores = {s: score_predictions(task.metrics, y[s], preds[s]) for s in ("validation", "test")}
     if items is not None:  # per-item test predictions (bench run --save-predictions)
         items.update(model_id=zoo.column("test", "model_id").tolist(),
@@ -358,6 +362,30 @@ def _last_rows(ids: np.ndarray, epochs: np.ndarray, mask: np.ndarray) -> np.ndar
 # --------------------------------------------------------------------------- evaluate
 
 
+def _tasks_of_this_zoo(
+    tasks: list[TaskMetadata], suite_zoos: set[str], zoo_name: str,
+    say: Callable[[str], None],
+) -> list[TaskMetadata]:
+    """Those of a suite's ``tasks`` that are pinned to ``zoo_name``, if the suite spans
+    several zoos (``suite_zoos``, the names its tasks are pinned to).
+
+    A suite may pin its tasks to more than one zoo (``digits-v2``: properties on the
+    hyperparameter zoo, initialization and generation on the seed zoo); given one of them,
+    only that zoo's tasks run and the others are skipped with a note naming their zoo. A zoo
+    named like none of the suite's zoos keeps every task (the pin check then decides).
+    """
+    if zoo_name not in suite_zoos or len(suite_zoos) == 1:
+        return tasks
+    keep = []
+    for t in tasks:
+        if t.zoo.name == zoo_name:
+            keep.append(t)
+        else:
+            say(f"skip {t.name}: pinned to zoo {t.zoo.name} v{t.zoo.version}; run the suite "
+                f"on that zoo too")
+    return keep
+
+
 @contextlib.contextmanager
 def limit_threads(n: int | None) -> Iterator[None]:
     """Limit torch and BLAS/OpenMP (sklearn) threads to ``n`` inside the block (None: as is).
@@ -397,7 +425,8 @@ def evaluate(
         method: a registered method name, ``"module:object"``, or a method object.
         zoo: path of a built zoo.
         suite: suite key (e.g. ``"digits-v1"``); tasks the method cannot do, or that cannot
-            be scored on this zoo, are skipped (reported through ``progress``).
+            be scored on this zoo, are skipped (reported through ``progress``). In a suite
+            that spans several zoos, only the tasks pinned to this zoo's name run.
         tasks: task names / declarations; such a task is an error instead.
         out: results root; each result is written to ``<out>/<method>/<zoo>/<task>.json``.
         seeds: number of seeds (``0..n-1``) or explicit seeds.
@@ -440,6 +469,8 @@ def evaluate(
             say(f"skip {t.name}: {m.name} has no {' / '.join(NEEDS[t.type])}()")
     zoo_path = Path(zoo)
     z = _Zoo(zoo_path, str(data_dir) if data_dir is not None else None)
+    if suite is not None:
+        todo = _tasks_of_this_zoo(todo, {t.zoo.name for t in task_list}, z.manifest.name, say)
     applicable = []
     for t in todo:
         try:

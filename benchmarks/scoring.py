@@ -139,6 +139,23 @@ def fit_head(
     return best
 
 
+def class_labels(values: np.ndarray | list) -> np.ndarray:
+    """Class labels of a classification target as strings.
+
+    Hyperparameters such as ``lr`` or ``dropout`` are numeric columns, which sklearn treats as
+    continuous targets. Numbers become ``"%.6g"`` strings (``0.001`` -> ``"0.001"``, also when
+    read back from float32), so labels and predictions compare exactly; strings stay as they
+    are.
+    """
+    out = []
+    for v in np.asarray(values, dtype=object).tolist():
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            out.append(str(v))
+        else:
+            out.append(f"{float(v):.6g}")
+    return np.asarray(out, dtype=object)
+
+
 def score_predictions(
     metrics: tuple[str, ...], y: np.ndarray, p: np.ndarray
 ) -> dict[str, float]:

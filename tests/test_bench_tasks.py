@@ -76,8 +76,8 @@ def test_metadata_rejects_inconsistent_declarations(change: dict, match: str) ->
 def test_unknown_names_suggest_close_matches() -> None:
     with pytest.raises(UnknownNameError, match="digits-test-acc"):
         TASKS.get("digits-test-ac")
-    with pytest.raises(UnknownNameError, match="digits-v1"):
-        SUITES.get("digits-v2")
+    with pytest.raises(UnknownNameError, match="digits-v2"):
+        SUITES.get("digits-v3")
     with pytest.raises(UnknownNameError, match="weight-stats-gbt"):
         METHODS.get("weight-stats-gb")
 

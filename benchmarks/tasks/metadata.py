@@ -28,9 +28,12 @@ TYPE_METRICS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-#: Zoo columns a property task may predict, per type.
+#: Zoo columns a property task may predict, per type. Every hyperparameter column a zoo can
+#: vary is a classification target; numeric ones (``lr``, ``dropout``...) are scored as class
+#: labels (see :func:`benchmarks.scoring.class_labels`).
 REGRESSION_TARGETS = ("test_acc", "ggap", "epoch", "test_loss", "train_acc", "val_acc")
-CLASSIFICATION_TARGETS = ("activation", "init", "optimizer")
+CLASSIFICATION_TARGETS = ("activation", "init", "optimizer", "lr", "weight_decay", "dropout",
+                          "batch_size", "train_fraction", "schedule")
 
 _NAME = r"^[a-z0-9][a-z0-9._-]*$"
 

@@ -8,3 +8,38 @@ from benchmarks.tasks.metadata import ZooRef
 #: (``zoo build cards/digits-cnn_s.yaml --out zoos/digits-cnn_s``). Pin ``content_hash`` once
 #: the canonical zoo is published.
 DIGITS_CNN_S = ZooRef(name="digits-cnn_s", version="1.0.0")
+
+# ---------------------------------------------------------------- digits-v2 (anchor scale)
+# Both build offline (sklearn digits) from their cards; the build is deterministic on CPU (the
+# same content hash with 1 or 2 threads), so the pins carry the content hash measured here.
+
+#: The Model Zoos hyperparameter grid on digits: ``cards/digits-cnn_s-hyp.yaml``
+#: (1,280 models, 25 epochs; properties of ``digits-v2``).
+DIGITS_CNN_S_HYP = ZooRef(name="digits-cnn_s-hyp", version="1.0.0",
+                          content_hash=None)
+
+#: 1,000 seeds of one CNN-s configuration on digits: ``cards/digits-cnn_s-seed.yaml``
+#: (initialization and generation tasks of ``digits-v2``).
+DIGITS_CNN_S_SEED = ZooRef(name="digits-cnn_s-seed", version="1.0.0",
+                           content_hash=None)
+
+# ------------------------------------------------- canonical zoos that need local data
+# Pinned by name and version only: their content hash is pinned once someone builds and
+# publishes them (they need MNIST / SVHN / CIFAR / Tiny-ImageNet files, and a GPU for most).
+
+#: ``cards/mnist-cnn_s.yaml``: Model Zoos grid, CNN-s on MNIST.
+MNIST_CNN_S = ZooRef(name="mnist-cnn_s", version="1.0.0")
+#: ``cards/svhn-cnn_l.yaml``: Model Zoos grid, CNN-l on SVHN.
+SVHN_CNN_L = ZooRef(name="svhn-cnn_l", version="1.0.0")
+#: ``cards/cifar10-cnn_l.yaml``: Model Zoos grid, CNN-l on CIFAR-10.
+CIFAR10_CNN_L = ZooRef(name="cifar10-cnn_l", version="1.0.0")
+#: ``cards/ctc-mnist.yaml``: CTC small CNN zoo on MNIST.
+CTC_MNIST = ZooRef(name="ctc-mnist", version="1.0.0")
+#: ``cards/ctc-cifar10.yaml``: CTC small CNN zoo on CIFAR-10.
+CTC_CIFAR10 = ZooRef(name="ctc-cifar10", version="1.0.0")
+#: ``cards/resnet18-cifar10.yaml``: ResNet-18 seed zoo on CIFAR-10.
+RESNET18_CIFAR10 = ZooRef(name="resnet18-cifar10", version="1.0.0")
+#: ``cards/resnet18-cifar100.yaml``: ResNet-18 seed zoo on CIFAR-100.
+RESNET18_CIFAR100 = ZooRef(name="resnet18-cifar100", version="1.0.0")
+#: ``cards/resnet18-tiny_imagenet.yaml``: ResNet-18 seed zoo on Tiny-ImageNet.
+RESNET18_TINY_IMAGENET = ZooRef(name="resnet18-tiny_imagenet", version="1.0.0")
