@@ -36,7 +36,7 @@ def test_the_canonical_cards_are_there() -> None:
     assert {
         "digits-cnn_s", "mnist-cnn_s", "svhn-cnn_l", "cifar10-cnn_l", "ctc-mnist",
         "ctc-cifar10", "resnet18-cifar10", "resnet18-cifar100", "resnet18-tiny_imagenet",
-        "hetero-mix",
+        "hetero-mix", "digits-cnn_s-hyp", "digits-cnn_s-seed",
     } <= names  # fmt: skip
 
 

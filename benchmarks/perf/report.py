@@ -10,7 +10,9 @@ invocation on this machine (compare ratios, not absolute numbers, across machine
 2. Arrow zero-copy load GB/s vs a raw file read, and the peak anonymous memory of streaming the
    zoo chunk by chunk (flat as the zoo grows, so zoos larger than RAM are read window by
    window; see ``paper_estimate`` for a zoo of twice this machine's RAM);
-3. SANE training tokens/s and embedding models/s.
+3. SANE training tokens/s and embedding models/s;
+4. the anchor-scale digits zoos: the first 128 models (32 with ``--quick``) of each card built,
+   and the full build time projected from them (:mod:`benchmarks.perf.anchor_zoos`).
 
 The JSON output carries the git commit, so results can be compared across commits.
 """
@@ -28,8 +30,8 @@ from typing import Any
 
 import torch
 
+from benchmarks.perf import anchor_zoos, population
 from benchmarks.perf import io as io_perf
-from benchmarks.perf import population
 
 
 def _git_commit() -> str | None:
@@ -78,12 +80,13 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     pop = [population.measure(models=m, epochs=1 if quick else 2) for m in sizes]
     io_rows = io_perf.measure(rows=250 if quick else 2000, params=20_000)
     sane_rows = sane_scaling(sizes, epochs=3)
+    anchor = anchor_zoos.measure(models=32 if quick else 128)
     return {
         "commit": _git_commit(), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "machine": platform.machine(), "cpus": os.cpu_count(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "population_vs_loop": pop, "io": io_rows, "streaming_2x_ram": paper_estimate(io_rows),
-        "sane": sane_rows,
+        "sane": sane_rows, "anchor_zoos": anchor,
     }  # fmt: skip
 
 
@@ -109,6 +112,9 @@ def print_report(r: dict[str, Any]) -> None:
         for s in r["sane"]:
             print(f"{s['models']:>6} {s['train_tokens_per_s']:>15,.0f} "
                   f"{s['embed_models_per_s']:>15.1f}")
+    if r.get("anchor_zoos"):
+        print("\n## anchor-scale digits zoos (first models built, full build projected)")
+        anchor_zoos.print_table(r["anchor_zoos"])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

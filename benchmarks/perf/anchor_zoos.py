@@ -1,0 +1,107 @@
+"""Build time of the anchor-scale digits zoos (``cards/digits-cnn_s-hyp.yaml``, ``-seed``).
+
+Run: ``python -m benchmarks.perf.anchor_zoos [--models 128] [--threads 1] [--json out.json]``
+
+Each card is built with ``modelzoo.build_zoo`` (what ``zoo build cards/<card>.yaml`` runs) into
+a temporary directory, in a fresh subprocess, one card after the other. ``--models N`` builds
+only the card's first N models (all epochs and checkpoints), and the full build time is
+projected linearly from the measured seconds per model. Printed per card: models built, wall
+and CPU seconds (user + system of the build process, all threads), models/s, the projected
+full-build wall time against the 10-minute budget, and the content hash of a full build.
+On a shared machine wall time is inflated by other load; CPU seconds are the steadier number.
+Not a timed test: the budget is reported, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+CARDS_DIR = Path(__file__).resolve().parents[2] / "cards"
+#: The anchor-scale cards and the build budget each must meet on a 2-core CPU.
+CARDS = ("digits-cnn_s-hyp", "digits-cnn_s-seed")
+BUDGET_S = 600.0
+
+
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _build(card: str, models: int | None, threads: int | None) -> dict[str, Any]:
+    """Build ``card`` (its first ``models`` models) in this process; return the timings."""
+    import torch
+
+    from modelzoo.build import build_zoo
+    from modelzoo.recipe import load_recipe
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    path = CARDS_DIR / f"{card}.yaml"
+    total = len(load_recipe(path).configs())
+    n = total if models is None else min(models, total)
+    with tempfile.TemporaryDirectory(prefix="perf-anchor-") as tmp:
+        cpu0, t0 = _cpu_seconds(), time.perf_counter()
+        man = build_zoo(recipe=path, out=Path(tmp) / card, models=None if n == total else n)
+        wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    return {
+        "card": card, "models": n, "full_models": total,
+        "epochs": man.recipe["epochs"], "checkpoints": len(man.recipe["checkpoint_epochs"]),
+        "wall_s": wall, "cpu_s": cpu, "models_per_s": n / wall,
+        "projected_full_wall_s": wall * total / n, "projected_full_cpu_s": cpu * total / n,
+        "threads": torch.get_num_threads(),
+        "content_hash": man.content_hash if n == total else None,
+    }
+
+
+def measure(*, cards: tuple[str, ...] = CARDS, models: int | None = None,
+            threads: int | None = None) -> dict[str, Any]:
+    """Build each card in a fresh subprocess; return the rows and the machine."""
+    ctx = mp.get_context("spawn")
+    rows = []
+    for card in cards:
+        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
+            rows.append(ex.submit(_build, card, models, threads).result())
+    return {"benchmark": "anchor_zoos", "cpus": os.cpu_count(),
+            "load_avg_1min": os.getloadavg()[0], "budget_s": BUDGET_S, "results": rows}
+
+
+def print_table(res: dict[str, Any]) -> None:
+    """Print one line per card."""
+    print(f"{'card':<19} {'models':>11} {'thr':>3} {'wall s':>7} {'CPU s':>7} {'models/s':>8} "
+          f"{'full wall s (proj.)':>19} {'budget':>6}  content hash")
+    for r in res["results"]:
+        ok = "ok" if r["projected_full_wall_s"] <= res["budget_s"] else "OVER"
+        print(f"{r['card']:<19} {r['models']:>5}/{r['full_models']:<5} {r['threads']:>3} "
+              f"{r['wall_s']:>7.1f} {r['cpu_s']:>7.1f} {r['models_per_s']:>8.2f} "
+              f"{r['projected_full_wall_s']:>19.0f} {ok:>6}  {r['content_hash'] or '-'}")
+    print(f"({res['cpus']} CPUs, 1-min load average {res['load_avg_1min']:.1f} at the end; "
+          f"budget {res['budget_s']:.0f} s per card on a 2-core CPU)")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """CLI entry."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--card", action="append", choices=CARDS,
+                   help="card to build (repeatable; default: both)")
+    p.add_argument("--models", type=int, help="build only the first N models of each card")
+    p.add_argument("--threads", type=int, help="torch threads in the build (default: torch's)")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    a = p.parse_args(argv)
+    res = measure(cards=tuple(a.card or CARDS), models=a.models, threads=a.threads)
+    print_table(res)
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=1))
+    return res
+
+
+if __name__ == "__main__":
+    main()
