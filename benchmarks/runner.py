@@ -362,9 +362,9 @@ def _last_rows(ids: np.ndarray, epochs: np.ndarray, mask: np.ndarray) -> np.ndar
 # --------------------------------------------------------------------------- evaluate
 
 
-def _tasks_of_this_zoo(
+def tasks_for_zoo(
     tasks: list[TaskMetadata], suite_zoos: set[str], zoo_name: str,
-    say: Callable[[str], None],
+    say: Callable[[str], None] | None = None,
 ) -> list[TaskMetadata]:
     """Those of a suite's ``tasks`` that are pinned to ``zoo_name``, if the suite spans
     several zoos (``suite_zoos``, the names its tasks are pinned to).
@@ -380,7 +380,7 @@ def _tasks_of_this_zoo(
     for t in tasks:
         if t.zoo.name == zoo_name:
             keep.append(t)
-        else:
+        elif say is not None:
             say(f"skip {t.name}: pinned to zoo {t.zoo.name} v{t.zoo.version}; run the suite "
                 f"on that zoo too")
     return keep
@@ -470,7 +470,7 @@ def evaluate(
     zoo_path = Path(zoo)
     z = _Zoo(zoo_path, str(data_dir) if data_dir is not None else None)
     if suite is not None:
-        todo = _tasks_of_this_zoo(todo, {t.zoo.name for t in task_list}, z.manifest.name, say)
+        todo = tasks_for_zoo(todo, {t.zoo.name for t in task_list}, z.manifest.name, say)
     applicable = []
     for t in todo:
         try:

@@ -148,3 +148,33 @@ def test_numeric_hyperparameter_is_scored_as_classes(smoke_zoos: dict[str, Path]
     majority = sorted(Counter(train).items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
     assert res.main_score.mean == pytest.approx(np.mean([v == majority for v in test]))
     assert read_manifest(zoo).name == HYP and len(set(train)) == 2
+
+
+def test_leaderboard_rescores_numeric_classes_of_a_two_zoo_suite(
+        smoke_zoos: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A board on one zoo of a two-zoo suite requires that zoo's tasks only, and re-scores
+    lr predictions (saved as class-label strings) against the zoo's float column."""
+    from benchmarks.leaderboard import add_submission, load_board, make_submission
+    from benchmarks.registry import SUITES as suites
+    from benchmarks.registry import TASKS as tasks
+    from benchmarks.tasks.metadata import Suite
+
+    hyp = smoke_zoos[HYP]
+    lr = TASKS.get("digits-hyp-lr")  # the real task, pinned to this smoke build's hash
+    pinned = lr.model_copy(update={"name": "smoke-hyp-lr", "zoo": lr.zoo.model_copy(
+        update={"content_hash": read_manifest(hyp).content_hash})})
+    monkeypatch.setitem(tasks._items, pinned.name, pinned)
+    suite = Suite(name="smoke", version=1, description="two zoos",
+                  tasks=(pinned.name, "digits-seed-generation"))
+    monkeypatch.setitem(suites._items, suite.key, suite)
+    out = tmp_path / "r"
+    (res,) = evaluate(suite=suite.key, method="weight-stats-linear", zoo=hyp, seeds=1, out=out,
+                      save_predictions=True)
+    make_submission(results=out, zoo=hyp, suite=suite.key, method="weight-stats-linear",
+                    out=tmp_path / "sub.json")
+    add_submission(submission=tmp_path / "sub.json", board=tmp_path / "board", zoo=hyp)
+    _, (entry,) = load_board(tmp_path / "board")
+    assert [s.task for s in entry.scores] == [pinned.name] and entry.discrepancies == []
+    (score,) = entry.scores
+    assert score.scores["accuracy"].values == pytest.approx(
+        res.scores["test"]["accuracy"].values, abs=1e-12)

@@ -40,8 +40,8 @@ from benchmarks.leaderboard.schema import (
 )
 from benchmarks.registry import SUITES, TASKS
 from benchmarks.results import ScoreStat, load_predictions
-from benchmarks.runner import _Zoo, check_applicable, check_pin, evaluate
-from benchmarks.scoring import score_predictions
+from benchmarks.runner import _Zoo, check_applicable, check_pin, evaluate, tasks_for_zoo
+from benchmarks.scoring import class_labels, score_predictions
 from benchmarks.tasks.metadata import TaskMetadata
 from modelzoo.storage.manifest import split_hashes
 
@@ -70,14 +70,15 @@ class HeldOutZoo:
                       split_hashes=m.split_hashes or split_hashes(m.models))
 
     def required_tasks(self, suite: str) -> list[TaskMetadata]:
-        """The suite's tasks that can be scored on this zoo (as ``bench run`` decides).
+        """The suite's tasks that can be scored on this zoo (as ``bench run`` decides; in a
+        suite that spans several zoos, those pinned to this zoo).
 
         Raises:
             LeaderboardError: the zoo is not the one the suite's tasks are pinned to.
         """
         out = []
-        for name in SUITES.get(suite).tasks:
-            task = TASKS.get(name)
+        tasks = [TASKS.get(name) for name in SUITES.get(suite).tasks]
+        for task in tasks_for_zoo(tasks, {t.zoo.name for t in tasks}, self.manifest.name):
             try:
                 check_applicable(task, self.zoo)
             except TaskNotApplicableError:
@@ -208,8 +209,9 @@ def _property_scores(
             want = "numbers" if numeric else "class labels (strings)"
             raise InvalidSubmissionError(f"task {t.task}: {task.type} predictions must be {want}")
         arr = np.asarray(p, dtype=np.float64 if numeric else object)[order]
-        per_seed.append(score_predictions(task.metrics, y.astype(np.float64) if numeric else y,
-                                          arr))
+        per_seed.append(score_predictions(task.metrics,
+                                          y.astype(np.float64) if numeric else class_labels(y),
+                                          arr if numeric else class_labels(arr)))
     return {m: ScoreStat.of([s[m] for s in per_seed]) for m in task.metrics}
 
 
