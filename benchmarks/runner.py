@@ -483,6 +483,8 @@ def evaluate(
             applicable.append(t)
     todo = applicable
     pins = {t.name: check_pin(t, z.manifest, allow_unpinned=allow_unpinned) for t in todo}
+    if not todo:  # nothing to score on this zoo: no method setup (e.g. SANE training) either
+        return []
     meta = method_meta(m)
     per_seed: dict[str, list[dict[str, dict[str, float]]]] = {t.name: [] for t in todo}
     curves: dict[str, list[list[float]]] = {t.name: [] for t in todo}

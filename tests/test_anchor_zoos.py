@@ -178,3 +178,33 @@ def test_leaderboard_rescores_numeric_classes_of_a_two_zoo_suite(
     (score,) = entry.scores
     assert score.scores["accuracy"].values == pytest.approx(
         res.scores["test"]["accuracy"].values, abs=1e-12)
+
+
+class _SetupSpy:
+    """A features-only method that records ``setup`` calls (SANE trains there)."""
+
+    name = "setup-spy"
+
+    def __init__(self) -> None:
+        self.setups: list[int] = []
+
+    def meta(self) -> dict[str, int]:
+        return {"version": 1}
+
+    def setup(self, *, zoo: Path, manifest: object, seed: int, workdir: Path) -> None:
+        self.setups.append(seed)
+
+    def features(self, dataset: object, manifest: object) -> np.ndarray:
+        return np.zeros((len(dataset), 1))  # type: ignore[arg-type]
+
+
+def test_no_setup_on_a_zoo_of_the_suite_with_nothing_to_score(
+        smoke_zoos: dict[str, Path]) -> None:
+    spy = _SetupSpy()
+    # the seed zoo's tasks need sample(), the properties are pinned to the hyperparameter zoo
+    assert evaluate(suite="digits-v2", method=spy, zoo=smoke_zoos[SEED], seeds=2,
+                    allow_unpinned=True) == []
+    assert spy.setups == []
+    results = evaluate(suite="digits-v2", method=spy, zoo=smoke_zoos[HYP], seeds=2,
+                       allow_unpinned=True)
+    assert spy.setups == [0, 1] and {r.zoo.name for r in results} == {HYP}
