@@ -99,15 +99,25 @@ def nearest_distance(
 
 
 def distinct_model_scale(
-    weights: torch.Tensor, model_ids: Sequence[str], last_rows: Sequence[int]
+    weights: torch.Tensor, model_ids: Sequence[str], last_rows: Sequence[int],
+    chunk: int = 2048,
 ) -> float:
     """Median over models of the L2 distance from a model's last checkpoint to the nearest
-    checkpoint of a *different* model: the typical gap between distinct training models."""
-    ids = np.asarray(model_ids)
-    dists = []
-    for r in last_rows:
-        others = np.flatnonzero(ids != ids[r])
-        if len(others):
-            d = nearest_distance(weights[r : r + 1], weights[torch.as_tensor(others)])
-            dists.append(float(d[0]))
-    return float(np.median(dists)) if dists else 1.0
+    checkpoint of a *different* model: the typical gap between distinct training models.
+
+    All last checkpoints are compared with one chunk of rows at a time (same-model pairs
+    masked out), so a zoo of thousands of checkpoints takes one pass over its weights.
+    """
+    rows = torch.as_tensor(np.asarray(last_rows, dtype=np.int64))
+    if not len(rows):
+        return 1.0
+    codes = torch.as_tensor(np.unique(np.asarray(model_ids), return_inverse=True)[1])
+    query, query_codes = weights[rows].to(torch.float64), codes[rows]
+    best = torch.full((len(rows),), float("inf"), dtype=torch.float64)
+    for start in range(0, len(weights), chunk):
+        part = weights[start : start + chunk].to(torch.float64)
+        d = torch.cdist(query, part)
+        d[query_codes[:, None] == codes[start : start + chunk][None, :]] = float("inf")
+        best = torch.minimum(best, d.min(1).values)
+    found = best[torch.isfinite(best)]
+    return float(np.median(found.numpy())) if len(found) else 1.0

@@ -208,3 +208,25 @@ def test_no_setup_on_a_zoo_of_the_suite_with_nothing_to_score(
     results = evaluate(suite="digits-v2", method=spy, zoo=smoke_zoos[HYP], seeds=2,
                        allow_unpinned=True)
     assert spy.setups == [0, 1] and {r.zoo.name for r in results} == {HYP}
+
+
+@pytest.mark.parametrize(("models", "ckpts", "chunk"), [(1, 3, 2048), (2, 1, 2048), (23, 4, 5)])
+def test_distinct_model_scale_matches_the_pairwise_definition(models: int, ckpts: int,
+                                                              chunk: int) -> None:
+    """The one-pass version (needed for 14,000-checkpoint zoos) against the definition."""
+    import torch
+
+    from benchmarks.finetune import distinct_model_scale
+
+    g = torch.Generator().manual_seed(models)
+    order = torch.randperm(models * ckpts, generator=g)
+    w = torch.randn(models * ckpts, 40, generator=g)[order]
+    ids = [f"m{int(i) // ckpts}" for i in order]
+    last = [ids.index(f"m{m}") for m in range(models)]
+    expected = []
+    for r in last:
+        others = [j for j in range(len(ids)) if ids[j] != ids[r]]
+        if others:
+            expected.append(min(float(torch.dist(w[r].double(), w[j].double())) for j in others))
+    got = distinct_model_scale(w, ids, last, chunk=chunk)
+    assert got == pytest.approx(float(np.median(expected)) if expected else 1.0, rel=1e-9)

@@ -25,8 +25,9 @@ DIGITS_CNN_S_HYP = ZooRef(
 
 #: 1,000 seeds of one CNN-s configuration on digits: ``cards/digits-cnn_s-seed.yaml``
 #: (initialization and generation tasks of ``digits-v2``).
-DIGITS_CNN_S_SEED = ZooRef(name="digits-cnn_s-seed", version="1.0.0",
-                           content_hash=None)
+DIGITS_CNN_S_SEED = ZooRef(
+    name="digits-cnn_s-seed", version="1.0.0",
+    content_hash="sha256:a0b4cf4b892dc63735ac1f6e5c99682eaabb59619231e5f319653b2b15a69c85")
 
 # ------------------------------------------------- canonical zoos that need local data
 # Pinned by name and version only: their content hash is pinned once someone builds and
