@@ -79,8 +79,8 @@ def test_digits_v2_is_pinned_to_the_anchor_zoos() -> None:
     assert {t.target for t in props if t.type == "regression"} == PROPERTY_TARGETS
     # every hyperparameter the hyperparameter zoo varies is a classification task
     assert {t.target for t in props if t.type == "classification"} == varied(hyp)
-    assert sorted((t.type, t.finetune.source) for t in weights) == [
-        ("generation", None), ("initialization", None), ("initialization", "digits-transposed")]
+    assert sorted((t.type, t.finetune.source or "") for t in weights) == [
+        ("generation", ""), ("initialization", ""), ("initialization", "digits-transposed")]
 
 
 def test_class_labels_are_exact_strings() -> None:
