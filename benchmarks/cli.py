@@ -69,6 +69,9 @@ def ls_cmd(what: str) -> None:
               help="torch / BLAS threads while evaluating.")
 @click.option("--save-predictions", is_flag=True,
               help="Also save per-item predictions under OUT (needed by `bench submit`).")
+@click.option("--heldout", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A leaderboard's label-free view: also predict its rows (for `bench "
+                   "submit --zoo VIEW`); the method still trains on --zoo.")
 def run_cmd(
     suite: str | None,
     tasks: tuple[str, ...],
@@ -81,6 +84,7 @@ def run_cmd(
     data_dir: Path | None,
     threads: int,
     save_predictions: bool,
+    heldout: Path | None,
 ) -> None:
     """Score METHOD on a suite or tasks of the zoo at ZOO; write results under OUT."""
     from benchmarks import evaluate
@@ -91,7 +95,8 @@ def run_cmd(
         results = evaluate(suite=suite, tasks=list(tasks) or None, method=method, zoo=zoo,
                            out=out, seeds=seeds, allow_unpinned=allow_unpinned,
                            workdir=workdir, data_dir=data_dir, progress=click.echo,
-                           threads=threads, save_predictions=save_predictions)
+                           threads=threads, save_predictions=save_predictions,
+                           heldout=heldout)
     except ZooError as e:
         raise _fail(e) from None
     if not results:

@@ -80,6 +80,7 @@ from modelzoo.storage.manifest import Manifest
 from modelzoo.storage.schema import STATUS_OK
 
 log = logging.getLogger(__name__)
+_HELDOUT = "heldout"  # split name of a label-free view's rows (benchmarks.leaderboard.view)
 
 #: Capability a method needs per task type.
 NEEDS: dict[str, tuple[str, ...]] = {
@@ -208,7 +209,7 @@ def check_applicable(task: TaskMetadata, zoo: _Zoo) -> None:
 def _features(
     method: Any, zoo: _Zoo, cache: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    for split in SPLITS:
+    for split in zoo.splits:  # SPLITS, plus the rows of a held-out view if there is one
         if split not in cache:
             f = np.asarray(method.features(zoo.splits[split], zoo.manifest))
             if f.ndim != 2 or len(f) != len(zoo.splits[split]):
@@ -242,15 +243,18 @@ def _property_seed(
         method.fit(zoo.splits["train"], target=task.target, task_type=task.type,
                    validation=zoo.splits["validation"], manifest=zoo.manifest, seed=seed)
         preds = {s: np.asarray(method.predict(zoo.splits[s], manifest=zoo.manifest))
-                 for s in ("validation", "test")}
+                 for s in zoo.splits if s != "train"}
         for s, p in preds.items():
-            if len(p) != len(y[s]):
+            if len(p) != len(zoo.splits[s]):
                 raise MethodError(f"method {method.name!r}: predict() returned {len(p)} values "
-                                  f"for {len(y[s])} {s} rows")
+                                  f"for {len(zoo.splits[s])} {s} rows")
     if task.type == "regression":
         preds = {s: p.astype(np.float64) for s, p in preds.items()}
     scores = {s: score_predictions(task.metrics, y[s], preds[s]) for s in ("validation", "test")}
-    if items is not None:  # per-item test predictions (bench run --save-predictions)
+    if items is not None and _HELDOUT in preds:  # a held-out view's rows (bench run --heldout)
+        items.update(row_id=zoo.view.row_ids(),  # type: ignore[attr-defined]
+                     prediction=np.asarray(preds[_HELDOUT]).tolist())
+    elif items is not None:  # per-item test predictions (bench run --save-predictions)
         items.update(model_id=zoo.column("test", "model_id").tolist(),
                      epoch=zoo.column("test", "epoch").tolist(),
                      prediction=np.asarray(preds["test"]).tolist())
@@ -390,6 +394,7 @@ def evaluate(
     progress: Callable[[str], None] | None = None,
     threads: int | None = 1,
     save_predictions: bool = False,
+    heldout: str | Path | None = None,
 ) -> list[TaskResult]:
     """Score ``method`` on the tasks of ``suite`` (or ``tasks``) on the zoo at ``zoo``.
 
@@ -411,6 +416,11 @@ def evaluate(
             item ids and predictions; initialization / generation: the sampled weights and
             per-sample scores) to ``<out>/<method>/<zoo>/predictions/<task>.parquet``
             (see :func:`benchmarks.results.write_predictions`); needs ``out``.
+        heldout: a leaderboard's label-free view (``bench leaderboard init``): property
+            methods are fitted on ``zoo`` as usual and also predict the view's rows (saved
+            predictions are then those rows, by row id; they have no local score), and
+            samples are made for the view's target model. Results record the view in
+            ``details["heldout"]``; ``bench submit --zoo VIEW`` packages them.
 
     Returns:
         One :class:`TaskResult` per scored task.
@@ -439,7 +449,12 @@ def evaluate(
         else:
             say(f"skip {t.name}: {m.name} has no {' / '.join(NEEDS[t.type])}()")
     zoo_path = Path(zoo)
-    z = _Zoo(zoo_path, str(data_dir) if data_dir is not None else None)
+    if heldout is not None:  # the public zoo plus a board's label-free view
+        from benchmarks.leaderboard.view import viewed_zoo
+
+        z = viewed_zoo(zoo_path, heldout, str(data_dir) if data_dir is not None else None)
+    else:
+        z = _Zoo(zoo_path, str(data_dir) if data_dir is not None else None)
     applicable = []
     for t in todo:
         try:
@@ -488,6 +503,8 @@ def evaluate(
         res = _aggregate(t, m.name, meta, z.manifest, pins[t.name], seed_list,
                          per_seed[t.name], curves[t.name], details[t.name], started[t.name],
                          commit)
+        if heldout is not None:
+            res.details["heldout"] = z.view.pin.model_dump(mode="json")  # type: ignore[attr-defined]
         if out is not None:
             res.save(out)
             if save_predictions:
