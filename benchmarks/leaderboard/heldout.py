@@ -162,6 +162,7 @@ def init_board(
     seed_offset: int = DEFAULT_SEED_OFFSET,
     test_fraction: float = 0.5,
     data_dir: str | Path | None = None,
+    key: bytes | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BoardIndex:
     """Build a board's private held-out zoo from ``recipe`` and write its label-free view.
@@ -176,6 +177,8 @@ def init_board(
         seed_offset: added to every seed of the recipe (and to its split seed).
         test_fraction: share of held-out models in the (scored) test split.
         data_dir: where non-bundled source datasets live.
+        key: the row-id HMAC key (default: 32 fresh random bytes; fix it only to make
+            tests reproducible, a known key lets anyone map rows to checkpoints).
         progress: called with one line per step.
 
     Returns:
@@ -210,10 +213,13 @@ def init_board(
                                "needs more models (or another --test-fraction)")
     if public_zoo is not None:
         _check_disjoint(root / HELDOUT_DIR, Path(public_zoo))
-    key = root / SECRET_NAME
-    if not key.exists():
-        atomic_write_bytes(key, (secrets.token_hex(32) + "\n").encode())
-        os.chmod(key, 0o600)
+    key_file = root / SECRET_NAME
+    if key is not None and len(key) < 16:
+        raise LeaderboardError("the row-id key must be at least 16 bytes")
+    if not key_file.exists() or key is not None:
+        secret = key if key is not None else secrets.token_bytes(32)
+        atomic_write_bytes(key_file, (secret.hex() + "\n").encode())
+        os.chmod(key_file, 0o600)
     vm = _write_view(root, HELDOUT_DIR, f"{pub.name}-heldout", view, data_dir)
     info = HeldOutInfo(zoo=HELDOUT_DIR, view=vm.pin, public_zoo=pub_pin, recipe=pub.name,
                        seed_offset=seed_offset, test_fraction=test_fraction)
