@@ -264,6 +264,11 @@ def test_full_suite_samples_are_fine_tuned_by_the_board(ho_env: HoEnv, tmp_path:
     assert entry.score("digits-init-same").main.mean == pytest.approx(
         local["digits-init-same"].main_score.mean, abs=1e-9)
     assert entry.discrepancies == []
+    # the verified track re-runs an installed method (here the test's own class) end to end
+    out = invoke("leaderboard", "verify", entry.id, "--board", board, "--method",
+                 "tests.test_leaderboard:Combo", "--zoo", ho_env.public)
+    assert f"verified {entry.id}" in out.output
+    assert load_board(board)[1][0].verification.method == "tests.test_leaderboard:Combo"
 
 
 # --------------------------------------------------------------------------- the attacks
@@ -469,7 +474,8 @@ def test_verify_and_render(ho_env: HoEnv, tmp_path: Path) -> None:
     _, entries = load_board(board)
     ws = next(e for e in entries if e.method.name == "weight-stats-linear")
     before = snapshot(board)
-    with pytest.raises(VerificationError, match="does not reproduce its scores"):
+    with pytest.raises(VerificationError,
+                       match="does not reproduce its predictions and scores.*predictions differ"):
         verify_entry(board=board, entry=ws.id, method="chance", zoo=ho_env.public)
     assert snapshot(board) == before
     res = CliRunner().invoke(cli, ["leaderboard", "verify", ws.id, "--board", str(board),

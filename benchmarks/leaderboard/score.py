@@ -130,10 +130,12 @@ def check_zoo(pin: ZooPin, held: HeldOutZoo) -> None:
     public = held.heldout.public_zoo if held.heldout is not None else None
     if held.heldout is not None and pin.content_hash in (
             held.zoo_pin.content_hash, public.content_hash if public else None):
+        what = "whose labels are public" if public and pin.content_hash == \
+            public.content_hash else "which is the board's private zoo, never published"
         raise ZooVersionError(
             f"the submission was made on zoo {pin.name} v{pin.version} "
-            f"({_short(pin.content_hash)}...), whose labels are public; this board scores "
-            f"only its label-free held-out view {ours.name} ({_short(ours.content_hash)}...). "
+            f"({_short(pin.content_hash)}...), {what}; this board scores only its "
+            f"label-free held-out view {ours.name} ({_short(ours.content_hash)}...). "
             "Run `bench run --zoo PUBLIC_ZOO --heldout VIEW --save-predictions` and "
             "`bench submit --zoo VIEW` again.")
     problems = []

@@ -3,8 +3,8 @@
 The maintainer installs the submitted method, re-runs it exactly as a submitter would
 (``bench run --zoo PUBLIC --heldout VIEW --save-predictions``, on a view the board re-creates
 from its private zoo), re-scores the re-run with the board's own scorer, and marks the entry
-verified when every recorded score is reproduced within ``tolerance``. Scores are compared
-(not predictions), so a re-run that differs only by float noise below the tolerance passes.
+verified when the re-run reproduces the submitted per-item outputs (predictions by row id,
+sampled weights) and every recorded score within ``tolerance``.
 """
 
 from __future__ import annotations
@@ -13,18 +13,62 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 import modelzoo
 from benchmarks.leaderboard.board import (
+    SUBMISSIONS_DIR,
     _locked,
     load_board,
     load_index,
     open_board_zoo,
 )
 from benchmarks.leaderboard.errors import LeaderboardError
-from benchmarks.leaderboard.schema import BoardEntry, Verification, json_bytes
+from benchmarks.leaderboard.safety import read_submission
+from benchmarks.leaderboard.schema import (
+    BoardEntry,
+    RowItems,
+    SampleItems,
+    TaskSubmission,
+    Verification,
+    json_bytes,
+)
 from benchmarks.leaderboard.score import DEFAULT_TOLERANCE, rescore
 from benchmarks.results import utc_now
 from modelzoo.storage.atomic import atomic_write_bytes
+
+
+def _prediction_difference(
+    submitted: TaskSubmission, rerun: TaskSubmission, tolerance: float
+) -> str | None:
+    """Why the re-run's per-item outputs differ from the submitted ones (None: they match).
+
+    Property predictions are aligned by row id: numbers must agree within ``tolerance``
+    (relative to their scale), class labels exactly; sampled weights within ``tolerance``.
+    """
+    a, b = submitted.items, rerun.items
+    if submitted.seeds != rerun.seeds or a.kind != b.kind:
+        return f"{submitted.task}: the re-run has other seeds or outputs"
+    if isinstance(a, RowItems) and isinstance(b, RowItems):
+        pos = {r: i for i, r in enumerate(b.row_id)}
+        if set(pos) != set(a.row_id):
+            return f"{submitted.task}: the re-run predicts other rows"
+        order = [pos[r] for r in a.row_id]
+        for seed, pa_, pb in zip(submitted.seeds, a.predictions, b.predictions, strict=True):
+            mine = [pb[i] for i in order]
+            if all(isinstance(v, float) for v in pa_):
+                x, y = np.asarray(pa_, dtype=np.float64), np.asarray(mine, dtype=np.float64)
+                if not np.allclose(x, y, rtol=tolerance, atol=tolerance):
+                    return (f"{submitted.task}: seed {seed}: predictions differ (max |diff| "
+                            f"{np.abs(x - y).max():.4g})")
+            elif list(pa_) != mine:
+                n = sum(p != q for p, q in zip(pa_, mine, strict=True))
+                return f"{submitted.task}: seed {seed}: {n} predicted classes differ"
+    elif isinstance(a, SampleItems) and isinstance(b, SampleItems):
+        x, y = np.asarray(a.weights, dtype=np.float64), np.asarray(b.weights, dtype=np.float64)
+        if x.shape != y.shape or not np.allclose(x, y, rtol=tolerance, atol=tolerance):
+            return f"{submitted.task}: the re-run samples other weights"
+    return None
 
 
 class VerificationError(LeaderboardError):
@@ -107,12 +151,19 @@ def verify_entry(
             d = abs(stat.mean - new.scores[metric].mean)
             diffs.append((d, f"{s.task} {metric}: recorded {stat.mean:.6g}, re-run "
                              f"{new.scores[metric].mean:.6g}"))
+    submitted = read_submission(root / SUBMISSIONS_DIR / f"{old.id}.json")
     worst = max((d for d, _ in diffs), default=0.0)
+    for task in submitted.tasks:
+        mine = next((t for t in sub.tasks if t.task == task.task), None)
+        note = None if mine is None else _prediction_difference(task, mine, tolerance)
+        if note is not None:
+            diffs.append((float("inf"), note))
+            worst = float("inf")
     if worst > tolerance:
         bad = [msg for d, msg in sorted(diffs, reverse=True) if d > tolerance]
         raise VerificationError(
-            f"the re-run of entry {entry} does not reproduce its scores (tolerance "
-            f"{tolerance:g}): " + "; ".join(bad[:5]) + ". The entry stays unverified.")
+            f"the re-run of entry {entry} does not reproduce its predictions and scores "
+            f"(tolerance {tolerance:g}): " + "; ".join(bad[:5]) + ". The entry stays unverified.")
     name = method if isinstance(method, str) else f"{type(method).__module__}:" \
         f"{type(method).__qualname__}"
     updated = old.model_copy(update={"verification": Verification(
