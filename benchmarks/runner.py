@@ -80,7 +80,8 @@ from modelzoo.storage.manifest import Manifest
 from modelzoo.storage.schema import STATUS_OK
 
 log = logging.getLogger(__name__)
-_HELDOUT = "heldout"  # split name of a label-free view's rows (benchmarks.leaderboard.view)
+#: Split name of a leaderboard view's rows (``benchmarks.leaderboard.view.ViewedZoo``).
+_HELDOUT = "heldout"
 
 #: Capability a method needs per task type.
 NEEDS: dict[str, tuple[str, ...]] = {
@@ -450,9 +451,9 @@ def evaluate(
             say(f"skip {t.name}: {m.name} has no {' / '.join(NEEDS[t.type])}()")
     zoo_path = Path(zoo)
     if heldout is not None:  # the public zoo plus a board's label-free view
-        from benchmarks.leaderboard.view import viewed_zoo
+        from benchmarks.leaderboard.view import ViewedZoo
 
-        z = viewed_zoo(zoo_path, heldout, str(data_dir) if data_dir is not None else None)
+        z = ViewedZoo(zoo_path, heldout, str(data_dir) if data_dir is not None else None)
     else:
         z = _Zoo(zoo_path, str(data_dir) if data_dir is not None else None)
     applicable = []

@@ -174,5 +174,4 @@ def verify_entry(
         if rec is None:
             raise LeaderboardError(f"entry {entry!r} left the board during the re-run")
         atomic_write_bytes(root / rec.file, json_bytes(updated))
-    say(f"entry {entry} verified (max |diff| {worst:.3g})")
     return updated

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import datasets
 import numpy as np
@@ -33,16 +32,17 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from benchmarks.leaderboard.errors import LeaderboardError
 from benchmarks.leaderboard.schema import ZooPin
 from benchmarks.methods.base import TargetModel
+from benchmarks.runner import _HELDOUT as HELDOUT_SPLIT
+from benchmarks.runner import _Zoo
+from benchmarks.tasks.metadata import TaskMetadata
 from modelzoo.storage.atomic import atomic_write_bytes, atomic_write_with, ensure_dir
-from modelzoo.storage.manifest import ArchitectureEntry, SourceEntry
+from modelzoo.storage.manifest import ArchitectureEntry, Manifest, SourceEntry
 
 VIEW_FORMAT = "modelzoo-heldout-view"
 VIEW_MANIFEST = "view.json"
 VIEW_DATA = "data/test-00000-of-00001.parquet"
 #: The only columns of a view (anything a task predicts is absent by construction).
 VIEW_COLUMNS = ("row_id", "architecture", "source", "n_params", "weights")
-#: Name of the split that holds the view's rows inside a :class:`ViewedZoo`.
-HELDOUT_SPLIT = "heldout"
 
 #: The board's rules, stated on the view's card and the rendered page.
 RULES: tuple[str, ...] = (
@@ -267,7 +267,7 @@ class HeldOutView:
         return [str(r) for r in self.table.column("row_id").to_pylist()]
 
 
-def check_compatible(view: HeldOutView, manifest: Any) -> None:
+def check_compatible(view: HeldOutView, manifest: Manifest) -> None:
     """Refuse to predict a view with a zoo of other layouts / sources than the view's.
 
     Raises:
@@ -291,29 +291,23 @@ def check_compatible(view: HeldOutView, manifest: Any) -> None:
                                    f"zoo {manifest.name}")
 
 
-def viewed_zoo(path: str | Path, view: str | Path, data_dir: str | None = None) -> Any:
-    """A runner zoo (``benchmarks.runner._Zoo``) for ``path`` whose splits also hold the
-    view's rows (split ``heldout``) and whose sample target is the board's."""
-    from benchmarks.runner import _Zoo
+class ViewedZoo(_Zoo):
+    """The public zoo plus a held-out view: methods fit on the zoo and also predict the
+    view's rows (split ``heldout``); samples are made for the board's target model.
 
-    class ViewedZoo(_Zoo):
-        """The public zoo plus a held-out view: fit on the zoo, predict the view too."""
+    Raises:
+        LeaderboardError: the view is invalid or belongs to another zoo (layouts, sources).
+    """
 
-        def __init__(self) -> None:
-            super().__init__(Path(path), data_dir)
-            self.view = HeldOutView(view)
-            check_compatible(self.view, self.manifest)
-            self.splits[HELDOUT_SPLIT] = self.view.dataset
+    def __init__(self, path: str | Path, view: str | Path, data_dir: str | None = None) -> None:
+        super().__init__(Path(path), data_dir)
+        self.view = HeldOutView(view)
+        check_compatible(self.view, self.manifest)
+        self.splits[HELDOUT_SPLIT] = self.view.dataset
 
-        def target_model(self, task: Any) -> TargetModel:
-            t = self.view.manifest.target
-            act = task.finetune.activation if task.finetune and task.finetune.activation \
-                else t.activation
-            return TargetModel(t.architecture, act, t.num_params)
-
-    return ViewedZoo()
-
-
-def pin_json(view: HeldOutView) -> dict[str, Any]:
-    """The view's pin as JSON-ready data (stored in result details)."""
-    return json.loads(view.pin.model_dump_json())
+    def target_model(self, task: TaskMetadata) -> TargetModel:
+        """The view's target (the task's activation if it fixes one)."""
+        t = self.view.manifest.target
+        act = task.finetune.activation if task.finetune and task.finetune.activation \
+            else t.activation
+        return TargetModel(t.architecture, act, t.num_params)
