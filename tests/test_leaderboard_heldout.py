@@ -80,6 +80,7 @@ class HoEnv:
     board: Path
     view: Path
     res: Path
+    cli_board: Path
     subs: dict[str, Path] = field(default_factory=dict)
     props_board: Path = Path()
 
@@ -105,17 +106,17 @@ def ho_env(tmp_path_factory: pytest.TempPathFactory) -> HoEnv:
         return _ENV["env"]
     root = tmp_path_factory.mktemp("heldout")
     env = HoEnv(recipe=root / "recipe.yaml", public=root / "public", board=root / "board",
-                view=root / "view", res=root / "res")
+                view=root / "view", res=root / "res", cli_board=root / "cli-board")
     env.recipe.write_text(RECIPE)
     with one_thread():
         build_zoo(out=env.public, recipe=env.recipe)  # `zoo build recipe.yaml`: the public zoo
-        out = invoke("leaderboard", "init", "--recipe", env.recipe, "--board", env.board,
-                     "--view", env.view, "--public-zoo", env.public)
+        out = invoke("leaderboard", "init", "--recipe", env.recipe, "--board", env.cli_board,
+                     "--view", root / "cli-view", "--public-zoo", env.public)
+        assert "random secret seeds" in out.output
         assert "keep the board folder private" in out.output
-        # the same board with a fixed row-id key, so the attack test is reproducible
-        shutil.rmtree(env.board)
+        # the board the other tests use: known seeds and key, so the attack is reproducible
         init_board(recipe=env.recipe, board=env.board, view=env.view, public_zoo=env.public,
-                   key=KEY)
+                   seed_offset=1000, key=KEY)
         for method in ("chance", "weight-stats-linear"):
             invoke("run", "--suite", PROPS, "--method", method, "--zoo", env.public,
                    "--heldout", env.view, "--out", env.res, "--seeds", 2, "--save-predictions")
@@ -149,20 +150,24 @@ def _weight_hashes(path: Path) -> set[str]:
 
 
 def test_heldout_zoo_shares_no_model_or_weights_with_the_public_zoo(ho_env: HoEnv) -> None:
-    held, pub = read_manifest(ho_env.board / "heldout"), read_manifest(ho_env.public)
-    assert held.num_models == pub.num_models == 16
-    assert not set(held.models) & set(pub.models)
-    assert sorted(held.recipe["grid"]["seed"]) == [1000, 1001]
-    index = load_index(ho_env.board)
-    assert index.heldout is not None and index.heldout.seed_offset == 1000
-    assert index.heldout.public_zoo.content_hash == pub.content_hash
-    assert index.zoo == index.heldout.view  # submissions pin the view
+    pub = read_manifest(ho_env.public)
+    for board in (ho_env.board, ho_env.cli_board):
+        held = read_manifest(board / "heldout")
+        assert held.num_models == pub.num_models == 16
+        assert not set(held.models) & set(pub.models)
+        index = load_index(board)
+        assert index.heldout.seeds == sorted(held.recipe["grid"]["seed"])
+        assert index.heldout.public_zoo.content_hash == pub.content_hash
+        assert index.zoo == index.heldout.view  # submissions pin the view
+        assert not _weight_hashes(board / "heldout") & _weight_hashes(ho_env.public)
+    # default (CLI): secret random seeds, nobody can rebuild the zoo from the public recipe
+    cli = load_index(ho_env.cli_board).heldout
+    assert cli.seed_offset is None and all(2**32 <= s < 2**42 for s in cli.seeds)
+    assert load_index(ho_env.board).heldout.seeds == [1000, 1001]
     # join attack: no view row (nor any held-out checkpoint) equals a public weight vector
     view_rows = {hashlib.sha256(np.asarray(w, dtype=np.float32).tobytes()).hexdigest()
                  for w in pq.read_table(ho_env.view / "data").column("weights").to_pylist()}
-    public = _weight_hashes(ho_env.public)
-    assert not view_rows & public
-    assert not _weight_hashes(ho_env.board / "heldout") & public
+    assert not view_rows & _weight_hashes(ho_env.public)
     pw = torch.cat([weights_tensor(load_zoo(ho_env.public, s)) for s in SPLITS])
     vw = weights_tensor(HeldOutView(ho_env.view).dataset)
     assert float(torch.cdist(vw, pw).min()) > 1e-3  # not even near-copies

@@ -14,7 +14,6 @@ from benchmarks.leaderboard.schema import MAX_SUBMISSION_BYTES
 from benchmarks.leaderboard.score import DEFAULT_TOLERANCE
 from modelzoo.errors import ZooError
 
-DEFAULT_SEED_OFFSET = 1000  # = benchmarks.leaderboard.heldout.DEFAULT_SEED_OFFSET (lazy import)
 _ZOO = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
@@ -98,15 +97,16 @@ def add_cmd(submission: Path, board: Path, zoo: Path | None, max_bytes: int, tol
 @click.option("--public-zoo", type=_ZOO,
               help="The public zoo of the recipe: checked to share no model or weights, and "
                    "submissions made on it are refused with a pointer to the view.")
-@click.option("--seed-offset", default=DEFAULT_SEED_OFFSET, show_default=True,
-              type=click.IntRange(min=1), help="Added to every seed of the recipe.")
+@click.option("--seed-offset", type=click.IntRange(min=1),
+              help="Held-out seed = public seed + OFFSET (reproducible but guessable; default: "
+                   "random secret seeds).")
 @click.option("--test-fraction", default=0.5, show_default=True,
               type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Share of held-out models in the scored test split.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where non-bundled source datasets live.")
-def init_cmd(recipe: Path, board: Path, view: Path, public_zoo: Path | None, seed_offset: int,
-             test_fraction: float, data_dir: Path | None) -> None:
+def init_cmd(recipe: Path, board: Path, view: Path, public_zoo: Path | None,
+             seed_offset: int | None, test_fraction: float, data_dir: Path | None) -> None:
     """Make a held-out board: build its private zoo from RECIPE with other seeds, write the
     label-free view to publish."""
     from benchmarks.leaderboard.heldout import init_board

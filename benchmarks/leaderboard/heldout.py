@@ -1,10 +1,13 @@
 """``init_board``: make a held-out board (private labelled zoo + public label-free view).
 
-The board's zoo is built from the public zoo's recipe with every seed shifted by
-``seed_offset`` (and another split seed), so its model ids, initialisations and data orders
-differ from the public zoo's: no model or checkpoint coincides (checked against the recipe's
-model ids, and against the public zoo's weights when it is given). A larger share of models
-goes to the test split, whose healthy checkpoints are the scored rows.
+The board's zoo is built from the public zoo's recipe with other seeds (by default random
+secret ones in ``[2**32, 2**42)``; or public seed + ``seed_offset``) and another split seed,
+so its model ids, initialisations and data orders differ from the public zoo's: no model or
+checkpoint coincides (checked against the recipe's model ids, and against the public zoo's
+weights when it is given). Secret seeds matter: the recipe is public and training is
+bit-reproducible, so whoever knows the seeds can rebuild the held-out zoo with its labels.
+A larger share of models goes to the test split, whose healthy checkpoints are the scored
+rows.
 
 Board folder after init::
 
@@ -37,39 +40,90 @@ from modelzoo.recipe import Recipe, load_recipe, make_recipe
 from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 from modelzoo.storage.manifest import split_hashes
+from modelzoo.training.config import TrainConfig
 
 HELDOUT_DIR = "heldout"
 SECRET_NAME = "secret.key"
-DEFAULT_SEED_OFFSET = 1000
+SEED_LOW, SEED_HIGH = 2**32, 2**42
 
 
-def heldout_recipe(recipe: Recipe, *, seed_offset: int, test_fraction: float) -> Recipe:
-    """The recipe of the held-out zoo: seeds shifted, another split seed, more test models.
+def random_seeds(n: int) -> list[int]:
+    """``n`` distinct secret seeds in ``[2**32, 2**42)`` (the trainer derives its streams
+    from ``seed * 1_000_003 + epoch``, which stays below ``2**63``)."""
+    out: set[int] = set()
+    while len(out) < n:
+        out.add(SEED_LOW + secrets.randbelow(SEED_HIGH - SEED_LOW))
+    return sorted(out)
+
+
+def heldout_recipe(
+    recipe: Recipe, *, test_fraction: float, seed_offset: int | None = None,
+    seeds: list[int] | None = None,
+) -> Recipe:
+    """The recipe of the held-out zoo: other seeds, another split seed, more test models.
+
+    Args:
+        recipe: the public recipe.
+        test_fraction: share of models in the test split (the rest keeps the recipe's
+            train : validation ratio).
+        seed_offset: public seed + offset (reproducible, but guessable by anyone who knows
+            it; the recipe is public and training is deterministic).
+        seeds: the held-out seeds, one per seed the public recipe uses (default when no
+            offset is given: fresh random secret seeds, :func:`random_seeds`).
 
     Raises:
-        LeaderboardError: a model id would coincide with one of the public recipe's.
+        LeaderboardError: a bad fraction or offset, or a seed / model id that would coincide
+            with one of the public recipe's.
     """
     if not 0 < test_fraction < 1:
         raise LeaderboardError(f"--test-fraction must be between 0 and 1, got {test_fraction}")
-    if seed_offset <= 0:
-        raise LeaderboardError(f"--seed-offset must be positive, got {seed_offset}")
+    used = sorted({c.seed for c in recipe.configs()})
+    if seed_offset is not None:
+        if seed_offset <= 0:
+            raise LeaderboardError(f"--seed-offset must be positive, got {seed_offset}")
+        seeds = [s + seed_offset for s in used]
+    elif seeds is None:
+        seeds = random_seeds(len(used))
+    if len(seeds) != len(used) or len(set(seeds)) != len(seeds):
+        raise LeaderboardError(f"need {len(used)} distinct held-out seeds, got {seeds}")
     raw = recipe.model_dump(mode="json")
-    raw["grid"] = {**raw["grid"], "seed": [s + seed_offset for s in recipe.grid.seed]}
+    raw["grid"] = {**raw["grid"], "seed": list(seeds)}
     sp = recipe.splits
     rest = sp.train + sp.validation
     raw["splits"] = {"train": (1 - test_fraction) * sp.train / rest,
                      "validation": (1 - test_fraction) * sp.validation / rest,
-                     "test": test_fraction, "seed": sp.seed + seed_offset}
+                     "test": test_fraction, "seed": sp.seed + seeds[0]}
     held = make_recipe(raw)
+    for k in range(10_000):  # the first split seed whose splits every task can use
+        cand = held.model_copy(update={"splits": held.splits.model_copy(
+            update={"seed": sp.seed + seeds[0] + k})})
+        if _usable_splits(cand):
+            held = cand
+            break
+    else:
+        raise LeaderboardError("the recipe has too few models for a held-out zoo with train, "
+                               "validation and test models; add models or change "
+                               "--test-fraction")
     public_ids = {recipe.model_id(c) for c in recipe.configs()}
-    public_seeds = {c.seed for c in recipe.configs()}
-    clash = [c for c in held.configs() if recipe.model_id(c) in public_ids
-             or c.seed in public_seeds]
+    clash = [c for c in held.configs() if recipe.model_id(c) in public_ids or c.seed in used]
     if clash:
         raise LeaderboardError(
-            f"with --seed-offset {seed_offset} the held-out zoo would reuse seed {clash[0].seed} "
-            "of the public recipe; choose a larger --seed-offset")
+            f"the held-out zoo would reuse seed {clash[0].seed} of the public recipe; choose a "
+            "larger --seed-offset (or leave it out for random secret seeds)")
     return held
+
+
+def _usable_splits(recipe: Recipe) -> bool:
+    """Every split has a model, and the train split varies every hyperparameter the grid
+    varies (so each classification task has two classes to learn from)."""
+    by_split: dict[str, list[TrainConfig]] = {s: [] for s in SPLITS}
+    for c in recipe.configs():
+        by_split[recipe.splits.assign(recipe.model_id(c))].append(c)
+    if not all(by_split.values()):
+        return False
+    varied = [n for n in type(recipe.grid).model_fields
+              if n != "seed" and len(getattr(recipe.grid, n)) > 1]
+    return all(len({getattr(c, n) for c in by_split["train"]}) > 1 for n in varied)
 
 
 def _weight_hashes(path: Path) -> set[str]:
@@ -159,7 +213,7 @@ def init_board(
     board: str | Path,
     view: str | Path,
     public_zoo: str | Path | None = None,
-    seed_offset: int = DEFAULT_SEED_OFFSET,
+    seed_offset: int | None = None,
     test_fraction: float = 0.5,
     data_dir: str | Path | None = None,
     key: bytes | None = None,
@@ -174,7 +228,9 @@ def init_board(
         public_zoo: the public zoo of the recipe; if given, checked to share no model id or
             weight vector with the held-out zoo, and submissions made on it are refused with
             a pointer to the view.
-        seed_offset: added to every seed of the recipe (and to its split seed).
+        seed_offset: held-out seed = public seed + offset (reproducible but guessable:
+            anyone can re-train the public recipe with it and join the weights). Default:
+            random secret seeds, one per public seed, recorded only in the private board.
         test_fraction: share of held-out models in the (scored) test split.
         data_dir: where non-bundled source datasets live.
         key: the row-id HMAC key (default: 32 fresh random bytes; fix it only to make
@@ -196,6 +252,7 @@ def init_board(
         raise LeaderboardError(f"{root} already holds a board; choose a new --board folder")
     pub = load_recipe(recipe)
     held = heldout_recipe(pub, seed_offset=seed_offset, test_fraction=test_fraction)
+    seeds = sorted({c.seed for c in held.configs()})
     pub_pin = None
     if public_zoo is not None:
         pm = read_manifest(public_zoo)
@@ -205,7 +262,8 @@ def init_board(
         pub_pin = ZooPin(name=pm.name, version=pm.version, content_hash=pm.content_hash,
                          split_hashes=pm.split_hashes or split_hashes(pm.models))
     ensure_dir(root)
-    say(f"building the held-out zoo ({len(held.configs())} models, seeds +{seed_offset})")
+    how = f"seeds +{seed_offset}" if seed_offset is not None else "random secret seeds"
+    say(f"building the held-out zoo ({len(held.configs())} models, {how})")
     manifest = build_zoo(out=root / HELDOUT_DIR, recipe=held, data_dir=data_dir)
     empty = [s for s in SPLITS if not manifest.split_counts().get(s)]
     if empty:
@@ -222,7 +280,7 @@ def init_board(
         os.chmod(key_file, 0o600)
     vm = _write_view(root, HELDOUT_DIR, f"{pub.name}-heldout", view, data_dir)
     info = HeldOutInfo(zoo=HELDOUT_DIR, view=vm.pin, public_zoo=pub_pin, recipe=pub.name,
-                       seed_offset=seed_offset, test_fraction=test_fraction)
+                       seed_offset=seed_offset, seeds=seeds, test_fraction=test_fraction)
     index = BoardIndex(zoo=vm.pin, heldout=info)
     atomic_write_bytes(root / INDEX_NAME, json_bytes(index))  # the commit
     say(f"wrote the private held-out zoo to {root / HELDOUT_DIR} and the label-free view "

@@ -285,7 +285,8 @@ class HeldOutInfo(_Strict):
         public_zoo: pin of the public zoo of the same recipe (submissions made on it are
             refused with a pointer to the view); None if init was not given it.
         recipe: name of the recipe the held-out zoo was built from.
-        seed_offset: added to the recipe's seeds (so no model coincides with the public zoo).
+        seed_offset: added to the recipe's seeds, or None (random secret seeds).
+        seeds: the held-out zoo's seeds (private: with them the zoo can be rebuilt).
         test_fraction: share of held-out models in the test split (the scored rows).
     """
 
@@ -293,7 +294,8 @@ class HeldOutInfo(_Strict):
     view: ZooPin
     public_zoo: ZooPin | None = None
     recipe: Name
-    seed_offset: int
+    seed_offset: int | None = None
+    seeds: list[int] = []
     test_fraction: float
 
 
