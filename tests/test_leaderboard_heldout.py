@@ -186,6 +186,13 @@ def test_seed_offset_must_not_reuse_public_seeds(ho_env: HoEnv, tmp_path: Path) 
                                    "--board", str(tmp_path / "b"), "--view",
                                    str(tmp_path / "v"), "--seed-offset", "1"])
     assert res.exit_code == 1 and "choose a larger --seed-offset" in res.output
+    # an init killed before its commit (board.json) resumes with the same secret seeds
+    board = shutil.copytree(ho_env.cli_board, tmp_path / "killed")
+    seeds = load_index(board).heldout.seeds
+    (board / "board.json").unlink()
+    index = init_board(recipe=ho_env.recipe, board=board, view=tmp_path / "v2")
+    assert index.heldout.seeds == seeds
+    assert index.heldout.view == load_index(ho_env.cli_board).heldout.view
 
 
 def test_view_carries_no_labels(ho_env: HoEnv, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ and the view folder (publish it): see :mod:`benchmarks.leaderboard.view`.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 from collections.abc import Callable
@@ -111,6 +112,20 @@ def heldout_recipe(
             f"the held-out zoo would reuse seed {clash[0].seed} of the public recipe; choose a "
             "larger --seed-offset (or leave it out for random secret seeds)")
     return held
+
+
+def _previous_seeds(root: Path) -> list[int] | None:
+    """The seeds of an earlier, interrupted ``init`` into ``root`` (so it resumes), if any."""
+    for path in (root / HELDOUT_DIR / "zoo.json", root / HELDOUT_DIR / ".build" / "recipe.json"):
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        grid = (raw.get("recipe", raw) if isinstance(raw, dict) else {}).get("grid", {})
+        seeds = grid.get("seed") if isinstance(grid, dict) else None
+        if isinstance(seeds, list) and all(isinstance(x, int) for x in seeds):
+            return sorted(seeds)
+    return None
 
 
 def _usable_splits(recipe: Recipe) -> bool:
@@ -251,7 +266,8 @@ def init_board(
     if (root / INDEX_NAME).exists():
         raise LeaderboardError(f"{root} already holds a board; choose a new --board folder")
     pub = load_recipe(recipe)
-    held = heldout_recipe(pub, seed_offset=seed_offset, test_fraction=test_fraction)
+    held = heldout_recipe(pub, seed_offset=seed_offset, test_fraction=test_fraction,
+                          seeds=None if seed_offset is not None else _previous_seeds(root))
     seeds = sorted({c.seed for c in held.configs()})
     pub_pin = None
     if public_zoo is not None:
