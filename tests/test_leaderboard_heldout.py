@@ -528,3 +528,27 @@ def test_open_board_states_its_labels_are_public(ho_env: HoEnv, tmp_path: Path) 
     with pytest.raises(LeaderboardError, match="not a held-out board"):
         verify_entry(board=tmp_path / "open", entry=entry.id, method="chance",
                      zoo=ho_env.public)
+
+
+def test_run_refuses_a_tampered_or_foreign_view(ho_env: HoEnv, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    view = shutil.copytree(ho_env.view, tmp_path / "view")
+    data = view / "data" / "test-00000-of-00001.parquet"
+    table = pq.read_table(data)
+    weights = table.column("weights").to_pylist()
+    weights[0][0] += 1.0
+    pq.write_table(table.set_column(4, "weights", pa.array(weights, pa.list_(pa.float32()))),
+                   data)
+    res = CliRunner().invoke(cli, ["run", "--task", "digits-epoch", "--method", "chance",
+                                   "--zoo", str(ho_env.public), "--heldout", str(view),
+                                   "--out", str(tmp_path / "r"), "--seeds", "1"])
+    assert res.exit_code == 1 and "do not match its manifest's content hash" in res.output
+    manifest = json.loads((ho_env.view / "view.json").read_text())
+    manifest["zoo"]["name"] = "other-zoo"
+    shutil.rmtree(view)
+    shutil.copytree(ho_env.view, view)
+    (view / "view.json").write_text(json.dumps(manifest))
+    with pytest.raises(LeaderboardError, match="belongs to zoo other-zoo"):
+        benchmarks.evaluate(method="chance", zoo=ho_env.public, heldout=view,
+                            tasks=["digits-epoch"], seeds=1)
