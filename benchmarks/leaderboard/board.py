@@ -5,6 +5,8 @@ Layout of a board folder::
     board.json                 index: zoo, suite, one record per entry (the commit point)
     entries/<id>.json          one BoardEntry per accepted submission (recomputed scores)
     submissions/<id>.json      the submission file as received (for audits / re-scoring)
+    heldout/, secret.key       held-out boards only (``bench leaderboard init``): the private
+                               labelled zoo and the key of the view's row ids
 
 An add writes the new entry and submission files (temp file, fsync, rename), then the new
 index the same way; the index rename is the commit. Until then, readers see the old board:

@@ -1,8 +1,10 @@
 """Re-scoring a submission against the board's held-out zoo (claims are never trusted).
 
 * Property tasks: the predictions are aligned to the zoo's healthy test checkpoints by
-  ``(model_id, epoch)`` and scored with the task's metrics against the labels read from the
-  zoo (:func:`benchmarks.scoring.score_predictions`), per seed, then mean ± std.
+  ``(model_id, epoch)`` (open boards) or by the opaque row ids of the board's label-free
+  view, mapped back through the board's key (held-out boards), and scored with the task's
+  metrics against the labels read from the zoo (:func:`benchmarks.scoring.score_predictions`),
+  per seed, then mean ± std.
 * Initialization / generation tasks: the submitted weight vectors are replayed through
   :func:`benchmarks.evaluate` as a method whose ``sample`` returns them, so the board loads,
   fine-tunes and scores them exactly as ``bench run`` does, on the board's zoo and data.
