@@ -227,8 +227,11 @@ def test_view_carries_no_labels(ho_env: HoEnv, tmp_path: Path) -> None:
 
     ds = datasets.load_dataset(str(ho_env.view), split="test", cache_dir=str(tmp_path / "c"))
     assert ds.column_names == list(VIEW_COLUMNS) and len(ds) == table.num_rows
-    make_view(board=ho_env.board, out=tmp_path / "again")
+    out = invoke("leaderboard", "view", "--board", ho_env.board, "--out", tmp_path / "again")
+    assert manifest["content_hash"] in out.output
     assert snapshot(tmp_path / "again") == snapshot(ho_env.view)
+    with pytest.raises(LeaderboardError, match="not a held-out board"):
+        make_view(board=ho_env.public, out=tmp_path / "x")
     card = (ho_env.view / "README.md").read_text()
     assert "not a weight-space method" in card and "What it cannot enforce" in card
 
