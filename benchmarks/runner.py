@@ -24,19 +24,17 @@ deterministic heads have std 0.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import datasets
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 import modelzoo
 from benchmarks.data import ImageData, load_image_data
@@ -78,6 +76,7 @@ from benchmarks.tasks.metadata import TaskMetadata
 from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
 from modelzoo.storage.manifest import Manifest
 from modelzoo.storage.schema import STATUS_OK
+from modelzoo.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -356,24 +355,6 @@ def _last_rows(ids: np.ndarray, epochs: np.ndarray, mask: np.ndarray) -> np.ndar
 
 
 # --------------------------------------------------------------------------- evaluate
-
-
-@contextlib.contextmanager
-def limit_threads(n: int | None) -> Iterator[None]:
-    """Limit torch and BLAS/OpenMP (sklearn) threads to ``n`` inside the block (None: as is).
-
-    Tiny models and heads run much faster single-threaded, above all on a busy machine.
-    """
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(n):
-            yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def evaluate(

@@ -53,6 +53,9 @@ def main() -> None:
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
               show_default=True, help="Train groups in this process or as Ray tasks.")
 @click.option("--address", help="Ray cluster address for --executor ray (default: start one).")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="Intra-op threads per group (default: the allowed CPUs that are idle, "
+                   "from the affinity mask, cgroup quota and current load; Ray: 1 per task).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def build(
     recipe: Path | None,
@@ -72,11 +75,17 @@ def build(
     device: str,
     executor: str,
     address: str | None,
+    threads: int | None,
     progress: bool,
 ) -> None:
     """Train a population of networks and write it as a zoo.
 
     Either give a RECIPE (cards/<zoo>.yaml) or --arch (options override the recipe).
+
+    Kill it at any point and rerun with the same --out: committed models are kept and the
+    rest are trained, even with another --group-size, --executor or --threads; the zoo equals
+    an uninterrupted build. --trainer and --device (and, for recipes with dropout, the group
+    size) change the numbers, so a rerun that changes them is refused.
 
     \b
     Examples:
@@ -102,6 +111,7 @@ def build(
         out=out, arch=arch, source=source, models=models, epochs=epochs, arch_kwargs=arch_kwargs,
         checkpoint_epochs=ckpts, grid=grid, name=name, max_train=max_train, data_dir=data_dir,
         group_size=group_size, trainer=trainer, device=device, progress=progress,
+        threads=threads,
     )  # fmt: skip
     if executor != "local":
         opts.update(executor=executor, address=address)
@@ -203,11 +213,16 @@ def ls_(root: Path) -> None:
 @main.command()
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def validate(path: Path) -> None:
-    """Check every shard of the zoo at PATH against the checksums in zoo.json."""
+    """Check the zoo at PATH: every shard against its checksum in zoo.json, and the models
+    against the recorded plan (every model the recipe plans present once, with all its
+    checkpoints, and nothing else)."""
+    from modelzoo.plan import verify_plan
     from modelzoo.storage import verify_zoo
 
     m = verify_zoo(path)
     click.echo(f"ok: {len(m.files)} shards match zoo.json ({m.content_hash})")
+    report = verify_plan(path, m)
+    click.echo(f"ok: {report}")
 
 
 from modelzoo.cli_publish import diff, merge, publish  # noqa: E402
