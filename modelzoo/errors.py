@@ -32,3 +32,7 @@ class StorageError(ZooError, OSError):
 
 class CorruptZooError(StorageError):
     """A zoo on disk does not match its manifest (checksum, schema, missing files)."""
+
+
+class NotPermutableError(ZooError, ValueError):
+    """An architecture has no function-preserving neuron permutation (e.g. skip connections)."""
