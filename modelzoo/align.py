@@ -25,10 +25,11 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from tqdm.auto import tqdm
 
@@ -111,38 +112,42 @@ def _weights_matrix(table: pa.Table, n_params: int) -> np.ndarray:
     return np.array(values, dtype=np.float32).reshape(len(table), n_params)
 
 
-def _metadata(root: Path, manifest: Manifest) -> list[dict[str, Any]]:
-    return [r for _fi, t in _zoo_tables(root, manifest, _META) for r in t.to_pylist()]
+def _metadata(root: Path, manifest: Manifest) -> pa.Table:
+    """The zoo's rows without weights (small: a few columns per checkpoint)."""
+    tables = [t for _fi, t in _zoo_tables(root, manifest, _META)]
+    if not tables:
+        raise ZooError(f"{root} has no rows to align")
+    return pa.concat_tables(tables)
 
 
-def _common_epochs(rows: list[dict[str, Any]]) -> list[int]:
-    per: dict[str, set[int]] = {}
-    for r in rows:
-        per.setdefault(r["model_id"], set()).add(r["epoch"])
-    common = set.intersection(*per.values()) if per else set()
-    return sorted(common)
+def _common_epochs(meta: pa.Table) -> list[int]:
+    per = meta.group_by("model_id").aggregate([("epoch", "distinct")])
+    sets = [set(e) for e in per.column("epoch_distinct").to_pylist()]
+    return sorted(set.intersection(*sets)) if sets else []
 
 
-def choose_reference(
-    manifest: Manifest, rows: list[dict[str, Any]], *, epoch: int
-) -> str:
+def choose_reference(manifest: Manifest, meta: pa.Table, *, epoch: int) -> str:
     """The ``auto`` reference: the train model with the median validation accuracy.
 
     Among train-split models whose status is ``ok`` and whose ``val_acc`` at ``epoch`` is
     finite, sorted by ``(val_acc, model_id)``, the one at position ``(n - 1) // 2``: a typical
     well-behaved model (not an outlier), chosen without looking at validation/test models.
 
+    Args:
+        manifest: the zoo's manifest.
+        meta: rows with at least ``model_id``, ``epoch``, ``split`` and ``val_acc``.
+        epoch: checkpoint epoch whose ``val_acc`` is compared.
+
     Raises:
         ZooError: the train split has no such model.
     """
+    at = meta.filter(pc.and_(pc.equal(meta.column("epoch"), epoch),
+                             pc.equal(meta.column("split"), "train")))  # fmt: skip
     cands = sorted(
-        (float(r["val_acc"]), r["model_id"])
-        for r in rows
-        if r["epoch"] == epoch
-        and r["split"] == "train"
-        and manifest.models[r["model_id"]].status == STATUS_OK
-        and r["val_acc"] is not None
-        and math.isfinite(r["val_acc"])
+        (float(acc), mid)
+        for mid, acc in zip(at.column("model_id").to_pylist(), at.column("val_acc").to_pylist(),
+                            strict=True)
+        if manifest.models[mid].status == STATUS_OK and acc is not None and math.isfinite(acc)
     )
     if not cands:
         raise ZooError(
@@ -153,9 +158,9 @@ def choose_reference(
 
 
 def _resolve(
-    manifest: Manifest, rows: list[dict[str, Any]], reference: str, epoch: int | str
+    manifest: Manifest, meta: pa.Table, reference: str, epoch: int | str
 ) -> tuple[str, int]:
-    common = _common_epochs(rows)
+    common = _common_epochs(meta)
     if not common:
         raise ZooError("the models of this zoo share no checkpoint epoch to align them at")
     if epoch == "last":
@@ -171,7 +176,7 @@ def _resolve(
                 f"epochs all models share: {common}"
             )
     if reference == "auto":
-        return choose_reference(manifest, rows, epoch=e), e
+        return choose_reference(manifest, meta, epoch=e), e
     if reference not in manifest.models:
         import difflib
 
@@ -222,8 +227,7 @@ def compute_alignment(
         )
     (entry,) = manifest.architectures.values()
     spec = architecture_permutation_spec(entry.name, entry.layout)
-    rows = _metadata(root, manifest)
-    ref_id, e = _resolve(manifest, rows, reference, epoch)
+    ref_id, e = _resolve(manifest, _metadata(root, manifest), reference, epoch)
     ref_w = None
     for _fi, t in _zoo_tables(root, manifest):
         hit = [i for i, (m, ep) in enumerate(zip(t.column("model_id").to_pylist(),
@@ -351,7 +355,7 @@ def align_zoo(
         return done
     al = compute_alignment(zoo=src, reference=reference, epoch=epoch, max_iter=max_iter,
                            manifest=manifest, progress=progress)  # fmt: skip
-    (arch_key, entry) = next(iter(manifest.architectures.items()))
+    arch_key = next(iter(manifest.architectures))
     ensure_dir(root / BUILD_DIR)
     atomic_write_bytes(root / BUILD_DIR / _KEY_FILE, key.encode())
     schema = next(t.schema for _fi, t in _zoo_tables(src, manifest))
@@ -374,11 +378,14 @@ def align_zoo(
         try:
             for _fi, t in _zoo_tables(src, manifest, files=[fi]):
                 w = torch.from_numpy(_weights_matrix(t, al.spec.n_params))
-                ids = t.column("model_id").to_pylist()
-                for mid in dict.fromkeys(ids):
+                ids, inverse = np.unique(
+                    np.asarray(t.column("model_id").to_pylist(), dtype=object),
+                    return_inverse=True,
+                )
+                for k, mid in enumerate(ids):
                     if mid not in al.permutations:
                         raise CorruptZooError(f"model {mid} has no checkpoint at epoch {al.epoch}")
-                    rows = torch.tensor([i for i, m in enumerate(ids) if m == mid])
+                    rows = torch.from_numpy(np.flatnonzero(inverse == k))
                     w[rows] = w[rows][:, index_of(mid)]
                 flat = pa.array(w.numpy().reshape(-1), pa.float32())
                 col = pa.FixedSizeListArray.from_arrays(flat, al.spec.n_params)

@@ -369,3 +369,19 @@ def test_sane_trains_on_canonical_views_of_an_aligned_zoo(cnn_zoo: Path, tmp_pat
     assert res.exit_code == 0, res.output
     state = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=True)
     assert state["config"]["permutation_prob"] == 0.0
+
+
+def test_variable_length_weight_lists_align_like_fixed_size(cnn_zoo: Path, tmp_path: Path) -> None:
+    """Zoos with ``list<float32>`` weights (e.g. one config of a merged zoo) align the same."""
+    from modelzoo.storage import zoo_schema
+
+    _rewrite(cnn_zoo, tmp_path / "list", lambda t: t.cast(zoo_schema(None)))
+    a = align_zoo(zoo=cnn_zoo, out=tmp_path / "a")
+    b = align_zoo(zoo=tmp_path / "list", out=tmp_path / "b")
+    assert a.recipe["alignment"]["reference"] == b.recipe["alignment"]["reference"]
+    ra, rb = _rows(tmp_path / "a"), _rows(tmp_path / "b")
+    assert ra.keys() == rb.keys()
+    assert all(torch.equal(ra[k]["weights"], rb[k]["weights"]) for k in ra)
+    from modelzoo.storage import load_zoo
+
+    assert load_zoo(tmp_path / "b", "train").features["weights"].length == -1
