@@ -253,14 +253,14 @@ def compute_alignment(
         t = t.take(pa.array(keep))
         w = torch.from_numpy(_weights_matrix(t, spec.n_params))
         for mid, vec in zip(t.column("model_id").to_pylist(), w, strict=True):
-            if mid == ref_id:
+            finite = bool(torch.isfinite(vec).all())
+            if mid == ref_id or not finite:
                 perms[mid] = identity_permutations(spec)
-            elif not torch.isfinite(vec).all():
-                perms[mid] = identity_permutations(spec)
-                nonfinite.append(mid)
             else:
                 perms[mid] = weight_matching(spec, vec, ref_w, max_iter=max_iter)
-            if mid not in nonfinite:
+            if not finite:
+                nonfinite.append(mid)
+            else:
                 aligned = vec[permutation_index(spec, perms[mid])]
                 before.append(float((vec.double() - ref_w.double()).norm()))
                 after.append(float((aligned.double() - ref_w.double()).norm()))
@@ -273,9 +273,9 @@ def compute_alignment(
     )  # fmt: skip
 
 
-def _job_key(manifest: Manifest, reference: str, epoch: int | str, max_iter: int) -> str:
-    return json.dumps({"input": manifest.content_hash, "reference": reference,
-                       "epoch": epoch, "method": METHOD, "max_iter": max_iter},
+def _job_key(manifest: Manifest, **args: object) -> str:
+    """What identifies an alignment run (an interrupted run resumes only with the same key)."""
+    return json.dumps({"input": manifest.content_hash, "method": METHOD, **args},
                       sort_keys=True)  # fmt: skip
 
 
@@ -349,7 +349,8 @@ def align_zoo(
         version = check_version(version)
     src, root = Path(zoo), Path(out)
     manifest = verify_zoo(src) if verify else read_manifest(src)
-    key = _job_key(manifest, reference, epoch, max_iter)
+    key = _job_key(manifest, reference=reference, epoch=epoch, max_iter=max_iter, name=name,
+                   version=version)
     done = _check_out(root, src, key)
     if done is not None:
         return done
