@@ -36,3 +36,7 @@ class CorruptZooError(StorageError):
 
 class IncompleteZooError(CorruptZooError):
     """A zoo's models do not match its recorded plan (missing, duplicated or unplanned)."""
+
+
+class NotPermutableError(ZooError, ValueError):
+    """An architecture has no function-preserving neuron permutation (e.g. skip connections)."""

@@ -38,8 +38,10 @@ def recorded_recipes(recipe: dict[str, Any]) -> list[Recipe] | None:
             plugin that is not installed).
     """
     if "architecture" in recipe and "kind" not in recipe:
+        # an aligned zoo records its input's recipe plus how it was aligned (same plan)
+        build = {k: v for k, v in recipe.items() if k != "alignment"}
         try:
-            return [Recipe.model_validate(recipe)]
+            return [Recipe.model_validate(build)]
         except ValueError as e:
             raise RecipeError(f"the recorded recipe does not validate, so the plan cannot be "
                               f"rebuilt: {e}") from None

@@ -484,3 +484,11 @@ def test_bench_run_results_are_whole_after_random_kills(tiny_zoo: Path, tmp_path
     results = load_results(out)
     assert sorted(r.task.name for r in results) == [
         "digits-epoch", "digits-ggap", "digits-hp-activation", "digits-test-acc"]
+
+
+def test_validate_plan_of_an_aligned_zoo(tiny_zoo: Path, tmp_path: Path) -> None:
+    """An aligned zoo keeps its input's plan (its recipe gains only an alignment record)."""
+    from modelzoo.align import align_zoo
+
+    align_zoo(zoo=tiny_zoo, out=tmp_path / "aligned")
+    assert "12 planned models present once" in verify_plan(tmp_path / "aligned")
