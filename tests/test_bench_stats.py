@@ -203,3 +203,27 @@ def test_results_carry_model_level_intervals(var_zoo: Path) -> None:  # noqa: F8
     (plain,) = evaluate(tasks=["digits-test-acc"], method="weight-stats-linear", zoo=var_zoo,
                         seeds=1, bootstrap=None)
     assert plain.main_score.ci is None and plain.main_score.mean == res.main_score.mean
+
+
+def test_paired_difference_is_a_sharper_test_than_overlap() -> None:
+    from benchmarks.scoring import paired_difference
+
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.arange(12), 3)
+    y = rng.normal(size=36)
+    noise = rng.normal(size=36)
+    worse = y + 1.0 * noise
+    better = y + 0.8 * noise  # the same errors, a bit smaller: better on every resample
+    a = cluster_bootstrap(metric="kendall_tau", y=y, predictions=[better], groups=groups,
+                          spec=SPEC)
+    b = cluster_bootstrap(metric="kendall_tau", y=y, predictions=[worse], groups=groups,
+                          spec=SPEC)
+    assert a.low < b.high  # the separate intervals overlap: no claim from them
+    d = paired_difference(metric="kendall_tau", y=y, predictions_a=[better],
+                          predictions_b=[worse], groups=groups, spec=SPEC)
+    assert d.low > 0 and d.unit == "model"  # the paired test supports "better"
+    same = paired_difference(metric="kendall_tau", y=y, predictions_a=[worse],
+                             predictions_b=[worse], groups=groups, spec=SPEC)
+    assert (same.low, same.high) == (0.0, 0.0)
+    assert not paired_difference(metric="r2", y=np.ones(6), predictions_a=[y[:6]],
+                                 predictions_b=[y[:6]], groups=np.arange(6)).defined
