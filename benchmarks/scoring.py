@@ -28,7 +28,8 @@ accuracy and balanced accuracy are computed for all resamples at once from per-m
 Undefined intervals (``low = high = None`` with a ``reason``): fewer than 2 units, or a
 correlation / R² on a target that is constant over the whole split. A resample whose drawn
 models happen to share one target value gets the metric's convention (0.0), like the point
-estimate would.
+estimate would. With very few models the percentile interval is lopsided and can end at the
+estimate. Comparing two methods: :func:`paired_difference` (same resamples for both).
 """
 
 from __future__ import annotations
@@ -238,6 +239,14 @@ def _quad(c: np.ndarray, m: np.ndarray) -> np.ndarray:
     return np.einsum("bg,bg->b", c @ m, c)
 
 
+def target_tie_sums(y: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``[G, G]`` numbers of row pairs (model a, model b) with equal targets (self-pairs
+    included): the target ties of Kendall's tau-b, shared by all seeds."""
+    yf = np.asarray(y, dtype=np.float64)
+    return _pair_sums(codes, int(codes.max()) + 1,
+                      lambda r: (yf[r, None] == yf[None]).astype(np.float64))
+
+
 def _kendall_tau_resampled(
     y: np.ndarray, p: np.ndarray, codes: np.ndarray, c: np.ndarray, ty: np.ndarray
 ) -> np.ndarray:
@@ -318,6 +327,7 @@ def resampled_metric(
     counts: np.ndarray,
     *,
     vectorised: bool = True,
+    target_ties: np.ndarray | None = None,
 ) -> np.ndarray:
     """``metric`` on every resample: ``counts[b, a]`` copies of the rows of model ``a``.
 
@@ -329,13 +339,14 @@ def resampled_metric(
         counts: ``[B, G]`` model multiplicities per resample.
         vectorised: use the closed forms where there is one (``False``: loop over resamples,
             the reference the closed forms are tested against).
+        target_ties: Kendall tau only: :func:`target_ties` of ``y`` (computed if ``None``;
+            pass it to reuse it over seeds).
     """
     y, p = np.asarray(y), np.asarray(p)
     if vectorised and metric == "kendall_tau":
-        g = counts.shape[1]
-        yf = y.astype(np.float64)
-        ty = _pair_sums(codes, g, lambda r: (yf[r, None] == yf[None]).astype(np.float64))
-        return _kendall_tau_resampled(yf, p.astype(np.float64), codes, counts, ty)
+        ty = target_ties if target_ties is not None else target_tie_sums(y, codes)
+        return _kendall_tau_resampled(y.astype(np.float64), p.astype(np.float64), codes,
+                                      counts, ty)
     if vectorised and metric == "r2":
         return _r2_resampled(y.astype(np.float64), p.astype(np.float64), codes, counts)
     if vectorised and metric == "accuracy":
@@ -382,8 +393,10 @@ def cluster_bootstrap(
     if metric in NEEDS_VARYING_TARGET and np.ptp(y.astype(np.float64)) == 0:
         return _undefined(spec, "model", len(ids), f"{metric} of a constant target")
     counts = resample_counts(np.random.default_rng(spec.seed), len(ids), spec.n_resamples)
+    ties = target_tie_sums(y, codes) if metric == "kendall_tau" and vectorised else None
     stat = np.mean([resampled_metric(metric, y, np.asarray(p), codes, counts,
-                                     vectorised=vectorised) for p in predictions], axis=0)
+                                     vectorised=vectorised, target_ties=ties)
+                    for p in predictions], axis=0)
     return percentile_interval(stat, spec=spec, unit="model", n_units=len(ids))
 
 
