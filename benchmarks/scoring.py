@@ -204,9 +204,14 @@ def _undefined(spec: BootstrapSpec, unit: str, n: int, reason: str) -> Confidenc
 def percentile_interval(
     stat: np.ndarray, *, spec: BootstrapSpec, unit: str, n_units: int
 ) -> ConfidenceInterval:
-    """The ``spec.level`` percentile interval of bootstrap replicates ``stat`` ``[B]``."""
+    """The ``spec.level`` percentile interval of bootstrap replicates ``stat`` ``[B]``
+    (undefined if some replicate is not finite, e.g. NaN predictions)."""
+    stat = np.asarray(stat, dtype=np.float64)
+    if not np.isfinite(stat).all():
+        return _undefined(spec, unit, n_units, "the score is not finite on some resamples "
+                          "(non-finite predictions or scores)")
     tail = (1 - spec.level) / 2
-    low, high = np.quantile(np.asarray(stat, dtype=np.float64), [tail, 1 - tail])
+    low, high = np.quantile(stat, [tail, 1 - tail])
     return ConfidenceInterval(low=float(low), high=float(high), level=spec.level, unit=unit,
                               n_units=n_units, n_resamples=spec.n_resamples, seed=spec.seed)
 

@@ -137,6 +137,14 @@ def test_degenerate_cases_have_no_interval(
     assert reason in ci.reason and str(ci) == "[n/a]"
 
 
+def test_non_finite_predictions_have_no_interval() -> None:
+    y, p, groups = _data("kendall_tau")
+    p = p.copy()
+    p[0] = np.nan
+    ci = cluster_bootstrap(metric="kendall_tau", y=y, predictions=[p], groups=groups, spec=SPEC)
+    assert not ci.defined and "not finite" in ci.reason
+
+
 def test_constant_labels_still_have_an_accuracy_interval() -> None:
     y = np.array(["relu"] * 6)
     p = np.array(["relu", "tanh", "relu", "relu", "tanh", "relu"])
