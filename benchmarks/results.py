@@ -50,9 +50,10 @@ class ConfidenceInterval(BaseModel):
         high: upper bound; ``None`` when undefined.
         level: coverage, e.g. 0.95.
         unit: what was resampled with replacement: ``"model"`` (property tasks: test-split
-            models, each bringing all its checkpoints), ``"sample"`` (sampled weight
-            vectors), ``"sample x model"`` (samples and the reference test models at once).
-        n_units: number of units resampled (per seed for samples).
+            models, each bringing all its checkpoints), ``"sample"`` (seeds, then the sampled
+            weight vectors of each drawn seed), ``"sample x model"`` (samples as for
+            ``"sample"`` and the reference test models at once).
+        n_units: number of units resampled (samples: the fewest of one seed).
         n_resamples: bootstrap resamples.
         seed: seed of the resampling generator (the same seed gives the same interval).
         reason: why the interval is undefined (e.g. fewer than 2 units, constant target).

@@ -24,8 +24,8 @@ deterministic heads have std 0.
 Every score also gets a 95% percentile bootstrap interval of its seed mean
 (:mod:`benchmarks.scoring`, ``bootstrap=`` to change or disable): property tasks resample the
 split's *models* (each with all its checkpoints; the same resampled sets for every seed);
-initialization resamples the fine-tuned samples of each seed; generation resamples the samples
-of each seed, and for the percentile scores also the test-split reference models. The
+initialization and generation resample seeds, then the samples of each drawn seed (two
+stages), and for the generation percentile scores also the test-split reference models. The
 test-accuracy images are held fixed (their sampling error is not in the interval).
 """
 

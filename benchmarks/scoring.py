@@ -405,6 +405,26 @@ def cluster_bootstrap(
     return percentile_interval(stat, spec=spec, unit="model", n_units=len(ids))
 
 
+def _two_stage(
+    rng: np.random.Generator,
+    sizes: Sequence[int],
+    b: int,
+    per_seed_stat: Callable[[int, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """``[b]`` replicates of a seed mean by a two-stage bootstrap: draw as many seeds as there
+    are, with replacement, then for each drawn seed draw its samples with replacement
+    (``[b, n_s]`` indices) and take ``per_seed_stat(s, indices) -> [b]``; average over the
+    drawn seeds. With one seed it is the plain bootstrap of that seed's samples."""
+    n_seeds = len(sizes)
+    picks = rng.integers(0, n_seeds, size=(b, n_seeds))
+    total = np.zeros(b)
+    for slot in range(n_seeds):
+        for s, n in enumerate(sizes):
+            stat = per_seed_stat(s, rng.integers(0, n, size=(b, n)))
+            total += np.where(picks[:, slot] == s, stat, 0.0)
+    return total / n_seeds
+
+
 def sample_bootstrap(
     *,
     per_sample: Sequence[np.ndarray],
@@ -413,9 +433,10 @@ def sample_bootstrap(
 ) -> ConfidenceInterval:
     """Interval of the seed-mean of a per-sample score (initialization / generation).
 
-    Each seed's samples are independent draws of the method, so each seed is resampled
-    independently; ``reduce`` maps ``[B, n]`` resampled values to ``[B]`` (mean by default,
-    e.g. a median for the ``novelty`` score).
+    A two-stage bootstrap: seeds are resampled, then the samples of each drawn seed. Samples
+    of one seed may share randomness (e.g. a SANE model trained per seed), so the seeds are the
+    outer unit; with one seed only the samples are resampled. ``reduce`` maps ``[B, n]``
+    resampled values to ``[B]`` (mean by default, e.g. a median for ``novelty``).
 
     Args:
         per_sample: one ``[n]`` array of per-sample scores per seed.
@@ -425,9 +446,9 @@ def sample_bootstrap(
     n = min(len(v) for v in per_sample)
     if n < 2:
         return _undefined(spec, "sample", n, f"{n} sample(s) per seed: nothing to resample")
-    rng = np.random.default_rng(spec.seed)
-    stat = np.mean([reduce(np.asarray(v, dtype=np.float64)[
-        rng.integers(0, len(v), size=(spec.n_resamples, len(v)))]) for v in per_sample], axis=0)
+    values = [np.asarray(v, dtype=np.float64) for v in per_sample]
+    stat = _two_stage(np.random.default_rng(spec.seed), [len(v) for v in values],
+                      spec.n_resamples, lambda s, idx: reduce(values[s][idx]))
     return percentile_interval(stat, spec=spec, unit="sample", n_units=n)
 
 
@@ -442,8 +463,8 @@ def percentile_bootstrap(
 
     The generation task's ``percentile`` (weights 1) and ``novel_percentile`` (weights = is
     novel) depend on the samples *and* on the zoo's test models they are ranked against, so
-    both are resampled: samples independently per seed, reference models once per resample
-    (shared by the seeds, as the reference is).
+    both are resampled: the samples as in :func:`sample_bootstrap` (seeds, then samples), the
+    reference models once per resample (shared by the seeds, as the reference is).
 
     Args:
         accuracies: per seed, the ``[n]`` zero-shot accuracies of the samples.
@@ -458,16 +479,16 @@ def percentile_bootstrap(
                           f"{n} sample(s) per seed and {len(ref)} reference model(s): "
                           "need at least 2 of each")
     rng = np.random.default_rng(spec.seed)
-    b = spec.n_resamples
-    r = ref[rng.integers(0, len(ref), size=(b, len(ref)))]  # [B, m]
-    stats = []
-    for acc, w in zip(accuracies, weights, strict=True):
-        pick = rng.integers(0, len(acc), size=(b, len(acc)))
-        a = np.asarray(acc, dtype=np.float64)[pick]  # [B, n]
-        below = (r[:, None, :] <= a[:, :, None]).mean(2)  # [B, n] percentile per sample
-        stats.append((below * np.asarray(w, dtype=np.float64)[pick]).mean(1))
-    return percentile_interval(np.mean(stats, axis=0), spec=spec, unit="sample x model",
-                               n_units=n)
+    r = ref[rng.integers(0, len(ref), size=(spec.n_resamples, len(ref)))]  # [B, m]
+    acc = [np.asarray(a, dtype=np.float64) for a in accuracies]
+    wts = [np.asarray(w, dtype=np.float64) for w in weights]
+
+    def per_seed(s: int, idx: np.ndarray) -> np.ndarray:
+        below = (r[:, None, :] <= acc[s][idx][:, :, None]).mean(2)  # [B, n] percentiles
+        return (below * wts[s][idx]).mean(1)
+
+    stat = _two_stage(rng, [len(a) for a in acc], spec.n_resamples, per_seed)
+    return percentile_interval(stat, spec=spec, unit="sample x model", n_units=n)
 
 
 def paired_difference(

@@ -165,18 +165,28 @@ def test_bad_inputs_fail_clearly() -> None:
 
 def test_sample_bootstrap() -> None:
     rng = np.random.default_rng(0)
-    seeds = [rng.normal(0.5, 0.1, size=8), rng.normal(0.6, 0.1, size=8)]
-    ci = sample_bootstrap(per_sample=seeds, spec=SPEC)
-    assert ci.low < np.mean([s.mean() for s in seeds]) < ci.high and ci.unit == "sample"
-    assert sample_bootstrap(per_sample=seeds, spec=SPEC) == ci
-    # resampling more samples per seed narrows the interval
-    many = sample_bootstrap(per_sample=[np.tile(s, 10) for s in seeds], spec=SPEC)
+    seed = rng.normal(0.5, 0.1, size=8)
+    ci = sample_bootstrap(per_sample=[seed], spec=SPEC)
+    assert ci.low < seed.mean() < ci.high and ci.unit == "sample" and ci.n_units == 8
+    assert sample_bootstrap(per_sample=[seed], spec=SPEC) == ci
+    # more samples narrow the interval
+    many = sample_bootstrap(per_sample=[np.tile(seed, 10)], spec=SPEC)
     assert _width(many) < 0.5 * _width(ci)
     const = sample_bootstrap(per_sample=[np.full(5, 0.7)], spec=SPEC)
     assert (const.low, const.high) == pytest.approx((0.7, 0.7))
-    med = sample_bootstrap(per_sample=seeds, spec=SPEC, reduce=lambda v: np.median(v, axis=1))
-    assert med.low <= np.mean([np.median(s) for s in seeds]) <= med.high
+    med = sample_bootstrap(per_sample=[seed], spec=SPEC, reduce=lambda v: np.median(v, axis=1))
+    assert med.low <= np.median(seed) <= med.high
     assert "1 sample" in sample_bootstrap(per_sample=[np.ones(1)], spec=SPEC).reason
+
+
+def test_sample_bootstrap_resamples_seeds_then_samples() -> None:
+    # two seeds whose samples agree within a seed but not across seeds (e.g. one SANE model
+    # trained per seed): the seeds are the outer unit, so the interval spans both seed means;
+    # resampling samples within each seed only would give a narrow interval around 0.55
+    rng = np.random.default_rng(1)
+    seeds = [0.5 + rng.normal(0, 1e-3, size=4), 0.6 + rng.normal(0, 1e-3, size=4)]
+    ci = sample_bootstrap(per_sample=seeds, spec=SPEC)
+    assert ci.low < 0.505 and ci.high > 0.595
 
 
 def test_percentile_bootstrap_resamples_samples_and_reference_models() -> None:
