@@ -491,7 +491,7 @@ def evaluate(
             applicable.append(t)
     todo = applicable
     pins = {t.name: check_pin(t, z.manifest, allow_unpinned=allow_unpinned) for t in todo}
-    meta = method_meta(m)
+    meta = method_meta(m)  # checked before the (long) runs
     per_seed: dict[str, list[dict[str, dict[str, float]]]] = {t.name: [] for t in todo}
     curves: dict[str, list[list[float]]] = {t.name: [] for t in todo}
     details: dict[str, list[dict[str, Any]]] = {t.name: [] for t in todo}
@@ -526,6 +526,7 @@ def evaluate(
                 started[t.name] += time.perf_counter() - t0
     results = []
     commit = git_hash()
+    meta = method_meta(m)  # again: a method may record settings it chose on validation data
     for t in todo:
         cis = intervals(t, raw[t.name], bootstrap) if bootstrap is not None else {}
         res = _aggregate(t, m.name, meta, z.manifest, pins[t.name], seed_list,

@@ -142,3 +142,6 @@ def test_generation_task_scores_novel_samples(var_zoo: Path) -> None:  # noqa: F
     assert s["novel_fraction"].mean > 0.5 and s["zero_shot_accuracy"].mean > 0.3
     assert s["novel_percentile"].ci.unit == "sample x model"
     assert res.method.meta["reference"].startswith("SANE")
+    (selected,) = res.method.meta["selected"].values()  # the choice is in the result file
+    assert str(selected["bandwidth"]) in selected["scores"]
+    assert "validation images" in selected["chosen_on"]

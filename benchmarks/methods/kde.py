@@ -145,17 +145,24 @@ class WeightsKDE:
         self.novelty = novelty
         self.data_dir = data_dir
         self.last_selection: dict[str, Any] = {}
+        self.selections: dict[str, dict[str, Any]] = {}
         self._cache: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray, float]] = {}
 
     def meta(self) -> dict[str, Any]:
-        """Description stored with results."""
+        """Description stored with results; after sampling it also holds ``selected``: per
+        ``architecture/activation`` the bandwidth chosen and the validation scores."""
         chosen = (self.bandwidth if self.bandwidth is not None else
                   f"chosen on validation ({self.selection})")
-        return {"weights": f"Gaussian KDE (diagonal, anchor std) over the last checkpoints "
-                f"of the {self.k} best train-split models by val_acc",
-                "bandwidth": chosen, "bandwidths": list(self.bandwidths), "k": self.k,
-                "n_select": self.n_select, "novelty": self.novelty,
-                "reference": "SANE (Schürholt et al. 2024), S_KDE30", "version": 1}
+        out = {"weights": f"Gaussian KDE (diagonal, anchor std) over the last checkpoints "
+               f"of the {self.k} best train-split models by val_acc",
+               "bandwidth": chosen, "bandwidths": list(self.bandwidths), "k": self.k,
+               "n_select": self.n_select, "novelty": self.novelty,
+               "reference": "SANE (Schürholt et al. 2024), S_KDE30", "version": 1}
+        if self.selections:
+            out["selected"] = {key: {**sel, "scores": {str(h): v for h, v in
+                                                       sel.get("scores", {}).items()}}
+                               for key, sel in self.selections.items()}
+        return out
 
     def fit(
         self, *, zoo: Path, manifest: Manifest, target: TargetModel
@@ -189,6 +196,7 @@ class WeightsKDE:
         self.last_selection.update(anchors=len(anchors), architecture=target.architecture,
                                    activation=target.activation)
         log.info("weights-kde: %s", self.last_selection)
+        self.selections[f"{target.architecture}/{target.activation}"] = dict(self.last_selection)
         self._cache[key] = (anchors, sigma, h)
         return anchors, sigma, h
 
