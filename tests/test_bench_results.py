@@ -176,6 +176,10 @@ def test_tables_show_intervals_and_std_only_for_several_seeds() -> None:
     assert "| b | **0.700 [0.500, 0.850]** |" in md  # one seed: no ± std
     assert "do not overlap" in md
     assert "| a | 0.500 ± 0.100 |" in to_markdown(frames, ci=False)
+    one_model = make_result("c", "t1", 0.1, seeds=1, ci=True)
+    one_model.main_score.ci = ConfidenceInterval(low=None, high=None, n_units=1,
+                                                 n_resamples=1000, reason="1 model(s)")
+    assert "| c | 0.100 [n/a] |" in to_markdown(results_frames([*results, one_model]))
     import io
 
     import pandas as pd
