@@ -110,8 +110,11 @@ def run_cmd(
               show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file instead of stdout.")
-def table_cmd(results_dir: Path, fmt: str, output: Path | None) -> None:
-    """Compare methods on every task (main score, mean ± std over seeds)."""
+@click.option("--ci/--no-ci", default=True, show_default=True,
+              help="Show the 95% bootstrap intervals in Markdown (CSV always has them).")
+def table_cmd(results_dir: Path, fmt: str, output: Path | None, ci: bool) -> None:
+    """Compare methods on every task: main score as mean ± std over seeds and its 95%
+    bootstrap interval [low, high] (over test models for property tasks)."""
     from benchmarks.results import load_results
     from benchmarks.table import results_frames, to_csv, to_markdown
 
@@ -119,7 +122,7 @@ def table_cmd(results_dir: Path, fmt: str, output: Path | None) -> None:
         frames = results_frames(load_results(results_dir))
     except ZooError as e:
         raise _fail(e) from None
-    text = to_markdown(frames) if fmt == "markdown" else to_csv(frames)
+    text = to_markdown(frames, ci=ci) if fmt == "markdown" else to_csv(frames)
     if output:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")

@@ -10,7 +10,9 @@ invocation on this machine (compare ratios, not absolute numbers, across machine
 2. Arrow zero-copy load GB/s vs a raw file read, and the peak anonymous memory of streaming the
    zoo chunk by chunk (flat as the zoo grows, so zoos larger than RAM are read window by
    window; see ``paper_estimate`` for a zoo of twice this machine's RAM);
-3. SANE training tokens/s and embedding models/s.
+3. SANE training tokens/s and embedding models/s;
+4. the default thread count vs one thread, on the machine as it is and with a busy process
+   (``benchmarks.perf.threads``; target: the default never slower than one thread).
 
 The JSON output carries the git commit, so results can be compared across commits.
 """
@@ -30,6 +32,7 @@ import torch
 
 from benchmarks.perf import io as io_perf
 from benchmarks.perf import population
+from benchmarks.perf import threads as threads_perf
 
 
 def _git_commit() -> str | None:
@@ -78,12 +81,14 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     pop = [population.measure(models=m, epochs=1 if quick else 2) for m in sizes]
     io_rows = io_perf.measure(rows=250 if quick else 2000, params=20_000)
     sane_rows = sane_scaling(sizes, epochs=3)
+    thread_rows = threads_perf.measure(models=4 * base, epochs=1 if quick else 2,
+                                       repeats=1 if quick else 2)
     return {
         "commit": _git_commit(), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "machine": platform.machine(), "cpus": os.cpu_count(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "population_vs_loop": pop, "io": io_rows, "streaming_2x_ram": paper_estimate(io_rows),
-        "sane": sane_rows,
+        "sane": sane_rows, "threads_vs_one": thread_rows,
     }  # fmt: skip
 
 
@@ -103,6 +108,8 @@ def print_report(r: dict[str, Any]) -> None:
     e = r["streaming_2x_ram"]
     print(f"on paper: a zoo of 2x RAM ({e['zoo_mb']:,.0f} MB) streams with at most ~"
           f"{e['heap_mb_estimate']:.0f} MB of heap (linear upper bound from the rows above)")
+    print("\n## default threads vs one thread (population trainer)")
+    threads_perf.print_table(r["threads_vs_one"])
     if r["sane"]:
         print("\n## SANE (digits cnn_s zoos)")
         print(f"{'models':>6} {'train tokens/s':>15} {'embed models/s':>15}")
