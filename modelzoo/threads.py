@@ -62,10 +62,10 @@ def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
         return None
 
 
-def _cpu_times() -> tuple[float, float] | None:
+def _cpu_times(stat: str = "/proc/stat") -> tuple[float, float] | None:
     """(busy, total) jiffies summed over all CPUs from ``/proc/stat``, or None."""
     try:
-        with open("/proc/stat") as f:
+        with open(stat) as f:
             fields = [float(x) for x in f.readline().split()[1:]]
     except (OSError, ValueError):
         return None
@@ -76,11 +76,11 @@ def _cpu_times() -> tuple[float, float] | None:
     return total - idle, total
 
 
-def idle_cpus(window: float = PROBE_WINDOW) -> float | None:
+def idle_cpus(window: float = PROBE_WINDOW, stat: str = "/proc/stat") -> float | None:
     """CPUs of the machine left idle by every process over ``window`` seconds (None: unknown)."""
-    a = _cpu_times()
+    a = _cpu_times(stat)
     time.sleep(window)
-    b = _cpu_times()
+    b = _cpu_times(stat)
     if a is None or b is None or b[1] <= a[1]:
         return None
     ncpu = os.cpu_count() or 1

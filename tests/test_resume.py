@@ -356,11 +356,33 @@ def test_auto_threads_leaves_out_busy_cpus(monkeypatch: pytest.MonkeyPatch) -> N
         thr.resolve_threads(0)
 
 
+def test_idle_cpus_from_proc_stat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idle CPUs = CPUs x idle share of the jiffies between two reads (iowait counts idle)."""
+    stat = tmp_path / "stat"
+    reads = iter([
+        "cpu  100 0 100 700 100 0 0 0 0 0\ncpu0 1 2 3\n",   # busy 200, total 1000
+        "cpu  250 0 150 1050 150 0 0 0 0 0\ncpu0 1 2 3\n",  # +200 busy of +600
+    ])
+
+    def fake_sleep(_: float) -> None:
+        nxt = next(reads, None)
+        if nxt is not None:
+            stat.write_text(nxt)
+
+    stat.write_text(next(reads))
+    monkeypatch.setattr(thr.time, "sleep", fake_sleep)
+    monkeypatch.setattr(thr.os, "cpu_count", lambda: 3)
+    assert thr.idle_cpus(0.1, stat=str(stat)) == pytest.approx(3 * (1 - 200 / 600))
+    assert thr.idle_cpus(0.1, stat=str(tmp_path / "missing")) is None
+
+
 def test_idle_cpus_sees_a_busy_process() -> None:
     """/proc/stat sampling: a spinning child takes about one CPU off the idle count."""
     quiet = thr.idle_cpus(0.3)
     if quiet is None:
         pytest.skip("no /proc/stat")
+    if quiet < 1.0:
+        pytest.skip(f"the machine is busy ({quiet:.1f} idle CPUs): nothing left to take")
     spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)
