@@ -275,9 +275,14 @@ def build_zoo(
     stored = root / BUILD_DIR / NUMERICS_FILE
     if thread_bound and threads is None and stored.exists():
         threads = json.loads(stored.read_text()).get("threads")  # auto repeats the first run
-    n_threads = RAY_TASK_CPUS if executor == "ray" else resolve_threads(threads)
+    # None: chosen per group from the CPUs idle then (the results do not depend on it)
+    n_threads: int | None = None
+    if executor == "ray":
+        n_threads = RAY_TASK_CPUS
+    elif thread_bound or threads is not None:
+        n_threads = resolve_threads(threads)
     key = numerics_key(rec, trainer=trainer, device=dev, group_size=group_size,
-                       threads=n_threads, thread_bound=thread_bound)
+                       threads=n_threads or 0, thread_bound=thread_bound)
     _check_numerics(root, key)
     writer = ZooWriter(root, zoo_schema(n_params))
     ensure_dir(root / BUILD_DIR)
@@ -309,7 +314,7 @@ def build_zoo(
         recipe=rec, kwargs=kwargs, checkpoints=ckpts, device=str(dev), trainer=trainer,
         stackable=stackable, n_params=n_params,
         data_dir=None if data_dir is None else str(data_dir),
-        threads=n_threads if executor == "ray" or threads is not None or thread_bound else None,
+        threads=n_threads,
     )  # fmt: skip
     if executor == "local":
         for n, (gi, cfgs) in enumerate(todo):

@@ -34,12 +34,13 @@ def _time(threads: int | None, models: int, epochs: int) -> dict[str, Any]:
         return ex.submit(_run, "population", "cnn_s", models, epochs, "cpu", threads).result()
 
 
-def measure(*, models: int = 64, epochs: int = 2, busy: int = 1,
-            repeats: int = 2) -> dict[str, Any]:
-    """Median models/s of each setting, quiet and with ``busy`` spinning processes."""
+def measure(*, models: int = 64, epochs: int = 2, busy: int = 1, repeats: int = 2,
+            loads: tuple[str, ...] = ("as is", "busy")) -> dict[str, Any]:
+    """Median models/s of each setting, as is and with ``busy`` spinning processes."""
     out: dict[str, Any] = {"models": models, "epochs": epochs, "busy": busy,
                            "cpus": os.cpu_count(), "loads": {}}
-    for load in ("as is", f"+{busy} busy"):
+    for kind in loads:
+        load = "as is" if kind == "as is" else f"+{busy} busy"
         spin = [] if load == "as is" else [
             subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
         try:
