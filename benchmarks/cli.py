@@ -130,6 +130,36 @@ def table_cmd(results_dir: Path, fmt: str, output: Path | None, ci: bool) -> Non
         click.echo(text, nl=False)
 
 
+@cli.command("reproduce")
+@click.argument("suite")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Working folder (zoos/, sane/, results/, report.md); rerun to resume.")
+@click.option("--quick", is_flag=True,
+              help="Smaller zoos, fewer SANE epochs and one seed (unpinned; marked as such).")
+@click.option("--seeds", type=click.IntRange(min=1), help="Seeds per method.")
+@click.option("--method", "methods", multiple=True, help="Only these methods (repeatable).")
+def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
+                  methods: tuple[str, ...]) -> None:
+    """Build SUITE's zoos from their cards, train SANE with its recorded config, score every
+    method and write OUT/report.md: all scores with 95% intervals, and ours beside each
+    published number with its source.
+
+    \b
+    Example:
+      bench reproduce digits-v2 --out repro/          # the full run (about an hour, 2 cores)
+      bench reproduce digits-v2 --out repro-q/ --quick
+    """
+    from benchmarks.reproduce import reproduce
+
+    try:
+        report = reproduce(suite=suite, out=out, quick=quick, seeds=seeds,
+                           methods=list(methods) or None, progress=click.echo)
+    except ZooError as e:
+        raise _fail(e) from None
+    click.echo(report.read_text(encoding="utf-8"))
+    click.echo(f"wrote {report}")
+
+
 @cli.command("schema")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results JSON Schema here (default: print it).")
