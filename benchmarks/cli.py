@@ -71,6 +71,9 @@ def ls_cmd(what: str) -> None:
               help="torch / BLAS threads while evaluating.")
 @click.option("--save-predictions", is_flag=True,
               help="Also save per-item predictions under OUT (needed by `bench submit`).")
+@click.option("--heldout", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A leaderboard's label-free view: also predict its rows (for `bench "
+                   "submit --zoo VIEW`); the method still trains on --zoo.")
 def run_cmd(
     suite: str | None,
     tasks: tuple[str, ...],
@@ -83,6 +86,7 @@ def run_cmd(
     data_dir: Path | None,
     threads: int,
     save_predictions: bool,
+    heldout: Path | None,
 ) -> None:
     """Score METHOD on a suite or tasks of the zoo(s) at ZOO; write results under OUT."""
     from benchmarks import evaluate
@@ -97,7 +101,8 @@ def run_cmd(
             results += evaluate(suite=suite, tasks=list(tasks) or None, method=method, zoo=zoo,
                                 out=out, seeds=seeds, allow_unpinned=allow_unpinned,
                                 workdir=workdir, data_dir=data_dir, progress=click.echo,
-                                threads=threads, save_predictions=save_predictions)
+                                threads=threads, save_predictions=save_predictions,
+                                heldout=heldout)
     except ZooError as e:
         raise _fail(e) from None
     if not results:
@@ -111,8 +116,11 @@ def run_cmd(
               show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file instead of stdout.")
-def table_cmd(results_dir: Path, fmt: str, output: Path | None) -> None:
-    """Compare methods on every task (main score, mean ± std over seeds)."""
+@click.option("--ci/--no-ci", default=True, show_default=True,
+              help="Show the 95% bootstrap intervals in Markdown (CSV always has them).")
+def table_cmd(results_dir: Path, fmt: str, output: Path | None, ci: bool) -> None:
+    """Compare methods on every task: main score as mean ± std over seeds and its 95%
+    bootstrap interval [low, high] (over test models for property tasks)."""
     from benchmarks.results import load_results
     from benchmarks.table import results_frames, to_csv, to_markdown
 
@@ -120,12 +128,42 @@ def table_cmd(results_dir: Path, fmt: str, output: Path | None) -> None:
         frames = results_frames(load_results(results_dir))
     except ZooError as e:
         raise _fail(e) from None
-    text = to_markdown(frames) if fmt == "markdown" else to_csv(frames)
+    text = to_markdown(frames, ci=ci) if fmt == "markdown" else to_csv(frames)
     if output:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
     else:
         click.echo(text, nl=False)
+
+
+@cli.command("reproduce")
+@click.argument("suite")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Working folder (zoos/, sane/, results/, report.md); rerun to resume.")
+@click.option("--quick", is_flag=True,
+              help="Smaller zoos, fewer SANE epochs and one seed (unpinned; marked as such).")
+@click.option("--seeds", type=click.IntRange(min=1), help="Seeds per method.")
+@click.option("--method", "methods", multiple=True, help="Only these methods (repeatable).")
+def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
+                  methods: tuple[str, ...]) -> None:
+    """Build SUITE's zoos from their cards, train SANE with its recorded config, score every
+    method and write OUT/report.md: all scores with 95% intervals, and ours beside each
+    published number with its source.
+
+    \b
+    Example:
+      bench reproduce digits-v2 --out repro/          # the full run (about an hour, 2 cores)
+      bench reproduce digits-v2 --out repro-q/ --quick
+    """
+    from benchmarks.reproduce import reproduce
+
+    try:
+        report = reproduce(suite=suite, out=out, quick=quick, seeds=seeds,
+                           methods=list(methods) or None, progress=click.echo)
+    except ZooError as e:
+        raise _fail(e) from None
+    click.echo(report.read_text(encoding="utf-8"))
+    click.echo(f"wrote {report}")
 
 
 @cli.command("schema")

@@ -10,8 +10,11 @@ Schema versions:
   ``{"schema_version": 1, "task": str, "zoo": "name@version", "zoo_hash": str,
   "method": str, "scores": {metric: float}, "main_score": float, "seed": int,
   "toolkit_version": str, "timestamp": str}``. Migrated on load.
-* 2 (current): several seeds with mean / std, scores per split, task / zoo / method metadata,
+* 2: several seeds with mean / std, scores per split, task / zoo / method metadata,
   curves, git hash.
+* 3 (current): as 2, plus an optional 95% bootstrap confidence interval ``ci`` on each
+  :class:`ScoreStat` and on :class:`MainScore` (see :class:`ConfidenceInterval`). Additive:
+  a v2 file migrates by changing only its version (its scores have no ``ci``).
 
 A file with a newer ``schema_version`` than this toolkit knows, or no version at all, fails
 with a :class:`~benchmarks.errors.ResultSchemaError` saying what to do.
@@ -34,28 +37,72 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from benchmarks.errors import ResultSchemaError
 from modelzoo.storage.atomic import atomic_write_bytes, atomic_write_with, ensure_dir
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+class ConfidenceInterval(BaseModel):
+    """A percentile bootstrap interval of a seed-mean score (see :mod:`benchmarks.scoring`).
+
+    Attributes:
+        low: lower bound; ``None`` when the interval is undefined (see ``reason``).
+        high: upper bound; ``None`` when undefined.
+        level: coverage, e.g. 0.95.
+        unit: what was resampled with replacement: ``"model"`` (property tasks: test-split
+            models, each bringing all its checkpoints), ``"sample"`` (seeds, then the sampled
+            weight vectors of each drawn seed), ``"sample x model"`` (samples as for
+            ``"sample"`` and the reference test models at once).
+        n_units: number of units resampled (samples: the fewest of one seed).
+        n_resamples: bootstrap resamples.
+        seed: seed of the resampling generator (the same seed gives the same interval).
+        reason: why the interval is undefined (e.g. fewer than 2 units, constant target).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    low: float | None
+    high: float | None
+    level: float = Field(0.95, gt=0, lt=1)
+    unit: str = "model"
+    n_units: int = Field(ge=0)
+    n_resamples: int = Field(ge=1)
+    seed: int = 0
+    reason: str | None = None
+
+    @property
+    def defined(self) -> bool:
+        """Whether both bounds exist."""
+        return self.low is not None and self.high is not None
+
+    def __str__(self) -> str:
+        return f"[{self.low:.3f}, {self.high:.3f}]" if self.defined else "[n/a]"
+
+
 class ScoreStat(BaseModel):
-    """A score over seeds: mean, (population) standard deviation and the per-seed values."""
+    """A score over seeds: mean, (population) standard deviation and the per-seed values,
+    plus a bootstrap confidence interval of the mean (``None`` when not computed, e.g. in
+    files of schema version < 3)."""
 
     model_config = ConfigDict(extra="forbid")
 
     mean: float
     std: float
     values: list[float] = Field(min_length=1)
+    ci: ConfidenceInterval | None = None
 
     @classmethod
-    def of(cls, values: Sequence[float]) -> ScoreStat:
-        """Summarise per-seed values."""
+    def of(
+        cls, values: Sequence[float], *, ci: ConfidenceInterval | None = None
+    ) -> ScoreStat:
+        """Summarise per-seed values (and attach an interval, if given)."""
         vals = [float(v) for v in values]
-        return cls(mean=statistics.fmean(vals), std=statistics.pstdev(vals), values=vals)
+        return cls(mean=statistics.fmean(vals), std=statistics.pstdev(vals), values=vals,
+                   ci=ci)
 
     def __str__(self) -> str:
-        return f"{self.mean:.3f} ± {self.std:.3f}"
+        text = f"{self.mean:.3f} ± {self.std:.3f}"
+        return f"{text} {self.ci}" if self.ci is not None else text
 
 
 class TaskInfo(BaseModel):
@@ -105,10 +152,11 @@ class MainScore(BaseModel):
     split: str
     mean: float
     std: float
+    ci: ConfidenceInterval | None = None
 
 
 class TaskResult(BaseModel):
-    """One method's scores on one task and zoo (schema version 2).
+    """One method's scores on one task and zoo (schema version 3).
 
     Attributes:
         schema_version: version of this schema.
@@ -116,8 +164,8 @@ class TaskResult(BaseModel):
         zoo: zoo name, version and content hash.
         method: method name and metadata.
         scores: ``{split: {metric: ScoreStat}}`` (property tasks: validation and test;
-            initialization / generation: test).
-        main_score: the task's main metric on its scoring split.
+            initialization / generation: test), each with its bootstrap interval.
+        main_score: the task's main metric on its scoring split (with its interval).
         curves: per-epoch scores (initialization: ``"test/accuracy"``, epoch 0 = before
             fine-tuning), each point a ScoreStat over seeds.
         seeds: seeds the scores are over.
@@ -131,7 +179,7 @@ class TaskResult(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="TaskResult")
 
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     task: TaskInfo
     zoo: ZooInfo
     method: MethodInfo
@@ -178,8 +226,15 @@ def _migrate_v1(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _migrate_v2(d: dict[str, Any]) -> dict[str, Any]:
+    """v2 -> v3: the intervals are new optional fields, so only the version changes (a v2
+    file has no per-model predictions to compute them from; re-run to get them)."""
+    return {**d, "schema_version": 3}
+
+
 #: ``MIGRATIONS[v]`` turns a version-``v`` dict into a version ``v + 1`` dict.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _migrate_v1}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _migrate_v1, 2: _migrate_v2}
 
 
 def parse_result(data: Any, *, source: str = "<data>") -> TaskResult:

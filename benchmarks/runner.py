@@ -20,23 +20,28 @@ that returns (near-)copies of training models scores nothing.
 Seeds drive everything random in a run (method setup, stochastic heads, sampling, fine-tuning
 order); each score is reported as mean ± std over seeds. Deterministic methods with
 deterministic heads have std 0.
+
+Every score also gets a 95% percentile bootstrap interval of its seed mean
+(:mod:`benchmarks.scoring`, ``bootstrap=`` to change or disable): property tasks resample the
+split's *models* (each with all its checkpoints; the same resampled sets for every seed);
+initialization and generation resample seeds, then the samples of each drawn seed (two
+stages), and for the generation percentile scores also the test-split reference models. The
+test-accuracy images are held fixed (their sampling error is not in the interval).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import datasets
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 import modelzoo
 from benchmarks.data import ImageData, load_image_data
@@ -63,6 +68,7 @@ from benchmarks.methods.base import (
 )
 from benchmarks.registry import SUITES, TASKS
 from benchmarks.results import (
+    ConfidenceInterval,
     MainScore,
     MethodInfo,
     ScoreStat,
@@ -73,13 +79,24 @@ from benchmarks.results import (
     utc_now,
     write_predictions,
 )
-from benchmarks.scoring import class_labels, fit_head, score_predictions
+from benchmarks.scoring import (
+    BootstrapSpec,
+    class_labels,
+    cluster_bootstrap,
+    fit_head,
+    percentile_bootstrap,
+    sample_bootstrap,
+    score_predictions,
+)
 from benchmarks.tasks.metadata import TaskMetadata
 from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
 from modelzoo.storage.manifest import Manifest
 from modelzoo.storage.schema import STATUS_OK
+from modelzoo.threads import limit_threads
 
 log = logging.getLogger(__name__)
+#: Split name of a leaderboard view's rows (``benchmarks.leaderboard.view.ViewedZoo``).
+_HELDOUT = "heldout"
 
 #: Capability a method needs per task type.
 NEEDS: dict[str, tuple[str, ...]] = {
@@ -208,7 +225,7 @@ def check_applicable(task: TaskMetadata, zoo: _Zoo) -> None:
 def _features(
     method: Any, zoo: _Zoo, cache: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    for split in SPLITS:
+    for split in zoo.splits:  # SPLITS, plus the rows of a held-out view if there is one
         if split not in cache:
             f = np.asarray(method.features(zoo.splits[split], zoo.manifest))
             if f.ndim != 2 or len(f) != len(zoo.splits[split]):
@@ -227,6 +244,7 @@ def _property_seed(
     seed: int,
     feature_cache: dict[str, np.ndarray],
     items: dict[str, Any] | None = None,
+    raw: dict[str, Any] | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     y = {s: zoo.column(s, task.target) for s in SPLITS}
     if task.type == "regression":
@@ -244,17 +262,23 @@ def _property_seed(
         method.fit(zoo.splits["train"], target=task.target, task_type=task.type,
                    validation=zoo.splits["validation"], manifest=zoo.manifest, seed=seed)
         preds = {s: np.asarray(method.predict(zoo.splits[s], manifest=zoo.manifest))
-                 for s in ("validation", "test")}
+                 for s in zoo.splits if s != "train"}
         for s, p in preds.items():
-            if len(p) != len(y[s]):
+            if len(p) != len(zoo.splits[s]):
                 raise MethodError(f"method {method.name!r}: predict() returned {len(p)} values "
-                                  f"for {len(y[s])} {s} rows")
+                                  f"for {len(zoo.splits[s])} {s} rows")
     if task.type == "regression":
         preds = {s: p.astype(np.float64) for s, p in preds.items()}
     else:
         preds = {s: class_labels(p) for s, p in preds.items()}
     scores = {s: score_predictions(task.metrics, y[s], preds[s]) for s in ("validation", "test")}
-    if items is not None:  # per-item test predictions (bench run --save-predictions)
+    if raw is not None:  # for the bootstrap intervals
+        raw.update({s: {"y": y[s], "p": np.asarray(preds[s]),
+                        "groups": zoo.column(s, "model_id")} for s in ("validation", "test")})
+    if items is not None and _HELDOUT in preds:  # a held-out view's rows (bench run --heldout)
+        items.update(row_id=zoo.view.row_ids(),  # type: ignore[attr-defined]
+                     prediction=np.asarray(preds[_HELDOUT]).tolist())
+    elif items is not None:  # per-item test predictions (bench run --save-predictions)
         items.update(model_id=zoo.column("test", "model_id").tolist(),
                      epoch=zoo.column("test", "epoch").tolist(),
                      prediction=np.asarray(preds["test"]).tolist())
@@ -280,7 +304,12 @@ def _source_data(task: TaskMetadata, zoo: _Zoo) -> ImageData:
 
 
 def _init_seed(
-    task: TaskMetadata, method: Any, zoo: _Zoo, seed: int, items: dict[str, Any] | None = None
+    task: TaskMetadata,
+    method: Any,
+    zoo: _Zoo,
+    seed: int,
+    items: dict[str, Any] | None = None,
+    raw: dict[str, Any] | None = None,
 ) -> tuple[dict[str, float], list[float], dict[str, Any]]:
     spec = task.finetune
     assert spec is not None
@@ -301,13 +330,22 @@ def _init_seed(
                "architecture": target.architecture, "activation": target.activation,
                "tensors_loaded": int(min(loaded)),
                "tensors_total": len(zoo.manifest.architectures[target.architecture].layout)}
+    if raw is not None:  # per-sample scores, for the bootstrap intervals
+        c = np.asarray(curves, dtype=np.float64)
+        raw.update(auc=np.array([area_under_curve(row) for row in c]),
+                   final_accuracy=c[:, -1], zero_shot_accuracy=c[:, 0])
     if items is not None:  # per-sample weights and accuracy curves
         items.update(weights=weights, curve=curves)
     return scores, curve, details
 
 
 def _generation_seed(
-    task: TaskMetadata, method: Any, zoo: _Zoo, seed: int, items: dict[str, Any] | None = None
+    task: TaskMetadata,
+    method: Any,
+    zoo: _Zoo,
+    seed: int,
+    items: dict[str, Any] | None = None,
+    raw: dict[str, Any] | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     spec = task.finetune
     assert spec is not None
@@ -343,6 +381,9 @@ def _generation_seed(
     details = {"source": data.name, "source_fingerprint": data.fingerprint,
                "architecture": target.architecture, "activation": target.activation,
                "reference_models": len(ref), "novelty_scale_l2": scale}
+    if raw is not None:  # per-sample scores and the reference, for the bootstrap intervals
+        raw.update(zero_shot_accuracy=acc, novel=novel.astype(np.float64), novelty=dist,
+                   reference=ref_acc)
     if items is not None:  # per-sample weights and scores
         items.update(weights=weights, zero_shot_accuracy=acc.tolist(),
                      percentile=percentile.tolist(), novelty=dist.tolist(),
@@ -386,24 +427,6 @@ def tasks_for_zoo(
     return keep
 
 
-@contextlib.contextmanager
-def limit_threads(n: int | None) -> Iterator[None]:
-    """Limit torch and BLAS/OpenMP (sklearn) threads to ``n`` inside the block (None: as is).
-
-    Tiny models and heads run much faster single-threaded, above all on a busy machine.
-    """
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(n):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def evaluate(
     *,
     method: str | object,
@@ -418,6 +441,8 @@ def evaluate(
     progress: Callable[[str], None] | None = None,
     threads: int | None = 1,
     save_predictions: bool = False,
+    heldout: str | Path | None = None,
+    bootstrap: BootstrapSpec | None = BootstrapSpec(),
 ) -> list[TaskResult]:
     """Score ``method`` on the tasks of ``suite`` (or ``tasks``) on the zoo at ``zoo``.
 
@@ -440,6 +465,13 @@ def evaluate(
             item ids and predictions; initialization / generation: the sampled weights and
             per-sample scores) to ``<out>/<method>/<zoo>/predictions/<task>.parquet``
             (see :func:`benchmarks.results.write_predictions`); needs ``out``.
+        heldout: a leaderboard's label-free view (``bench leaderboard init``): property
+            methods are fitted on ``zoo`` as usual and also predict the view's rows (saved
+            predictions are then those rows, by row id; they have no local score), and
+            samples are made for the view's target model. Results record the view in
+            ``details["heldout"]``; ``bench submit --zoo VIEW`` packages them.
+        bootstrap: resamples, level and seed of the confidence intervals of every score
+            (default 1000 resamples, 95%, seed 0); ``None`` skips them.
 
     Returns:
         One :class:`TaskResult` per scored task.
@@ -468,7 +500,12 @@ def evaluate(
         else:
             say(f"skip {t.name}: {m.name} has no {' / '.join(NEEDS[t.type])}()")
     zoo_path = Path(zoo)
-    z = _Zoo(zoo_path, str(data_dir) if data_dir is not None else None)
+    if heldout is not None:  # the public zoo plus a board's label-free view
+        from benchmarks.leaderboard.view import ViewedZoo
+
+        z = ViewedZoo(zoo_path, heldout, str(data_dir) if data_dir is not None else None)
+    else:
+        z = _Zoo(zoo_path, str(data_dir) if data_dir is not None else None)
     if suite is not None:
         todo = tasks_for_zoo(todo, {t.zoo.name for t in task_list}, z.manifest.name, say)
     applicable = []
@@ -485,12 +522,13 @@ def evaluate(
     pins = {t.name: check_pin(t, z.manifest, allow_unpinned=allow_unpinned) for t in todo}
     if not todo:  # nothing to score on this zoo: no method setup (e.g. SANE training) either
         return []
-    meta = method_meta(m)
+    meta = method_meta(m)  # checked before the (long) runs
     per_seed: dict[str, list[dict[str, dict[str, float]]]] = {t.name: [] for t in todo}
     curves: dict[str, list[list[float]]] = {t.name: [] for t in todo}
     details: dict[str, list[dict[str, Any]]] = {t.name: [] for t in todo}
     started = {t.name: 0.0 for t in todo}
     items: dict[str, list[dict[str, Any]]] = {t.name: [] for t in todo}
+    raw: dict[str, list[dict[str, Any]]] = {t.name: [] for t in todo}
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, limit_threads(threads):
         work = Path(workdir) if workdir is not None else Path(tmp)
         for seed in seed_list:
@@ -501,14 +539,16 @@ def evaluate(
             for t in todo:
                 t0 = time.perf_counter()
                 sink: dict[str, Any] | None = {"seed": seed} if save_predictions else None
+                kept: dict[str, Any] = {}
+                raw[t.name].append(kept)
                 if t.is_property:
-                    scores, det = _property_seed(t, m, z, seed, feature_cache, sink)
+                    scores, det = _property_seed(t, m, z, seed, feature_cache, sink, kept)
                 elif t.type == "initialization":
-                    test, curve, det = _init_seed(t, m, z, seed, sink)
+                    test, curve, det = _init_seed(t, m, z, seed, sink, kept)
                     scores = {"test": test}
                     curves[t.name].append(curve)
                 else:
-                    test, det = _generation_seed(t, m, z, seed, sink)
+                    test, det = _generation_seed(t, m, z, seed, sink, kept)
                     scores = {"test": test}
                 if sink is not None:
                     items[t.name].append(sink)
@@ -517,15 +557,21 @@ def evaluate(
                 started[t.name] += time.perf_counter() - t0
     results = []
     commit = git_hash()
+    meta = method_meta(m)  # again: a method may record settings it chose on validation data
     for t in todo:
+        cis = intervals(t, raw[t.name], bootstrap) if bootstrap is not None else {}
         res = _aggregate(t, m.name, meta, z.manifest, pins[t.name], seed_list,
                          per_seed[t.name], curves[t.name], details[t.name], started[t.name],
-                         commit)
+                         commit, cis)
+        if heldout is not None:
+            res.details["heldout"] = z.view.pin.model_dump(mode="json")  # type: ignore[attr-defined]
         if out is not None:
             res.save(out)
             if save_predictions:
                 write_predictions(res, out, items[t.name])
-        say(f"{t.name}: {t.main_score} = {res.main_score.mean:.4f} ± {res.main_score.std:.4f}")
+        ci = f" {res.main_score.ci}" if res.main_score.ci is not None else ""
+        say(f"{t.name}: {t.main_score} = {res.main_score.mean:.4f} ± {res.main_score.std:.4f}"
+            f"{ci}")
         results.append(res)
     return results
 
@@ -542,9 +588,12 @@ def _aggregate(
     details: list[dict[str, Any]],
     seconds: float,
     commit: str | None,
+    cis: dict[str, dict[str, ConfidenceInterval]] | None = None,
 ) -> TaskResult:
+    cis = cis or {}
     scores = {
-        split: {metric: ScoreStat.of([s[split][metric] for s in per_seed])
+        split: {metric: ScoreStat.of([s[split][metric] for s in per_seed],
+                                     ci=cis.get(split, {}).get(metric))
                 for metric in per_seed[0][split]}
         for split in per_seed[0]
     }
@@ -559,7 +608,7 @@ def _aggregate(
         method=MethodInfo(name=method_name, meta=meta),
         scores=scores,
         main_score=MainScore(metric=task.main_score, split=task.splits.score,
-                             mean=main.mean, std=main.std),
+                             mean=main.mean, std=main.std, ci=main.ci),
         curves=curve_stats,
         seeds=seeds,
         toolkit_version=modelzoo.__version__,
@@ -568,3 +617,40 @@ def _aggregate(
         evaluation_time_s=round(seconds, 3),
         details={"per_seed": details},
     )
+
+
+def intervals(
+    task: TaskMetadata, raw: list[dict[str, Any]], spec: BootstrapSpec
+) -> dict[str, dict[str, ConfidenceInterval]]:
+    """Bootstrap intervals ``{split: {metric: ci}}`` of the seed means of ``task``'s scores.
+
+    Args:
+        task: the task.
+        raw: per seed, what the ``_*_seed`` functions kept: per split ``y`` / ``p`` /
+            ``groups`` (property tasks) or per-sample score arrays (initialization,
+            generation; ``reference`` = accuracies of the test-split reference models).
+        spec: resamples, level and seed.
+    """
+    if task.is_property:
+        return {
+            split: {m: cluster_bootstrap(metric=m, y=raw[0][split]["y"],
+                                         predictions=[r[split]["p"] for r in raw],
+                                         groups=raw[0][split]["groups"], spec=spec)
+                    for m in task.metrics}
+            for split in ("validation", "test")
+        }
+    out: dict[str, ConfidenceInterval] = {}
+    for m in task.metrics:
+        if task.type == "generation" and m in ("percentile", "novel_percentile"):
+            weights = [np.ones_like(r["novel"]) if m == "percentile" else r["novel"]
+                       for r in raw]
+            out[m] = percentile_bootstrap(accuracies=[r["zero_shot_accuracy"] for r in raw],
+                                          weights=weights, reference=raw[0]["reference"],
+                                          spec=spec)
+        else:
+            key = "novel" if m == "novel_fraction" else m
+            reduce = (lambda v: np.median(v, axis=1)) if m == "novelty" else (
+                lambda v: v.mean(1))
+            out[m] = sample_bootstrap(per_sample=[r[key] for r in raw], spec=spec,
+                                      reduce=reduce)
+    return {"test": out}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,12 @@ from modelzoo.storage.manifest import (
 )
 from modelzoo.storage.schema import METRIC_FIELDS, STATUS_DIVERGED, STATUS_OK, zoo_schema
 from modelzoo.storage.writer import BUILD_DIR, ZooWriter
+from modelzoo.threads import limit_threads, resolve_threads
 from modelzoo.training import Checkpoint, TrainConfig, build_model, train_one, train_population
+from modelzoo.training.population import population_path
+
+#: CPUs (and intra-op threads) of one Ray task.
+RAY_TASK_CPUS = 1
 
 
 def plan_groups(recipe: Recipe, group_size: int) -> list[list[TrainConfig]]:
@@ -96,6 +102,49 @@ def _arch_kwargs(recipe: Recipe, data: SourceData) -> dict[str, Any]:
     }
 
 
+NUMERICS_FILE = "numerics.json"
+
+
+def numerics_key(
+    recipe: Recipe, *, trainer: str, device: torch.device, group_size: int, threads: int,
+    thread_bound: bool,
+) -> dict[str, Any]:
+    """The build options that change a model's numbers; a resumed build must repeat them.
+
+    Everything else may change between runs (group size, executor, threads, progress), since
+    a model's weights and metrics do not depend on it: the population trainer's dense and
+    grouped paths are exact for any group size and thread count (``tests/test_resume.py``).
+    Exceptions are recorded here: dropout masks are drawn per population (``group_size``),
+    and the per-model loop and the vmap path run oneDNN convolutions whose rounding depends
+    on the thread count (``threads``).
+    """
+    key: dict[str, Any] = {"trainer": trainer, "device": device.type}
+    if trainer == "population" and any(c.dropout > 0 for c in recipe.configs()):
+        key["group_size"] = group_size
+    if thread_bound:
+        key["threads"] = threads
+    return key
+
+
+def _check_numerics(root: Path, key: dict[str, Any]) -> None:
+    """Refuse to resume a build whose numerics-changing options differ, naming the flags."""
+    stored = root / BUILD_DIR / NUMERICS_FILE
+    if not stored.exists():
+        return
+    old = json.loads(stored.read_text())
+    diff = [k for k in sorted(old.keys() | key.keys()) if old.get(k) != key.get(k)]
+    if diff:
+        flags = ", ".join(
+            f"--{k.replace('_', '-')} {old.get(k, 'unset')} (this run: {key.get(k, 'unset')})"
+            for k in diff
+        )
+        raise ZooError(
+            f"{root} holds an unfinished build made with {flags}; these options change the "
+            "trained weights, so mixing them would not equal an uninterrupted build. Rerun "
+            f"with the original options, or delete {root / BUILD_DIR} to start over"
+        )
+
+
 def _check_resumable(root: Path, recipe: Recipe) -> Manifest | None:
     """Return the manifest of a finished identical build, or None to (re)start/resume."""
     key = json.dumps(recipe.build_key(), sort_keys=True)
@@ -137,8 +186,15 @@ def build_zoo(
     executor: str = "local",
     address: str | None = None,
     progress: bool = False,
+    threads: int | None = None,
 ) -> Manifest:
     """Train a population of networks and write it as a zoo at ``out``; resumes if interrupted.
+
+    An interrupted build resumes by model identity: models already committed are kept, the
+    rest are trained, whatever the group size, executor or thread count of the new run; the
+    result equals an uninterrupted build (same content hash). Options that change the numbers
+    (see :func:`numerics_key`) must match the first run, else it is refused. Before
+    ``zoo.json`` is written the committed model ids are checked against the recipe's plan.
 
     Args:
         out: output directory (created; an interrupted build there is resumed).
@@ -160,9 +216,15 @@ def build_zoo(
             e.g. of a killed worker, are retried; results are written by this process).
         address: Ray cluster address (``None`` starts a local Ray instance).
         progress: show a progress bar.
+        threads: intra-op threads per group (``None``: the allowed CPUs that are idle, see
+            :mod:`modelzoo.threads`; Ray workers use one per CPU of their task).
 
     Returns:
         The manifest of the finished zoo.
+
+    Raises:
+        ZooError: a resumed build with options that change the numbers, or other bad input.
+        IncompleteZooError: the committed models do not match the plan.
     """
     if trainer not in ("population", "loop"):
         raise ZooError(f"unknown trainer {trainer!r}; choose 'population' or 'loop'")
@@ -202,45 +264,76 @@ def build_zoo(
         raise RecipeError(f"invalid options for architecture {rec.architecture!r}: {e}") from None
     layout = layer_layout(probe)
     n_params = layout[-1].offset + layout[-1].numel
+    stackable = ARCHITECTURES.get(rec.architecture).stackable
+    if executor not in ("local", "ray"):
+        raise ZooError(f"unknown executor {executor!r}; choose 'local' or 'ray'")
+    # the per-model loop and the vmap path round differently with the thread count
+    thread_bound = dev.type == "cpu" and (
+        trainer == "loop" or not stackable
+        or population_path(probe, tuple(data.x_train.shape[1:]), dev) == "vmap"
+    )
+    stored = root / BUILD_DIR / NUMERICS_FILE
+    if thread_bound and threads is None and stored.exists():
+        threads = json.loads(stored.read_text()).get("threads")  # auto repeats the first run
+    # None: chosen per group from the CPUs idle then (the results do not depend on it)
+    n_threads: int | None = None
+    if executor == "ray":
+        n_threads = RAY_TASK_CPUS
+    elif thread_bound or threads is not None:
+        n_threads = resolve_threads(threads)
+    key = numerics_key(rec, trainer=trainer, device=dev, group_size=group_size,
+                       threads=n_threads or 0, thread_bound=thread_bound)
+    _check_numerics(root, key)
     writer = ZooWriter(root, zoo_schema(n_params))
     ensure_dir(root / BUILD_DIR)
     atomic_write_bytes(
         root / BUILD_DIR / "recipe.json", json.dumps(rec.build_key(), sort_keys=True).encode()
     )
-    groups = plan_groups(rec, group_size)
-    finished = writer.finished_groups()
+    atomic_write_bytes(stored, json.dumps(key, sort_keys=True).encode())
+    writer.discard_uncommitted()
+    finished = writer.finished_models()
+    planned = {rec.model_id(c) for c in rec.configs()}
+    unplanned = sorted(finished.keys() - planned)
+    if unplanned:
+        raise ZooError(
+            f"{root} holds {len(unplanned)} committed models that this recipe does not plan "
+            f"(e.g. {unplanned[0]}); delete {root / BUILD_DIR} to start over"
+        )
     ckpts = rec.checkpoints()
-    stackable = ARCHITECTURES.get(rec.architecture).stackable
-    total = sum(len(g) for g in groups) * max(rec.epochs, 1)
+    todo = resume_plan(rec, group_size, finished)
+    per_model = max(rec.epochs, 1)
     bar = tqdm(
-        total=total,
+        total=len(planned) * per_model,
+        initial=len(finished) * per_model,
         disable=not progress,
         unit="model-epoch",
         desc=f"{rec.architecture} on {rec.source}",
         dynamic_ncols=True,
     )
-    bar.update(sum(len(groups[i]) for i in finished if i < len(groups)) * max(rec.epochs, 1))
     job = GroupJob(
         recipe=rec, kwargs=kwargs, checkpoints=ckpts, device=str(dev), trainer=trainer,
         stackable=stackable, n_params=n_params,
         data_dir=None if data_dir is None else str(data_dir),
+        threads=n_threads,
     )  # fmt: skip
-    todo = [(gi, cfgs) for gi, cfgs in enumerate(groups) if gi not in finished]
     if executor == "local":
-        for gi, cfgs in todo:
+        for n, (gi, cfgs) in enumerate(todo):
             gw = writer.open_group(gi)
             try:
-                for table in group_tables(job, cfgs, data):
-                    gw.write(table)
-                    epoch = table["epoch"][0].as_py()
-                    bar.update(table.num_rows * (epoch - _prev(ckpts, epoch)))
-                    bar.set_postfix(group=f"{gi + 1}/{len(groups)}", epoch=epoch)
+                with limit_threads(job.threads or resolve_threads(None)):
+                    for table in group_tables(job, cfgs, data):
+                        gw.write(table)
+                        epoch = table["epoch"][0].as_py()
+                        bar.update(table.num_rows * (epoch - _prev(ckpts, epoch)))
+                        bar.set_postfix(group=f"{n + 1}/{len(todo)}", epoch=epoch)
             except BaseException:
                 gw.abort()
                 raise
             gw.commit()
-    elif executor == "ray":
+    else:
         from modelzoo.executors.ray_executor import run_groups_ray
+
+        sizes = dict((gi, len(cfgs)) for gi, cfgs in todo)
 
         def on_done(gi: int, table: pa.Table) -> None:
             gw = writer.open_group(gi)
@@ -250,11 +343,10 @@ def build_zoo(
                 gw.abort()
                 raise
             gw.commit()
-            bar.update(len(groups[gi]) * max(rec.epochs, 1))
+            bar.update(sizes[gi] * per_model)
 
-        run_groups_ray(job=job, todo=todo, address=address, on_done=on_done)
-    else:
-        raise ZooError(f"unknown executor {executor!r}; choose 'local' or 'ray'")
+        run_groups_ray(job=job, todo=todo, address=address, on_done=on_done,
+                       num_cpus_per_task=RAY_TASK_CPUS)
     bar.close()
     entry = ArchitectureEntry(
         name=rec.architecture, kwargs=kwargs, n_params=n_params, layout=layout
@@ -275,9 +367,30 @@ def build_zoo(
         toolkit_version=modelzoo.__version__,
         description=rec.description,
         license=rec.license,
+        planned=planned,
     )
     shutil.rmtree(root / BUILD_DIR, ignore_errors=True)
     return manifest
+
+
+def resume_plan(
+    recipe: Recipe, group_size: int, finished: Mapping[str, int]
+) -> list[tuple[int, list[TrainConfig]]]:
+    """The groups still to train: the recipe's plan less the models already committed.
+
+    Groups are planned for this run's ``group_size``; a group that holds committed models
+    (from a run with another group size) trains only the others. Each group gets an index no
+    committed group uses, so a new marker never replaces an old one.
+    """
+    used = set(finished.values())
+    fresh = (i for i in itertools.count() if i not in used)
+    todo: list[tuple[int, list[TrainConfig]]] = []
+    for gi, cfgs in enumerate(plan_groups(recipe, group_size)):
+        rest = [c for c in cfgs if recipe.model_id(c) not in finished]
+        if rest:
+            todo.append((gi if gi not in used else next(fresh), rest))
+            used.add(todo[-1][0])
+    return todo
 
 
 def _prev(ckpts: list[int], epoch: int) -> int:
@@ -297,6 +410,7 @@ class GroupJob:
     stackable: bool
     n_params: int
     data_dir: str | None = None
+    threads: int | None = None
 
     def load_data(self) -> SourceData:
         """The source dataset (cached per process)."""
@@ -310,7 +424,7 @@ def group_tables(job: GroupJob, cfgs: list[TrainConfig], data: SourceData) -> It
     rec, dev = job.recipe, torch.device(job.device)
     common = {"arch": rec.architecture, "arch_kwargs": job.kwargs, "data": data,
               "epochs": rec.epochs, "checkpoint_epochs": job.checkpoints, "device": dev}
-    if job.trainer == "population" and job.stackable and len(cfgs) > 1:
+    if job.trainer == "population" and job.stackable:
         ckpts: Iterator[Checkpoint] = train_population(configs=cfgs, **common)
     else:
         ckpts = (c for cfg in cfgs for c in train_one(cfg=cfg, **common))

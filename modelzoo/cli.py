@@ -53,6 +53,9 @@ def main() -> None:
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
               show_default=True, help="Train groups in this process or as Ray tasks.")
 @click.option("--address", help="Ray cluster address for --executor ray (default: start one).")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="Intra-op threads per group (default: the allowed CPUs that are idle, "
+                   "from the affinity mask, cgroup quota and current load; Ray: 1 per task).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def build(
     recipe: Path | None,
@@ -72,11 +75,17 @@ def build(
     device: str,
     executor: str,
     address: str | None,
+    threads: int | None,
     progress: bool,
 ) -> None:
     """Train a population of networks and write it as a zoo.
 
     Either give a RECIPE (cards/<zoo>.yaml) or --arch (options override the recipe).
+
+    Kill it at any point and rerun with the same --out: committed models are kept and the
+    rest are trained, even with another --group-size, --executor or --threads; the zoo equals
+    an uninterrupted build. --trainer and --device (and, for recipes with dropout, the group
+    size) change the numbers, so a rerun that changes them is refused.
 
     \b
     Examples:
@@ -102,6 +111,7 @@ def build(
         out=out, arch=arch, source=source, models=models, epochs=epochs, arch_kwargs=arch_kwargs,
         checkpoint_epochs=ckpts, grid=grid, name=name, max_train=max_train, data_dir=data_dir,
         group_size=group_size, trainer=trainer, device=device, progress=progress,
+        threads=threads,
     )  # fmt: skip
     if executor != "local":
         opts.update(executor=executor, address=address)
@@ -175,6 +185,10 @@ def info(path: Path) -> None:
     if m.recipe:
         epochs = m.recipe.get("epochs")
         click.echo(f"epochs {epochs}, checkpoints {m.recipe.get('checkpoint_epochs')}")
+    al = m.recipe.get("alignment") if m.recipe else None
+    if al:
+        click.echo(f"aligned ({al.get('method')}) to {al.get('reference')} at epoch "
+                   f"{al.get('epoch')}, from {al.get('source', {}).get('content_hash')}")
 
 
 @main.command(name="ls")
@@ -203,11 +217,70 @@ def ls_(root: Path) -> None:
 @main.command()
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def validate(path: Path) -> None:
-    """Check every shard of the zoo at PATH against the checksums in zoo.json."""
+    """Check the zoo at PATH: every shard against its checksum in zoo.json, and the models
+    against the recorded plan (every model the recipe plans present once, with all its
+    checkpoints, and nothing else)."""
+    from modelzoo.plan import verify_plan
     from modelzoo.storage import verify_zoo
 
     m = verify_zoo(path)
     click.echo(f"ok: {len(m.files)} shards match zoo.json ({m.content_hash})")
+    report = verify_plan(path, m)
+    click.echo(f"ok: {report}")
+
+
+@main.command()
+@click.argument("zoo", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="New folder for the aligned zoo (rerun with the same --out to resume).")
+@click.option("--reference", default="auto", show_default=True, metavar="auto|MODEL_ID",
+              help="Model every other model is matched to: 'auto' picks the train model with "
+                   "the median validation accuracy; or a train model id.")
+@click.option("--epoch", default="last", show_default=True, metavar="last|N",
+              help="Checkpoint epoch the permutations are computed at ('last': the last epoch "
+                   "all models share); each model's permutation is applied to all its epochs.")
+@click.option("--max-iter", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Maximum weight-matching passes over the layers per model.")
+@click.option("--name", help="Name of the aligned zoo (default <name>-aligned).")
+@click.option("--version", "version", help="Its version (default: the input's).")
+@click.option("--verify/--no-verify", default=True, show_default=True,
+              help="Check the input's shard checksums first.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def align(zoo: Path, out: Path, reference: str, epoch: str, max_iter: int, name: str | None,
+          version: str | None, verify: bool, progress: bool) -> None:
+    """Align every model of ZOO to one reference model (weight matching) into a new zoo.
+
+    Hidden units can be permuted without changing what a network computes, so models of a
+    zoo store equivalent weights in unrelated orders. This finds, for each model, the
+    permutation of its hidden units closest to the reference (git re-basin weight matching:
+    a linear assignment per layer, repeated until nothing changes) and writes every
+    checkpoint permuted. Functions, ids, splits, hyperparameters and metrics stay the same;
+    ZOO is not modified. Architectures with skip connections (ResNets) are refused.
+
+    \b
+    Examples:
+      zoo align zoos/digits --out zoos/digits-aligned
+      zoo align zoos/digits --out zoos/a --reference cnn_s-digits-0a1b2c3d4e5f --epoch 5
+      zoo diff zoos/digits zoos/digits-aligned     # same models, weights changed
+      sane train --zoo zoos/digits-aligned --permutation-prob 0 --out runs/sane-aligned
+    """
+    from modelzoo.align import align_zoo
+
+    ep: int | str = epoch
+    if epoch != "last":
+        try:
+            ep = int(epoch)
+        except ValueError:
+            raise click.BadParameter("use an integer or 'last'", param_hint="--epoch") from None
+    m = align_zoo(zoo=zoo, out=out, reference=reference, epoch=ep, max_iter=max_iter,
+                  name=name, version=version, verify=verify, progress=progress)  # fmt: skip
+    al = m.recipe["alignment"]
+    click.echo(
+        f"zoo {m.name} v{m.version}: {m.num_models} models aligned to {al['reference']} at "
+        f"epoch {al['epoch']} ({al['models_moved']} permuted) -> {out}\n"
+        f"mean L2 distance to the reference: {al['mean_l2_to_reference_before']:.4g} -> "
+        f"{al['mean_l2_to_reference_after']:.4g}\ncontent hash {m.content_hash}"
+    )
 
 
 from modelzoo.cli_publish import diff, merge, publish  # noqa: E402

@@ -51,7 +51,7 @@ def build_recipe_file(recipe: str | Path, **kwargs: Any) -> Manifest:
 
         return build_zoo(recipe=recipe, **kwargs)
     allowed = {"out", "models", "epochs", "max_train", "data_dir", "group_size", "trainer",
-               "device", "progress"}  # fmt: skip
+               "device", "progress", "threads"}  # fmt: skip
     bad = sorted(k for k, v in kwargs.items() if v is not None and k not in allowed)
     if bad:
         opts = ", ".join("--" + b.replace("_", "-") for b in bad)

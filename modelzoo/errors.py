@@ -32,3 +32,11 @@ class StorageError(ZooError, OSError):
 
 class CorruptZooError(StorageError):
     """A zoo on disk does not match its manifest (checksum, schema, missing files)."""
+
+
+class IncompleteZooError(CorruptZooError):
+    """A zoo's models do not match its recorded plan (missing, duplicated or unplanned)."""
+
+
+class NotPermutableError(ZooError, ValueError):
+    """An architecture has no function-preserving neuron permutation (e.g. skip connections)."""

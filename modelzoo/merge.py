@@ -745,6 +745,7 @@ def build_mix(
     trainer: str = "population",
     device: str = "cpu",
     progress: bool = False,
+    threads: int | None = None,
 ) -> Manifest:
     """Build every member recipe of a mix file, then merge them into one zoo at ``out``.
 
@@ -782,7 +783,7 @@ def build_mix(
         build_zoo(
             out=root, recipe=rec, models=models, epochs=epochs, max_train=max_train,
             checkpoint_epochs=ckpts, data_dir=data_dir, group_size=group_size, trainer=trainer,
-            device=device, progress=progress,
+            device=device, progress=progress, threads=threads,
         )  # fmt: skip
         roots.append(root)
     manifest = merge_zoos(

@@ -40,6 +40,9 @@ _OVERRIDES: list[tuple[str, type, str]] = [
     ("token_size", int, "Weights per token."),
     ("window_size", int, "Tokens per training window."),
     ("gamma", float, "Contrastive weight: gamma*NT-Xent + (1-gamma)*MSE."),
+    ("permutation_prob", float,
+     "Probability that a view is randomly neuron-permuted (0: canonical views only, e.g. "
+     "on a zoo aligned with `zoo align`)."),
     ("seed", int, "Random seed."),
     ("device", str, "auto, cpu or cuda[:i]."),
     ("num_workers", int, "DataLoader worker processes."),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from tqdm.auto import tqdm
 
 from modelzoo.errors import ZooError
 from modelzoo.storage import read_manifest
-from modelzoo.storage.atomic import ensure_dir, storage_error
+from modelzoo.storage.atomic import ensure_dir, replace_dir, storage_error
 from modelzoo.storage.schema import SPLITS
 from sane.data import ZooRows, gather_window
 from sane.run import SaneRun, encode_sequences, load_run
@@ -51,14 +52,14 @@ def _features(latent_dim: int) -> datasets.Features:
     )
 
 
-def _replace_dir(tmp: Path, out: Path) -> None:
-    if out.exists():
-        if not (out / "dataset_info.json").is_file() and any(out.iterdir()):
-            raise ZooError(
-                f"{out} exists and is not an embeddings dataset: choose an empty or new --out"
-            )
-        shutil.rmtree(out)
-    tmp.rename(out)
+def _check_out(out: Path) -> None:
+    """Refuse an ``out`` that holds something other than an embeddings dataset."""
+    if out.exists() and (
+        not out.is_dir() or (not (out / "dataset_info.json").is_file() and any(out.iterdir()))
+    ):
+        raise ZooError(
+            f"{out} exists and is not an embeddings dataset: choose an empty or new --out"
+        )
 
 
 def embed(
@@ -117,20 +118,22 @@ def embed(
             bar.update(len(ids))
         bar.close()
     out = Path(out)
+    _check_out(out)
     ensure_dir(out.parent)
-    tmp = out.parent / f".{out.name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    for stale in out.parent.glob(f".{out.name}.tmp-*"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     ds = datasets.Dataset.from_dict(cols, features=_features(r.config.latent_dim))
     bars_were_off = datasets.is_progress_bar_enabled() is False
     if not progress:
         datasets.disable_progress_bars()
     try:
-        ds.save_to_disk(str(tmp))
-        _replace_dir(tmp, out)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise storage_error(e, out) from None
+        try:
+            ds.save_to_disk(str(tmp))
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise storage_error(e, out) from None
+        replace_dir(tmp, out)  # an old embeddings dataset stays whole until the swap
     finally:
         if not progress and not bars_were_off:
             datasets.enable_progress_bars()

@@ -48,8 +48,12 @@ def test_run_then_table(var_zoo: Path, tmp_path: Path) -> None:  # noqa: F811
     assert table.exit_code == 0
     lines = table.output.splitlines()
     assert lines[0] == "### digits-cnn_s-v1.0.0"
-    assert any(line.startswith("| chance | 0.000 ± 0.000 |") for line in lines)
+    # a constant prediction ranks nothing in any resample of the test models
+    assert any(line.startswith("| chance | 0.000 ± 0.000 [0.000, 0.000] |") for line in lines)
     assert any(line.startswith("| weight-stats-linear |") for line in lines)
+    assert "95% bootstrap interval" in table.output
+    plain = invoke("table", out, "--no-ci").output
+    assert "| chance | 0.000 ± 0.000 |" in plain and "bootstrap" not in plain
     csv_file = tmp_path / "table.csv"
     assert invoke("table", out, "--format", "csv", "-o", csv_file).exit_code == 0
     assert len(csv_file.read_text().strip().splitlines()) == 1 + 4

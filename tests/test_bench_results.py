@@ -12,6 +12,7 @@ from benchmarks.errors import ResultSchemaError
 from benchmarks.results import (
     SCHEMA_FILE,
     SCHEMA_VERSION,
+    ConfidenceInterval,
     MainScore,
     MethodInfo,
     ScoreStat,
@@ -26,16 +27,25 @@ from benchmarks.results import (
 )
 from benchmarks.table import results_frames, to_csv, to_markdown
 
+V2_FILE = Path(__file__).with_name("data") / "bench_result_v2.json"
 
-def make_result(method: str = "m", task: str = "t", mean: float = 0.5) -> TaskResult:
-    vals = [mean - 0.1, mean + 0.1]
+
+def make_result(
+    method: str = "m", task: str = "t", mean: float = 0.5, *, seeds: int = 2,
+    ci: bool = False,
+) -> TaskResult:
+    vals = [mean - 0.1, mean + 0.1] if seeds == 2 else [mean]
+    interval = ConfidenceInterval(low=mean - 0.2, high=mean + 0.15, n_units=5,
+                                  n_resamples=1000) if ci else None
+    stat = ScoreStat.of(vals, ci=interval)
     return TaskResult(
         task=TaskInfo(name=task, type="regression", target="test_acc", main_score="kendall_tau"),
         zoo=ZooInfo(name="digits-cnn_s", version="1.0.0", content_hash="sha256:ab"),
         method=MethodInfo(name=method, meta={"version": 1}),
-        scores={"test": {"kendall_tau": ScoreStat.of(vals)}},
-        main_score=MainScore(metric="kendall_tau", split="test", mean=mean, std=0.1),
-        seeds=[0, 1],
+        scores={"test": {"kendall_tau": stat}},
+        main_score=MainScore(metric="kendall_tau", split="test", mean=mean, std=stat.std,
+                             ci=interval),
+        seeds=list(range(seeds)),
         toolkit_version="0.1.0",
         timestamp=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
     )
@@ -73,6 +83,26 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     assert load_results(tmp_path) == [r]
 
 
+def test_intervals_round_trip_including_undefined_ones(tmp_path: Path) -> None:
+    r = make_result(ci=True)
+    undefined = ConfidenceInterval(low=None, high=None, n_units=1, n_resamples=1000,
+                                   reason="1 model(s) in the split: nothing to resample")
+    r.scores["test"]["r2"] = ScoreStat.of([0.1], ci=undefined)
+    assert load_result(r.save(tmp_path)) == r
+    assert str(r.scores["test"]["kendall_tau"]) == "0.500 ± 0.100 [0.300, 0.650]"
+    assert str(r.scores["test"]["r2"]) == "0.100 ± 0.000 [n/a]"
+
+
+def test_version_2_file_is_migrated() -> None:
+    data = json.loads(V2_FILE.read_text())
+    assert data["schema_version"] == 2  # written by the toolkit before intervals existed
+    r = load_result(V2_FILE)
+    assert r.schema_version == SCHEMA_VERSION == 3
+    assert r.main_score.mean == 0.82 and r.main_score.ci is None
+    assert r.scores["test"]["r2"].values == [0.6, 0.66] and r.scores["test"]["r2"].ci is None
+    assert r.details == data["details"] and r.git_hash == data["git_hash"]
+
+
 V1 = {
     "schema_version": 1,
     "task": "digits-test-acc",
@@ -91,7 +121,7 @@ def test_old_schema_version_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "old.json"
     path.write_text(json.dumps(V1))
     r = load_result(path)
-    assert r.schema_version == SCHEMA_VERSION
+    assert r.schema_version == SCHEMA_VERSION and r.main_score.ci is None
     assert (r.zoo.name, r.zoo.version, r.zoo.content_hash) == ("digits-cnn_s", "1.0.0",
                                                                 "sha256:cd")
     assert r.main_score.metric == "kendall_tau" and r.main_score.mean == 0.7
@@ -131,5 +161,31 @@ def test_tables_compare_methods_per_task() -> None:
     assert "| a | 0.500 ± 0.100 | **0.200 ± 0.100** |" in md  # best of its column
     assert "| b | **0.700 ± 0.100** | – |" in md
     assert "t1 (kendall_tau)" in md
+    assert "bootstrap" not in md  # no intervals (schema < 3 files): no note about them
     csv = to_csv(frames).strip().splitlines()
-    assert csv[0] == "zoo,method,task,metric,mean,std" and len(csv) == 4
+    assert csv[0] == "zoo,method,task,metric,mean,std,n_seeds,ci_low,ci_high,ci_level,ci_unit"
+    assert len(csv) == 4
+
+
+def test_tables_show_intervals_and_std_only_for_several_seeds() -> None:
+    results = [make_result("a", "t1", 0.5, ci=True), make_result("b", "t1", 0.7, seeds=1,
+                                                                  ci=True)]
+    frames = results_frames(results)
+    md = to_markdown(frames)
+    assert "| a | 0.500 ± 0.100 [0.300, 0.650] |" in md
+    assert "| b | **0.700 [0.500, 0.850]** |" in md  # one seed: no ± std
+    assert "do not overlap" in md
+    assert "| a | 0.500 ± 0.100 |" in to_markdown(frames, ci=False)
+    one_model = make_result("c", "t1", 0.1, seeds=1, ci=True)
+    one_model.main_score.ci = ConfidenceInterval(low=None, high=None, n_units=1,
+                                                 n_resamples=1000, reason="1 model(s)")
+    assert "| c | 0.100 [n/a] |" in to_markdown(results_frames([*results, one_model]))
+    import io
+
+    import pandas as pd
+
+    csv = pd.read_csv(io.StringIO(to_csv(frames)))
+    got = csv[["mean", "std", "n_seeds", "ci_low", "ci_high", "ci_level"]].to_numpy()
+    assert got.ravel() == pytest.approx([0.5, 0.1, 2, 0.3, 0.65, 0.95,
+                                         0.7, 0.0, 1, 0.5, 0.85, 0.95])
+    assert list(csv.ci_unit) == ["model", "model"]

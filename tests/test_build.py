@@ -254,6 +254,19 @@ def test_cli_builds_the_heterogeneous_mix_card(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "mix of recipes" in res.output
 
 
+def test_threads_benchmark_runs() -> None:
+    """The loaded-machine benchmark runs each setting in its own process with its threads."""
+    from benchmarks.perf.threads import measure
+
+    res = measure(models=2, epochs=1, busy=1, repeats=1, loads=("busy",))
+    assert list(res["loads"]) == ["+1 busy"]
+    for row in res["loads"].values():
+        assert row["one"]["threads"] == [1]
+        assert row["per-core"]["threads"] == [os.cpu_count()]
+        assert 1 <= row["default"]["threads"][0] <= os.cpu_count()
+        assert row["default_over_one"] > 0
+
+
 def test_perf_report_smoke(tmp_path: Path) -> None:
     """The one-command report runs end to end (tiny sizes) and writes comparable JSON."""
     from benchmarks.perf import io as io_perf

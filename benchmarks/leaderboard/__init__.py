@@ -1,10 +1,11 @@
-"""Leaderboard: submissions packaged from ``bench run`` output, validated, re-scored against a
-held-out zoo, recorded atomically, rendered (Markdown, CSV, static HTML) and published as a
-Hub dataset.
+"""Leaderboard: a private held-out zoo published only as a label-free view, submissions
+packaged from ``bench run --heldout`` output, validated, re-scored against the private labels,
+recorded atomically, optionally verified by re-running the method, rendered (Markdown, CSV,
+static HTML) and published as a Hub dataset.
 
-API: :func:`make_submission`, :func:`add_submission`, :func:`load_board`,
-:func:`render_board`, :func:`publish_board`; commands: ``bench submit``,
-``bench leaderboard add|render|publish``.
+API: :func:`init_board`, :func:`make_submission`, :func:`add_submission`,
+:func:`verify_entry`, :func:`load_board`, :func:`render_board`, :func:`publish_board`;
+commands: ``bench submit``, ``bench leaderboard init|view|add|verify|render|publish``.
 """
 
 from benchmarks.leaderboard.board import add_submission, load_board
@@ -18,9 +19,11 @@ from benchmarks.leaderboard.errors import (
     UnsafeSubmissionError,
     ZooVersionError,
 )
+from benchmarks.leaderboard.heldout import init_board, make_view
 from benchmarks.leaderboard.safety import read_submission
 from benchmarks.leaderboard.schema import BoardEntry, Submission
 from benchmarks.leaderboard.submit import make_submission
+from benchmarks.leaderboard.verify import VerificationError, verify_entry
 
 __all__ = [
     "BoardEntry",
@@ -32,9 +35,13 @@ __all__ = [
     "Submission",
     "SubmissionRejected",
     "UnsafeSubmissionError",
+    "VerificationError",
     "ZooVersionError",
     "add_submission",
+    "init_board",
     "load_board",
     "make_submission",
+    "make_view",
     "read_submission",
+    "verify_entry",
 ]

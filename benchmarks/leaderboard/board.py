@@ -5,6 +5,8 @@ Layout of a board folder::
     board.json                 index: zoo, suite, one record per entry (the commit point)
     entries/<id>.json          one BoardEntry per accepted submission (recomputed scores)
     submissions/<id>.json      the submission file as received (for audits / re-scoring)
+    heldout/, secret.key       held-out boards only (``bench leaderboard init``): the private
+                               labelled zoo and the key of the view's row ids
 
 An add writes the new entry and submission files (temp file, fsync, rename), then the new
 index the same way; the index rename is the commit. Until then, readers see the old board:
@@ -150,6 +152,28 @@ def _check_board_zoo(index: BoardIndex, held: HeldOutZoo, sub: Submission) -> No
                                f"{sub.suite}; use another --board for {sub.suite}")
 
 
+def open_board_zoo(root: Path, index: BoardIndex, zoo: str | Path | None, *,
+                   data_dir: str | Path | None = None) -> HeldOutZoo:
+    """The zoo a board scores: its private held-out zoo, or (open boards) ``zoo``.
+
+    Raises:
+        LeaderboardError: an open board without ``zoo``, or a held-out board given one.
+    """
+    if index.heldout is not None:
+        from benchmarks.leaderboard.heldout import read_secret
+
+        if zoo is not None:
+            raise LeaderboardError(
+                f"{root} is a held-out board: it scores its own private zoo "
+                f"({root / index.heldout.zoo}); do not pass --zoo")
+        return HeldOutZoo(root / index.heldout.zoo, data_dir=data_dir, heldout=index.heldout,
+                          secret=read_secret(root))
+    if zoo is None:
+        raise LeaderboardError(f"{root} is an open board: pass the zoo it scores with --zoo "
+                               "(or make a held-out board with `bench leaderboard init`)")
+    return HeldOutZoo(zoo, data_dir=data_dir)
+
+
 @contextlib.contextmanager
 def _locked(root: Path) -> Iterator[None]:
     with open(root / LOCK_NAME, "a+b") as f:
@@ -177,7 +201,7 @@ def add_submission(
     *,
     submission: str | Path,
     board: str | Path,
-    zoo: str | Path,
+    zoo: str | Path | None = None,
     max_bytes: int = MAX_SUBMISSION_BYTES,
     tolerance: float = DEFAULT_TOLERANCE,
     strict: bool = False,
@@ -189,7 +213,8 @@ def add_submission(
     Args:
         submission: the submission JSON file (``bench submit``).
         board: board folder (created on the first accepted submission).
-        zoo: the held-out zoo the board scores against.
+        zoo: the zoo an open board scores against; held-out boards (``bench leaderboard
+            init``) score their own private zoo and take none.
         max_bytes: largest submission file accepted.
         tolerance: absolute difference above which a claim counts as a discrepancy.
         strict: reject (instead of record) a submission whose claims differ.
@@ -209,8 +234,8 @@ def add_submission(
     data = read_submission_bytes(submission, max_bytes=max_bytes)
     sub = parse_submission_bytes(data, source=str(submission))
     full, preds = submission_hashes(sub)
-    held = HeldOutZoo(zoo, data_dir=data_dir)
     index = load_index(root)
+    held = open_board_zoo(root, index, zoo, data_dir=data_dir)
     _check_board_zoo(index, held, sub)
     _check_duplicate(index, sub, full, preds)
     say(f"re-scoring {len(sub.tasks)} task(s) of {sub.method.name} v{sub.method.version}")
@@ -238,8 +263,9 @@ def add_submission(
         rec = IndexRecord(id=eid, file=f"{ENTRIES_DIR}/{eid}.json", submission_sha256=full,
                           predictions_sha256=preds, method=sub.method.name,
                           method_version=sub.method.version, added=entry.added)
-        new_index = BoardIndex(zoo=index.zoo or held.pin, suite=index.suite or sub.suite,
-                               entries=[*index.entries, rec])
+        new_index = index.model_copy(update={
+            "zoo": index.zoo or held.pin, "suite": index.suite or sub.suite,
+            "entries": [*index.entries, rec]})
         written: list[Path] = []
         created = [root / d for d in (SUBMISSIONS_DIR, ENTRIES_DIR) if not (root / d).exists()]
         try:

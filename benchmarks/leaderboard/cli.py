@@ -20,7 +20,9 @@ _ZOO = click.Path(exists=True, file_okay=False, path_type=Path)
 @click.command("submit")
 @click.option("--results", required=True, type=_ZOO,
               help="Results root of `bench run --save-predictions --out`.")
-@click.option("--zoo", required=True, type=_ZOO, help="The zoo the results were computed on.")
+@click.option("--zoo", required=True, type=_ZOO,
+              help="The zoo the results were computed on, or a held-out board's label-free "
+                   "view (results of `bench run --heldout VIEW`).")
 @click.option("--suite", required=True, help="Suite submitted (e.g. digits-v1).")
 @click.option("--method", help="Method name in RESULTS (needed if it holds several).")
 @click.option("--method-version", help="Method version (default: its meta()['version']).")
@@ -58,7 +60,8 @@ def leaderboard_group() -> None:
 @click.argument("submission", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--board", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Board folder (created on the first accepted submission).")
-@click.option("--zoo", required=True, type=_ZOO, help="The held-out zoo the board scores on.")
+@click.option("--zoo", type=_ZOO,
+              help="Open boards: the zoo the board scores on (held-out boards use their own).")
 @click.option("--max-bytes", default=MAX_SUBMISSION_BYTES, show_default=True,
               type=click.IntRange(min=1), help="Largest submission file accepted.")
 @click.option("--tolerance", default=DEFAULT_TOLERANCE, show_default=True,
@@ -68,9 +71,9 @@ def leaderboard_group() -> None:
                    "recomputed scores and list the differences).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where non-bundled source datasets live.")
-def add_cmd(submission: Path, board: Path, zoo: Path, max_bytes: int, tolerance: float,
+def add_cmd(submission: Path, board: Path, zoo: Path | None, max_bytes: int, tolerance: float,
             strict: bool, data_dir: Path | None) -> None:
-    """Validate SUBMISSION, recompute its scores on ZOO and record it on BOARD."""
+    """Validate SUBMISSION, recompute its scores and record it on BOARD."""
     from benchmarks.leaderboard.board import add_submission
 
     try:
@@ -81,6 +84,82 @@ def add_cmd(submission: Path, board: Path, zoo: Path, max_bytes: int, tolerance:
         raise click.ClickException(f"rejected, the board is unchanged: {e}") from None
     for s in entry.scores:
         click.echo(f"  {s.task:24s} {s.main_score:17s} {s.main}")
+
+
+@leaderboard_group.command("init")
+@click.option("--recipe", required=True, type=click.Path(exists=True, dir_okay=False,
+                                                          path_type=Path),
+              help="The public zoo's recipe (cards/<zoo>.yaml).")
+@click.option("--board", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="New board folder: gets the private held-out zoo (labels) and its key.")
+@click.option("--view", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the label-free view to publish (no labels in it).")
+@click.option("--public-zoo", type=_ZOO,
+              help="The public zoo of the recipe: checked to share no model or weights, and "
+                   "submissions made on it are refused with a pointer to the view.")
+@click.option("--seed-offset", type=click.IntRange(min=1),
+              help="Held-out seed = public seed + OFFSET (reproducible but guessable; default: "
+                   "random secret seeds).")
+@click.option("--test-fraction", default=0.5, show_default=True,
+              type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Share of held-out models in the scored test split.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where non-bundled source datasets live.")
+def init_cmd(recipe: Path, board: Path, view: Path, public_zoo: Path | None,
+             seed_offset: int | None, test_fraction: float, data_dir: Path | None) -> None:
+    """Make a held-out board: build its private zoo from RECIPE with other seeds, write the
+    label-free view to publish."""
+    from benchmarks.leaderboard.heldout import init_board
+
+    try:
+        index = init_board(recipe=recipe, board=board, view=view, public_zoo=public_zoo,
+                           seed_offset=seed_offset, test_fraction=test_fraction,
+                           data_dir=data_dir, progress=click.echo)
+    except ZooError as e:
+        raise click.ClickException(str(e)) from None
+    assert index.heldout is not None
+    click.echo(f"view {index.heldout.view.name} {index.heldout.view.content_hash}: publish "
+               f"{view} (e.g. `hf upload ORG/{index.heldout.view.name} {view} --repo-type "
+               "dataset`); keep the board folder private")
+
+
+@leaderboard_group.command("view")
+@click.option("--board", required=True, type=_ZOO, help="A held-out board.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to (re-)write the board's label-free view to.")
+def view_cmd(board: Path, out: Path) -> None:
+    """Re-create the label-free view of a held-out BOARD (the same bytes as at init)."""
+    from benchmarks.leaderboard.heldout import make_view
+
+    try:
+        vm = make_view(board=board, out=out)
+    except ZooError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {out}: {vm.name} {vm.content_hash} ({vm.num_rows} rows)")
+
+
+@leaderboard_group.command("verify")
+@click.argument("entry")
+@click.option("--board", required=True, type=_ZOO, help="A held-out board.")
+@click.option("--method", required=True,
+              help="The installed method to re-run (module:object or a registered name).")
+@click.option("--zoo", required=True, type=_ZOO, help="The public zoo the method trains on.")
+@click.option("--tolerance", default=DEFAULT_TOLERANCE, show_default=True,
+              type=click.FloatRange(min=0), help="Largest |re-run - recorded| score accepted.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where non-bundled source datasets live.")
+def verify_cmd(entry: str, board: Path, method: str, zoo: Path, tolerance: float,
+               data_dir: Path | None) -> None:
+    """Re-run METHOD on the board's label-free view; mark ENTRY verified if it reproduces."""
+    from benchmarks.leaderboard.verify import verify_entry
+
+    try:
+        e = verify_entry(board=board, entry=entry, method=method, zoo=zoo,
+                         tolerance=tolerance, data_dir=data_dir, progress=click.echo)
+    except ZooError as err:
+        raise click.ClickException(f"not verified, the board is unchanged: {err}") from None
+    assert e.verification is not None
+    click.echo(f"verified {e.id} (max |diff| {e.verification.max_abs_diff:.3g})")
 
 
 @leaderboard_group.command("render")

@@ -49,6 +49,7 @@ ROW_SCHEMA = pa.schema([
     ("num_seeds", pa.int32()),
     ("added", pa.timestamp("s", tz="UTC")),
     ("submission_sha256", pa.string()),
+    ("verified", pa.bool_()),
 ])
 
 
@@ -70,7 +71,7 @@ def board_rows(board: str | Path) -> list[dict[str, Any]]:
                     "is_main_score": metric == s.main_score, "split": s.split,
                     "mean": stat.mean, "std": stat.std, "values": stat.values,
                     "num_seeds": len(stat.values), "added": e.added,
-                    "submission_sha256": e.submission_sha256,
+                    "submission_sha256": e.submission_sha256, "verified": e.verified,
                 })  # fmt: skip
     return rows
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from benchmarks.leaderboard.board import load_board
 from benchmarks.leaderboard.schema import BoardEntry, BoardIndex
+from benchmarks.leaderboard.view import RULES
 from benchmarks.registry import TASKS
 from benchmarks.results import ScoreStat
 from modelzoo.errors import UnknownNameError
@@ -43,6 +44,8 @@ class Table:
     title: str
     tasks: list[tuple[str, str]]
     rows: list[Row]
+    rules: list[str] = field(default_factory=list)
+    heldout: bool = False
 
 
 def board_table(index: BoardIndex, entries: list[BoardEntry]) -> Table:
@@ -60,8 +63,21 @@ def board_table(index: BoardIndex, entries: list[BoardEntry]) -> Table:
     for i, r in enumerate(rows, 1):
         r.rank = i
     zoo = f"{index.zoo.name} v{index.zoo.version}" if index.zoo else "no zoo yet"
+    if index.heldout is not None:
+        rules = list(RULES)
+    else:
+        rules = [OPEN_BOARD_NOTE]
     return Table(title=f"Leaderboard: {index.suite or 'empty'} on {zoo}",
-                 tasks=list(tasks.items()), rows=rows)
+                 tasks=list(tasks.items()), rows=rows, rules=rules,
+                 heldout=index.heldout is not None)
+
+
+#: Stated on boards without a held-out zoo (made by ``add --zoo`` instead of ``init``).
+OPEN_BOARD_NOTE = (
+    "Open board: it scores a zoo whose labels may be public, so a rank here is no evidence "
+    "of prediction from weights (copying the labels scores perfectly). Rank methods on a "
+    "held-out board (`bench leaderboard init`)."
+)
 
 
 def _describe(task: str) -> str:
@@ -86,12 +102,14 @@ def md_escape(text: str) -> str:
 def to_markdown(table: Table) -> str:
     """A Markdown heading and table (main score mean ± std per task)."""
     head = ["#", "Method", "Version", "Authors", "Average",
-            *[f"{t} ({m})" for t, m in table.tasks], "Added"]
+            *[f"{t} ({m})" for t, m in table.tasks], "Added", "Verified"]
     lines = [f"# {md_escape(table.title)}", "",
              "Scores are recomputed by the board from the submitted predictions; Average is "
-             "the unweighted mean of the tasks' main scores.", "",
+             "the unweighted mean of the tasks' main scores. Verified: the maintainer "
+             "re-ran the installed method on the label-free view and got the same scores.",
+             "", *[f"- {md_escape(r)}" for r in table.rules], "",
              "| " + " | ".join(md_escape(h) for h in head) + " |",
-             "|" + "|".join("---:" if i in (0, 4) or 4 < i < len(head) - 1 else "---"
+             "|" + "|".join("---:" if i in (0, 4) or 4 < i < len(head) - 2 else "---"
                             for i in range(len(head))) + "|"]
     for r in table.rows:
         m = r.entry.method
@@ -101,12 +119,17 @@ def to_markdown(table: Table) -> str:
         cells = [str(r.rank), name, md_escape(f"{m.name} {m.version}"),
                  md_escape(", ".join(m.authors)), f"{r.average:.4f}",
                  *[str(r.tasks[t]) if t in r.tasks else "–" for t, _ in table.tasks],
-                 r.entry.added.date().isoformat()]
+                 r.entry.added.date().isoformat(), _verified_text(r.entry)]
         lines.append("| " + " | ".join(cells) + " |")
     if not table.rows:
         lines.append("")
         lines.append("No entries yet.")
     return "\n".join(lines) + "\n"
+
+
+def _verified_text(entry: BoardEntry) -> str:
+    v = entry.verification
+    return f"yes ({v.verified.date().isoformat()})" if v is not None else "no"
 
 
 def csv_safe(text: str) -> str:
@@ -120,7 +143,7 @@ def to_csv(table: Table) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["rank", "entry_id", "method", "method_version", "display_name", "authors",
                 "url", "average", *[f"{t}/{m}/{s}" for t, m in table.tasks
-                                    for s in ("mean", "std")], "added"])
+                                    for s in ("mean", "std")], "added", "verified"])
     for r in table.rows:
         m = r.entry.method
         scores = []
@@ -129,7 +152,8 @@ def to_csv(table: Table) -> str:
             scores += [f"{c.mean:.6f}", f"{c.std:.6f}"] if c else ["", ""]
         w.writerow([r.rank, r.entry.id, m.name, csv_safe(m.version), csv_safe(m.display_name),
                     csv_safe("; ".join(m.authors)), csv_safe(m.url or ""), f"{r.average:.6f}",
-                    *scores, r.entry.added.isoformat()])
+                    *scores, r.entry.added.isoformat(),
+                    "true" if r.entry.verified else "false"])
     return buf.getvalue()
 
 
@@ -197,7 +221,7 @@ def to_html(table: Table) -> str:
     heads = [("rank", "#", "num"), ("method", "Method", "text"), ("version", "Version", "text"),
              ("authors", "Authors", "text"), ("average", "Average", "num"),
              *[(f"task:{t}", f"{t}", "num") for t, _ in table.tasks],
-             ("added", "Added", "text")]
+             ("added", "Added", "text"), ("verified", "Verified", "text")]
     metric = dict(table.tasks)
     th = []
     for key, label, kind in heads:
@@ -229,6 +253,8 @@ def to_html(table: Table) -> str:
                          '<td class="num" data-value="">–</td>')
         added = r.entry.added.isoformat()
         cells.append(f'<td data-value="{_e(added)}">{_e(r.entry.added.date().isoformat())}</td>')
+        cells.append(f'<td class="verified" data-value="{int(r.entry.verified)}">'
+                     f"{_e(_verified_text(r.entry))}</td>")
         body.append(f'<tr data-entry="{_e(r.entry.id)}">' + "".join(cells) + "</tr>")
     empty = "" if table.rows else "<p>No entries yet.</p>"
     return f"""<!DOCTYPE html>
@@ -244,7 +270,12 @@ def to_html(table: Table) -> str:
 <h1>{_e(table.title)}</h1>
 <p>Scores are recomputed by the board from the submitted predictions (never the claimed
 numbers). Average is the unweighted mean of the tasks' main scores. Click a column header
-to sort.</p>
+to sort. Verified: the maintainer re-ran the installed method on the label-free view and got
+the same scores.</p>
+<h2>Rules</h2>
+<ul id="rules">
+{"".join(f"<li>{_e(r)}</li>" for r in table.rules)}
+</ul>
 <table id="leaderboard">
 <thead><tr>{"".join(th)}</tr></thead>
 <tbody>

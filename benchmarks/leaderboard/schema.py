@@ -5,7 +5,8 @@ content hash, split hashes), suite, and per task the seeds, the claimed test sco
 per-item predictions the board re-scores:
 
 * property tasks (regression / classification): the test checkpoints ``(model_id, epoch)``
-  and one prediction per checkpoint and seed;
+  and one prediction per checkpoint and seed (open boards), or the opaque row ids of the
+  board's label-free held-out view and one prediction per row and seed (held-out boards);
 * initialization / generation tasks: the sampled weight vectors per seed (``[seed][sample]
   [param]``) with the per-sample scores the runner computed (claims, re-checked).
 
@@ -127,6 +128,22 @@ class PropertyItems(_Strict):
     ]
 
 
+RowId = Annotated[str, StringConstraints(pattern=r"^r[0-9a-f]{20}$")]
+
+
+class RowItems(_Strict):
+    """Predictions of a regression / classification task on a held-out board's label-free
+    view: ``predictions[seed][item]`` for the view rows ``row_id[item]`` (opaque ids)."""
+
+    kind: Literal["rows"]
+    row_id: Annotated[list[RowId], Field(max_length=MAX_ITEMS)]
+    predictions: Annotated[
+        list[Annotated[list[float], Field(max_length=MAX_ITEMS)]]
+        | list[Annotated[list[Key], Field(max_length=MAX_ITEMS)]],
+        Field(min_length=1, max_length=MAX_SEEDS),
+    ]
+
+
 class SampleItems(_Strict):
     """Samples of an initialization / generation task: ``weights[seed][sample][param]`` for
     the target model (architecture, activation), with the runner's per-sample scores
@@ -161,7 +178,7 @@ class TaskSubmission(_Strict):
     type: TaskType
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=MAX_SEEDS)]
     claimed: Annotated[dict[Slug, float], Field(max_length=16)] = {}
-    items: Annotated[PropertyItems | SampleItems, Field(discriminator="kind")]
+    items: Annotated[PropertyItems | RowItems | SampleItems, Field(discriminator="kind")]
 
 
 class Submission(_Strict):
@@ -194,6 +211,24 @@ class TaskScore(_Strict):
         return self.scores[self.main_score]
 
 
+class Verification(_Strict):
+    """The board maintainer re-ran the method on the label-free view and its scores matched.
+
+    Attributes:
+        method: the ``module:object`` (or registered name) that was re-run.
+        verified: when.
+        toolkit_version: the board's toolkit version at the re-run.
+        max_abs_diff: largest |re-run score - recorded score| over tasks and metrics.
+        tolerance: the largest difference accepted.
+    """
+
+    method: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    verified: _dt.datetime
+    toolkit_version: str
+    max_abs_diff: float
+    tolerance: float
+
+
 class BoardEntry(_Strict):
     """One accepted submission as recorded on a board (``entries/<id>.json``).
 
@@ -217,6 +252,12 @@ class BoardEntry(_Strict):
     scores: list[TaskScore]
     claimed: dict[str, dict[str, float]]
     discrepancies: list[str] = []
+    verification: Verification | None = None
+
+    @property
+    def verified(self) -> bool:
+        """Whether the maintainer re-ran the method and reproduced the scores."""
+        return self.verification is not None
 
     def score(self, task: str) -> TaskScore | None:
         """The recomputed scores of ``task`` (None if the entry has none)."""
@@ -235,13 +276,42 @@ class IndexRecord(_Strict):
     added: _dt.datetime
 
 
+class HeldOutInfo(_Strict):
+    """How a held-out board was made (``bench leaderboard init``); kept in ``board.json``.
+
+    Attributes:
+        zoo: folder (inside the board) of the private held-out zoo, with its labels.
+        view: pin of the published label-free view; submissions must name it.
+        public_zoo: pin of the public zoo of the same recipe (submissions made on it are
+            refused with a pointer to the view); None if init was not given it.
+        recipe: name of the recipe the held-out zoo was built from.
+        seed_offset: added to the recipe's seeds, or None (random secret seeds).
+        seeds: the held-out zoo's seeds (private: with them the zoo can be rebuilt).
+        test_fraction: share of held-out models in the test split (the scored rows).
+    """
+
+    zoo: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=64)]
+    view: ZooPin
+    public_zoo: ZooPin | None = None
+    recipe: Name
+    seed_offset: int | None = None
+    seeds: list[int] = []
+    test_fraction: float
+
+
 class BoardIndex(_Strict):
-    """``board.json``: the list of entries (the commit point of every change)."""
+    """``board.json``: the list of entries (the commit point of every change).
+
+    ``heldout`` is set on boards made with ``bench leaderboard init`` (they score a private
+    held-out zoo through its label-free view); without it the board is *open*: it scores a
+    zoo given to ``add``, whose labels may be public.
+    """
 
     format: Literal["modelzoo-leaderboard"] = BOARD_FORMAT
     format_version: Literal[1] = FORMAT_VERSION
     zoo: ZooPin | None = None
     suite: Slug | None = None
+    heldout: HeldOutInfo | None = None
     entries: list[IndexRecord] = []
 
 

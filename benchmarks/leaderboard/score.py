@@ -1,8 +1,10 @@
 """Re-scoring a submission against the board's held-out zoo (claims are never trusted).
 
 * Property tasks: the predictions are aligned to the zoo's healthy test checkpoints by
-  ``(model_id, epoch)`` and scored with the task's metrics against the labels read from the
-  zoo (:func:`benchmarks.scoring.score_predictions`), per seed, then mean ± std.
+  ``(model_id, epoch)`` (open boards) or by the opaque row ids of the board's label-free
+  view, mapped back through the board's key (held-out boards), and scored with the task's
+  metrics against the labels read from the zoo (:func:`benchmarks.scoring.score_predictions`),
+  per seed, then mean ± std.
 * Initialization / generation tasks: the submitted weight vectors are replayed through
   :func:`benchmarks.evaluate` as a method whose ``sample`` returns them, so the board loads,
   fine-tunes and scores them exactly as ``bench run`` does, on the board's zoo and data.
@@ -31,7 +33,9 @@ from benchmarks.leaderboard.errors import (
     ZooVersionError,
 )
 from benchmarks.leaderboard.schema import (
+    HeldOutInfo,
     PropertyItems,
+    RowItems,
     SampleItems,
     Submission,
     TaskScore,
@@ -56,18 +60,35 @@ def _short(h: str) -> str:
 class HeldOutZoo:
     """The board's zoo, opened once: pin, required tasks and test labels."""
 
-    def __init__(self, path: str | Path, *, data_dir: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path, *, data_dir: str | Path | None = None,
+                 heldout: HeldOutInfo | None = None, secret: bytes | None = None) -> None:
         self.path = Path(path)
         self.data_dir = data_dir
         self.zoo = _Zoo(self.path, str(data_dir) if data_dir is not None else None)
         self.manifest = self.zoo.manifest
+        self.heldout = heldout
+        self._secret = secret
+        if heldout is not None and secret is None:
+            raise LeaderboardError("a held-out board needs its secret key to map row ids")
 
     @property
-    def pin(self) -> ZooPin:
-        """Name, version, content hash and split hashes of the zoo."""
+    def zoo_pin(self) -> ZooPin:
+        """Name, version, content hash and split hashes of the zoo itself."""
         m = self.manifest
         return ZooPin(name=m.name, version=m.version, content_hash=m.content_hash,
                       split_hashes=m.split_hashes or split_hashes(m.models))
+
+    @property
+    def pin(self) -> ZooPin:
+        """What submissions must pin: the label-free view (held-out boards) or the zoo."""
+        return self.heldout.view if self.heldout is not None else self.zoo_pin
+
+    def row_ids(self) -> list[str]:
+        """Opaque ids of the healthy test checkpoints in zoo order (held-out boards)."""
+        from benchmarks.leaderboard.view import row_id
+
+        assert self._secret is not None
+        return [row_id(self._secret, m, e) for m, e in self.test_items()]
 
     def required_tasks(self, suite: str) -> list[TaskMetadata]:
         """The suite's tasks that can be scored on this zoo (as ``bench run`` decides; in a
@@ -84,7 +105,12 @@ class HeldOutZoo:
             except TaskNotApplicableError:
                 continue
             try:
-                check_pin(task, self.manifest, allow_unpinned=False)
+                if self.heldout is None:
+                    check_pin(task, self.manifest, allow_unpinned=False)
+                elif (task.zoo.name, task.zoo.version) != (self.manifest.name,
+                                                           self.manifest.version):
+                    raise BenchmarkError(f"task {task.name} is pinned to zoo {task.zoo.name} "
+                                         f"v{task.zoo.version}")
             except BenchmarkError as e:
                 raise LeaderboardError(f"the board's zoo cannot score suite {suite}: {e}") from None
             out.append(task)
@@ -104,6 +130,17 @@ def check_zoo(pin: ZooPin, held: HeldOutZoo) -> None:
         ZooVersionError: name, version, content hash or a split hash differ.
     """
     ours = held.pin
+    public = held.heldout.public_zoo if held.heldout is not None else None
+    if held.heldout is not None and pin.content_hash in (
+            held.zoo_pin.content_hash, public.content_hash if public else None):
+        what = "whose labels are public" if public and pin.content_hash == \
+            public.content_hash else "which is the board's private zoo, never published"
+        raise ZooVersionError(
+            f"the submission was made on zoo {pin.name} v{pin.version} "
+            f"({_short(pin.content_hash)}...), {what}; this board scores only its "
+            f"label-free held-out view {ours.name} ({_short(ours.content_hash)}...). "
+            "Run `bench run --zoo PUBLIC_ZOO --heldout VIEW --save-predictions` and "
+            "`bench submit --zoo VIEW` again.")
     problems = []
     if (pin.name, pin.version) != (ours.name, ours.version):
         problems.append(f"zoo {pin.name} v{pin.version} (board: {ours.name} v{ours.version})")
@@ -166,6 +203,18 @@ def check_coverage(sub: Submission, required: Sequence[TaskMetadata]) -> None:
             )
 
 
+def _check_lengths(t: TaskSubmission, n: int, predictions: Sequence[Sequence[Any]]) -> None:
+    if len(predictions) != len(t.seeds):
+        raise InvalidSubmissionError(
+            f"task {t.task}: wrong lengths: {len(predictions)} prediction lists for "
+            f"{len(t.seeds)} seeds (one list per seed)")
+    for i, p in enumerate(predictions):
+        if len(p) != n:
+            raise InvalidSubmissionError(
+                f"task {t.task}: wrong lengths: seed {t.seeds[i]} has {len(p)} predictions for "
+                f"{n} items")
+
+
 def _property_scores(
     t: TaskSubmission, items: PropertyItems, task: TaskMetadata, held: HeldOutZoo
 ) -> dict[str, ScoreStat]:
@@ -173,15 +222,7 @@ def _property_scores(
     if len(items.epoch) != n:
         raise InvalidSubmissionError(
             f"task {t.task}: wrong lengths: {n} model_id values but {len(items.epoch)} epochs")
-    if len(items.predictions) != len(t.seeds):
-        raise InvalidSubmissionError(
-            f"task {t.task}: wrong lengths: {len(items.predictions)} prediction lists for "
-            f"{len(t.seeds)} seeds (one list per seed)")
-    for i, p in enumerate(items.predictions):
-        if len(p) != n:
-            raise InvalidSubmissionError(
-                f"task {t.task}: wrong lengths: seed {t.seeds[i]} has {len(p)} predictions for "
-                f"{n} items")
+    _check_lengths(t, n, items.predictions)
     keys = list(zip(items.model_id, items.epoch, strict=True))
     dup = [k for k, c in Counter(keys).items() if c > 1]
     if dup:
@@ -200,15 +241,48 @@ def _property_scores(
             f"task {t.task}: {len(missing)} of {len(truth)} test items have no prediction, "
             f"e.g. (model_id={missing[0][0]!r}, epoch={missing[0][1]}); predict every test "
             "checkpoint (`bench run --save-predictions` does)")
-    order = np.array([pos[k] for k in truth])
+    return _scores_in_order(t, items.predictions, [pos[k] for k in truth], task, held)
+
+
+def _row_scores(
+    t: TaskSubmission, items: RowItems, task: TaskMetadata, held: HeldOutZoo
+) -> dict[str, ScoreStat]:
+    """Predictions keyed by the view's row ids, scored against the board's private labels."""
+    n = len(items.row_id)
+    _check_lengths(t, n, items.predictions)
+    truth = held.row_ids()
+    if n != len(truth):
+        raise InvalidSubmissionError(
+            f"task {t.task}: wrong count: {n} predicted rows, the board's view has "
+            f"{len(truth)}; predict every row of the view (`bench run --heldout VIEW "
+            "--save-predictions` does)")
+    dup = [k for k, c in Counter(items.row_id).items() if c > 1]
+    if dup:
+        raise InvalidSubmissionError(f"task {t.task}: row {dup[0]} is predicted twice")
+    truth_set = set(truth)
+    unknown = [k for k in items.row_id if k not in truth_set]
+    if unknown:
+        raise InvalidSubmissionError(
+            f"task {t.task}: {len(unknown)} row id(s) are not rows of the board's view, e.g. "
+            f"{unknown[0]}; predict the rows of the view named in the submission")
+    pos = {k: i for i, k in enumerate(items.row_id)}
+    return _scores_in_order(t, items.predictions, [pos[k] for k in truth], task, held)
+
+
+def _scores_in_order(
+    t: TaskSubmission, predictions: Sequence[Sequence[Any]], order: list[int],
+    task: TaskMetadata, held: HeldOutZoo,
+) -> dict[str, ScoreStat]:
+    """Score per seed: ``predictions[seed][order[i]]`` is the prediction of test row ``i``."""
+    idx = np.asarray(order, dtype=np.int64)
     y = held.zoo.column("test", task.target)
     numeric = task.type == "regression"
     per_seed = []
-    for p in items.predictions:
+    for p in predictions:
         if numeric != all(isinstance(v, float) for v in p):
             want = "numbers" if numeric else "class labels (strings)"
             raise InvalidSubmissionError(f"task {t.task}: {task.type} predictions must be {want}")
-        arr = np.asarray(p, dtype=np.float64 if numeric else object)[order]
+        arr = np.asarray(p, dtype=np.float64 if numeric else object)[idx]
         per_seed.append(score_predictions(task.metrics,
                                           y.astype(np.float64) if numeric else class_labels(y),
                                           arr if numeric else class_labels(arr)))
@@ -311,11 +385,22 @@ def rescore(
     for name in [t.name for t in required]:  # suite order
         t = next(x for x in sub.tasks if x.task == name)
         task = decl[name]
-        if task.is_property != isinstance(t.items, PropertyItems):
+        if task.is_property != isinstance(t.items, (PropertyItems, RowItems)):
             raise InvalidSubmissionError(
                 f"task {name}: a {task.type} task takes "
                 f"{'property predictions' if task.is_property else 'weight samples'}")
-        if isinstance(t.items, PropertyItems):
+        if isinstance(t.items, PropertyItems) and held.heldout is not None:
+            raise InvalidSubmissionError(
+                f"task {name}: this board scores its label-free view by row id, not zoo "
+                "checkpoints (model_id, epoch); predict the view with `bench run --heldout "
+                "VIEW --save-predictions`")
+        if isinstance(t.items, RowItems) and held.heldout is None:
+            raise InvalidSubmissionError(
+                f"task {name}: row-id predictions are for held-out boards; this board scores "
+                "zoo checkpoints (model_id, epoch)")
+        if isinstance(t.items, RowItems):
+            stats = _row_scores(t, t.items, task, held)
+        elif isinstance(t.items, PropertyItems):
             stats = _property_scores(t, t.items, task, held)
         else:
             stats = _sample_scores(t, t.items, task, held, sub.method.name, tolerance, notes)

@@ -17,12 +17,15 @@ from benchmarks.leaderboard.safety import parse_submission_bytes, validation_sum
 from benchmarks.leaderboard.schema import (
     MethodCard,
     PropertyItems,
+    RowItems,
     SampleItems,
     Submission,
     TaskSubmission,
     json_bytes,
 )
 from benchmarks.leaderboard.score import HeldOutZoo
+from benchmarks.leaderboard.view import HeldOutView, is_view
+from benchmarks.registry import SUITES, TASKS
 from benchmarks.results import TaskResult, load_predictions, load_results, utc_now
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 
@@ -62,20 +65,34 @@ def _by_seed(table: dict[str, list[Any]], seeds: Sequence[int]) -> list[list[int
     return [rows[s] for s in seeds]
 
 
-def _task_submission(result: TaskResult, root: Path) -> TaskSubmission:
+def _task_submission(result: TaskResult, root: Path, *, view: bool = False) -> TaskSubmission:
+    """One task of a submission; ``view``: predictions of a label-free view (by row id,
+    without claims: the local scores are on the public zoo, not on the board's rows)."""
     table = load_predictions(result, root).to_pydict()
     groups = _by_seed(table, result.seeds)
-    if result.task.type in ("regression", "classification"):
+    numeric = result.task.type == "regression"
+    if view and result.task.type in ("regression", "classification"):
+        if "row_id" not in table:
+            raise LeaderboardError(f"{result.task.name}: the saved predictions are not for a "
+                                   "held-out view; run `bench run --heldout VIEW` first")
+        rows = [table["row_id"][i] for i in groups[0]]
+        for g in groups[1:]:
+            if [table["row_id"][i] for i in g] != rows:
+                raise LeaderboardError(f"{result.task.name}: seeds predict different rows")
+        items: PropertyItems | RowItems | SampleItems = RowItems(
+            kind="rows", row_id=rows,
+            predictions=[[float(table["prediction"][i]) if numeric
+                          else str(table["prediction"][i]) for i in g] for g in groups])
+    elif result.task.type in ("regression", "classification"):
         first = groups[0]
         ids = [table["model_id"][i] for i in first]
         epochs = [int(table["epoch"][i]) for i in first]
         for g in groups[1:]:
             if [table["model_id"][i] for i in g] != ids:
                 raise LeaderboardError(f"{result.task.name}: seeds predict different items")
-        numeric = result.task.type == "regression"
         preds = [[float(table["prediction"][i]) if numeric else str(table["prediction"][i])
                   for i in g] for g in groups]
-        items: PropertyItems | SampleItems = PropertyItems(
+        items = PropertyItems(
             kind="property", model_id=ids, epoch=epochs, predictions=preds)
     else:
         det = result.details.get("per_seed", [{}])[0]
@@ -87,11 +104,11 @@ def _task_submission(result: TaskResult, root: Path) -> TaskSubmission:
             kind="samples", architecture=str(det["architecture"]),
             activation=str(det["activation"]),
             weights=[[_float32_list(table["weights"][i]) for i in g] for g in groups],
-            item_scores=item_scores, curves=curves)
+            item_scores={} if view else item_scores, curves=[] if view else curves)
+    claimed = {} if view else {m: s.mean for m, s in result.scores.get("test", {}).items()}
     return TaskSubmission(
         task=result.task.name, task_version=result.task.version, type=result.task.type,
-        seeds=list(result.seeds),
-        claimed={m: s.mean for m, s in result.scores.get("test", {}).items()}, items=items)
+        seeds=list(result.seeds), claimed=claimed, items=items)
 
 
 def make_submission(
@@ -112,7 +129,8 @@ def make_submission(
 
     Args:
         results: results root of ``bench run --save-predictions --out``.
-        zoo: the zoo the results were computed on (its pin goes into the submission).
+        zoo: the zoo the results were computed on (its pin goes into the submission), or
+            the label-free view of a held-out board that ``bench run --heldout`` predicted.
         suite: suite key; every task of it that the zoo can serve must have a result.
         method: method name in ``results`` (needed only if it holds several).
         version: method version (default: ``meta["version"]`` of its results, else ``"1"``).
@@ -129,9 +147,20 @@ def make_submission(
     Raises:
         LeaderboardError: results or predictions missing / inconsistent, or invalid metadata.
     """
-    held = HeldOutZoo(zoo, data_dir=data_dir)
-    pin = held.pin
-    mine = [r for r in load_results(results) if r.zoo.content_hash == pin.content_hash]
+    view = is_view(zoo)
+    if view:  # a held-out board's label-free view: results of `bench run --heldout VIEW`
+        opened = HeldOutView(zoo)
+        pin = opened.pin
+        mine = [r for r in load_results(results)
+                if r.details.get("heldout", {}).get("content_hash") == pin.content_hash]
+        scored = set(opened.manifest.tasks)
+        how = f"--zoo PUBLIC_ZOO --heldout {zoo}"
+    else:
+        held = HeldOutZoo(zoo, data_dir=data_dir)
+        pin = held.pin
+        mine = [r for r in load_results(results) if r.zoo.content_hash == pin.content_hash
+                and "heldout" not in r.details]
+        how = f"--zoo {zoo}"
     names = sorted({r.method.name for r in mine})
     if method is None:
         if len(names) != 1:
@@ -140,15 +169,16 @@ def make_submission(
                 f"{names or 'none'}; choose one with --method")
         method = names[0]
     by_task = {r.task.name: r for r in mine if r.method.name == method}
-    required = held.required_tasks(suite)
+    required = ([TASKS.get(t) for t in SUITES.get(suite).tasks if t in scored] if view
+                else held.required_tasks(suite))
     missing = [t.name for t in required if t.name not in by_task]
     if missing:
         raise LeaderboardError(
             f"no results of {method!r} on zoo {pin.name} v{pin.version} for task(s) "
             f"{', '.join(missing)} of suite {suite}; run `bench run --suite {suite} --method "
-            f"{method} --zoo {zoo} --out {results} --save-predictions` first")
+            f"{method} {how} --out {results} --save-predictions` first")
     try:
-        tasks = [_task_submission(by_task[t.name], Path(results)) for t in required]
+        tasks = [_task_submission(by_task[t.name], Path(results), view=view) for t in required]
     except ResultSchemaError as e:
         raise LeaderboardError(str(e)) from None
     meta = by_task[required[0].name].method.meta

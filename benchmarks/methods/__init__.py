@@ -6,6 +6,7 @@ See :mod:`benchmarks.methods.base` for the protocol a (user) method follows.
 from benchmarks.methods import (  # noqa: F401  (each module registers its methods)
     chance,
     flat,
+    kde,
     providers,
     sane_method,
     weight_stats,

@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import datasets
 import numpy as np
+import pandas as pd
 import torch
 
 from benchmarks.errors import BenchmarkError
@@ -29,6 +31,19 @@ def build_target(manifest: Manifest, target: TargetModel, **overrides: Any) -> t
     entry = manifest.architectures[target.architecture]
     kwargs = {**entry.kwargs, "activation": target.activation, "dropout": 0.0, **overrides}
     return create_model(entry.name, **kwargs)
+
+
+def last_checkpoints(ds: datasets.Dataset, target: TargetModel) -> pd.DataFrame:
+    """The last checkpoint of every healthy model of ``ds`` with the target architecture and
+    activation, sorted by ``model_id``: columns ``row`` (index in ``ds``), ``model_id``,
+    ``epoch``, ``val_acc``, ``source``."""
+    cols = ["model_id", "epoch", "architecture", "activation", "status", "val_acc", "source"]
+    meta = ds.select_columns(cols).to_pandas()
+    meta["row"] = np.arange(len(meta))
+    ok = meta[(meta.status == STATUS_OK) & (meta.architecture == target.architecture)
+              & (meta.activation == target.activation)]
+    last = ok.sort_values(["epoch", "row"]).groupby("model_id").tail(1).sort_values("model_id")
+    return last[["row", "model_id", "epoch", "val_acc", "source"]].reset_index(drop=True)
 
 
 @register_method("random-init")
@@ -69,17 +84,12 @@ class ZooInit:
     ) -> np.ndarray:
         """``n`` weight vectors drawn (without replacement while possible) from the zoo."""
         ds = load_zoo(zoo, "train")
-        cols = ds.select_columns(["model_id", "epoch", "architecture", "activation", "status"])
-        meta = cols.to_pandas()
-        meta["row"] = np.arange(len(meta))
-        ok = meta[(meta.status == STATUS_OK) & (meta.architecture == target.architecture)
-                  & (meta.activation == target.activation)]
-        if ok.empty:
+        last = last_checkpoints(ds, target)
+        if last.empty:
             raise BenchmarkError(
                 f"the zoo's train split has no healthy {target.architecture} models with "
                 f"activation {target.activation!r} to initialise from"
             )
-        last = ok.sort_values("epoch").groupby("model_id").tail(1).sort_values("model_id")
         rng = np.random.default_rng(seed)
         rows = last.row.to_numpy()
         pick = rng.choice(rows, size=n, replace=n > len(rows))

@@ -2,7 +2,8 @@
 
 Run: ``python -m benchmarks.perf.population [--models 64 --epochs 2 --arch cnn_s]``
 
-Both trainers run the same recipe (digits, one seed per model) in fresh subprocesses, one after
+Both trainers run the same recipe (digits, one seed per model) with the thread count ``zoo
+build`` uses by default (:func:`modelzoo.threads.auto_threads`) in fresh subprocesses, one after
 the other in one invocation, so the printed ratio compares like with like on this machine. Each
 is first warmed up for one epoch on the shapes it is then timed on (other seeds: the loop on one
 model, the population on as many models), so one-time costs are not timed. Both include
@@ -25,7 +26,17 @@ from typing import Any
 import torch
 
 
-def _run(trainer: str, arch: str, models: int, epochs: int, device: str) -> dict[str, Any]:
+def _run(trainer: str, arch: str, models: int, epochs: int, device: str,
+         threads: int | None = None) -> dict[str, Any]:
+    """Time one trainer in this process with ``threads`` (None: the shipped default)."""
+    from modelzoo.threads import resolve_threads
+
+    n = resolve_threads(threads)
+    torch.set_num_threads(n)
+    return {**_timed(trainer, arch, models, epochs, device), "threads": n}
+
+
+def _timed(trainer: str, arch: str, models: int, epochs: int, device: str) -> dict[str, Any]:
     from modelzoo.build import _arch_kwargs
     from modelzoo.recipe import make_recipe
     from modelzoo.sources import load_source

@@ -13,6 +13,8 @@ invocation on this machine (compare ratios, not absolute numbers, across machine
 3. SANE training tokens/s and embedding models/s;
 4. the anchor-scale digits zoos: the first 128 models (32 with ``--quick``) of each card built,
    and the full build time projected from them (:mod:`benchmarks.perf.anchor_zoos`).
+5. the default thread count vs one thread, on the machine as it is and with a busy process
+   (``benchmarks.perf.threads``; target: the default never slower than one thread).
 
 The JSON output carries the git commit, so results can be compared across commits.
 """
@@ -32,6 +34,7 @@ import torch
 
 from benchmarks.perf import anchor_zoos, population
 from benchmarks.perf import io as io_perf
+from benchmarks.perf import threads as threads_perf
 
 
 def _git_commit() -> str | None:
@@ -81,12 +84,14 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     io_rows = io_perf.measure(rows=250 if quick else 2000, params=20_000)
     sane_rows = sane_scaling(sizes, epochs=3)
     anchor = anchor_zoos.measure(models=32 if quick else 128)
+    thread_rows = threads_perf.measure(models=4 * base, epochs=1 if quick else 2,
+                                       repeats=1 if quick else 2)
     return {
         "commit": _git_commit(), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "machine": platform.machine(), "cpus": os.cpu_count(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "population_vs_loop": pop, "io": io_rows, "streaming_2x_ram": paper_estimate(io_rows),
-        "sane": sane_rows, "anchor_zoos": anchor,
+        "sane": sane_rows, "anchor_zoos": anchor, "threads_vs_one": thread_rows,
     }  # fmt: skip
 
 
@@ -106,6 +111,8 @@ def print_report(r: dict[str, Any]) -> None:
     e = r["streaming_2x_ram"]
     print(f"on paper: a zoo of 2x RAM ({e['zoo_mb']:,.0f} MB) streams with at most ~"
           f"{e['heap_mb_estimate']:.0f} MB of heap (linear upper bound from the rows above)")
+    print("\n## default threads vs one thread (population trainer)")
+    threads_perf.print_table(r["threads_vs_one"])
     if r["sane"]:
         print("\n## SANE (digits cnn_s zoos)")
         print(f"{'models':>6} {'train tokens/s':>15} {'embed models/s':>15}")

@@ -29,16 +29,16 @@ MAX_RETRIES = 3
 def train_group_ipc(job: GroupJob, cfgs: list[TrainConfig]) -> bytes:
     """Train one group in a Ray worker; return its rows as an Arrow IPC stream."""
     from modelzoo.build import group_tables
+    from modelzoo.threads import limit_threads
 
     data = job.load_data()
     sink = pa.BufferOutputStream()
-    schema = None
     writer = None
-    for table in group_tables(job, cfgs, data):
-        if writer is None:
-            schema = table.schema
-            writer = pa.ipc.new_stream(sink, schema)
-        writer.write_table(table)
+    with limit_threads(job.threads):  # one thread per CPU Ray gave the task
+        for table in group_tables(job, cfgs, data):
+            if writer is None:
+                writer = pa.ipc.new_stream(sink, table.schema)
+            writer.write_table(table)
     if writer is not None:
         writer.close()
     return sink.getvalue().to_pybytes()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -96,3 +98,51 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+#: ``renameat2`` flag: swap two paths in one step (Linux >= 3.15, most local file systems).
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap the paths ``a`` and ``b``; False where the OS or file system can't."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Move the fully written folder ``tmp`` onto ``out``, replacing what ``out`` held.
+
+    Readers see either the old folder or the new one, never a mix or nothing: a new ``out``
+    is one ``rename``; an existing one is swapped with ``tmp`` in one ``renameat2``
+    (``RENAME_EXCHANGE``) and the old content, now at ``tmp``, is deleted afterwards. Where the
+    file system cannot swap, the old folder is renamed aside first (a crash in between leaves
+    it at ``.<out>.old``, never deleted before the new one is in place).
+
+    Raises:
+        StorageError: the move failed (``out`` is left as it was).
+    """
+    try:
+        if not out.exists():
+            os.replace(tmp, out)
+        elif _exchange(tmp, out):
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        fsync_dir(out.parent)
+    except OSError as e:
+        raise storage_error(e, out) from None

@@ -15,7 +15,8 @@ import datetime as _dt
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from modelzoo.errors import CorruptZooError
+from modelzoo.errors import CorruptZooError, IncompleteZooError
 from modelzoo.storage.atomic import (
     atomic_write_bytes,
     atomic_write_with,
@@ -216,6 +217,45 @@ class ZooWriter:
         """Indices of groups whose shards are fully written."""
         return {int(p.stem[1:]) for p in self.done_dir.glob("g*.json")}
 
+    def finished_models(self) -> dict[str, int]:
+        """Model id -> index of the committed group that holds it (the resume state).
+
+        Raises:
+            CorruptZooError: one model id is committed by two groups.
+        """
+        out: dict[str, int] = {}
+        for marker in sorted(self.done_dir.glob("g*.json")):
+            group = int(marker.stem[1:])
+            for mid in json.loads(marker.read_text())["models"]:
+                if mid in out:
+                    raise CorruptZooError(
+                        f"model {mid} is committed by groups {out[mid]} and {group} in "
+                        f"{self.done_dir}; delete {self.root / BUILD_DIR} to start over"
+                    )
+                out[mid] = group
+        return out
+
+    def discard_uncommitted(self) -> list[Path]:
+        """Delete shard files of groups without a marker (a crash before ``commit`` finished).
+
+        A group's shards are renamed into place before its marker is written, so a crash in
+        between leaves final-named shards that no marker lists; ``load_dataset`` would read
+        them (its configs glob ``<split>/*.arrow``). Returns the deleted paths.
+        """
+        done = self.finished_groups()
+        gone: list[Path] = []
+        for split in SPLITS:
+            d = self.root / split
+            if not d.is_dir():
+                continue
+            for p in d.iterdir():
+                tmp = p.name.startswith(".") and p.name.endswith(".tmp")
+                m = re.fullmatch(r"data-g(\d+)\.arrow", p.name)
+                if tmp or (m is not None and int(m.group(1)) not in done):
+                    p.unlink(missing_ok=True)
+                    gone.append(p)
+        return gone
+
     def open_group(self, group: int) -> GroupWriter:
         """Start streaming group ``group`` (its stale temp files, if any, are replaced)."""
         return GroupWriter(self, group)
@@ -237,8 +277,14 @@ class ZooWriter:
         toolkit_version: str,
         description: str = "",
         license: str = "cc-by-4.0",
+        planned: Collection[str] | None = None,
     ) -> Manifest:
-        """Write the ``datasets`` metadata files and ``zoo.json``; return the manifest."""
+        """Write the ``datasets`` metadata files and ``zoo.json``; return the manifest.
+
+        Args:
+            planned: the model ids the zoo must hold, each exactly once; any difference
+                raises :class:`IncompleteZooError` before ``zoo.json`` is written.
+        """
         files: list[FileEntry] = []
         models: dict[str, ModelEntry] = {}
         for marker in sorted(self.done_dir.glob("g*.json")):
@@ -248,6 +294,8 @@ class ZooWriter:
                 if mid in models:
                     raise CorruptZooError(f"model {mid} was written twice ({marker})")
                 models[mid] = ModelEntry(**m)
+        if planned is not None:
+            check_plan(set(planned), models.keys(), where=str(self.root))
         nonempty = [s for s in SPLITS if any(f.split == s and f.num_rows for f in files)]
         for split in SPLITS:
             empty = self._write_split_metadata(split, [f for f in files if f.split == split])
@@ -327,3 +375,31 @@ def minimal_card(name: str, description: str = "", splits: Iterable[str] = SPLIT
         lines += [description, ""]
     lines.append("A model zoo built with the model-zoo toolkit. `zoo info .` summarises it.")
     return "\n".join(lines) + "\n"
+
+
+def check_plan(planned: set[str], present: Iterable[str], *, where: str) -> None:
+    """Raise :class:`IncompleteZooError` unless ``present`` is exactly ``planned``, once each.
+
+    Args:
+        planned: model ids the recipe plans.
+        present: model ids found (a repeated id counts as a duplicate).
+        where: the zoo, named in the message.
+    """
+    seen: dict[str, int] = {}
+    for mid in present:
+        seen[mid] = seen.get(mid, 0) + 1
+    missing = sorted(planned - seen.keys())
+    extra = sorted(seen.keys() - planned)
+    dup = sorted(k for k, n in seen.items() if n > 1)
+    if not (missing or extra or dup):
+        return
+    parts = []
+    for label, ids in (("missing", missing), ("not in the plan", extra), ("duplicated", dup)):
+        if ids:
+            more = f" and {len(ids) - 3} more" if len(ids) > 3 else ""
+            parts.append(f"{len(ids)} {label} ({', '.join(ids[:3])}{more})")
+    raise IncompleteZooError(
+        f"{where} does not match its plan of {len(planned)} models: {'; '.join(parts)}. "
+        "Rerun the same `zoo build` command to train what is missing, or delete the folder "
+        "and build again"
+    )

@@ -36,6 +36,11 @@ class Checkpoint:
     metrics: dict[str, torch.Tensor]
     diverged: torch.Tensor
 
+    def head(self, n: int) -> Checkpoint:
+        """The first ``n`` models of the checkpoint."""
+        return Checkpoint(self.epoch, list(self.configs)[:n], self.weights[:n],
+                          {k: v[:n] for k, v in self.metrics.items()}, self.diverged[:n])
+
 
 def splits_on(data: SourceData, device: torch.device) -> dict[str, tuple[torch.Tensor, ...]]:
     """The source's (inputs, labels) per partition on ``device``, keyed by metric prefix."""

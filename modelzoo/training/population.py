@@ -19,7 +19,7 @@ every path against it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -47,8 +47,27 @@ from modelzoo.training.config import (
 from modelzoo.training.dense import DenseStack
 from modelzoo.training.stacked import stacked_forward, supports_stacked
 
-#: evaluation holds at most about this many activation floats at once (dense path)
-_EVAL_BUDGET = 1 << 22
+#: evaluation holds about this many activation floats per model at once (dense path); the
+#: chunk depends on the network only, never on the number of models, so a model's metrics
+#: do not depend on the group it was trained in
+_EVAL_BUDGET_PER_MODEL = 1 << 16
+
+PopulationPath = Literal["dense", "grouped", "vmap"]
+
+
+def population_path(
+    model: torch.nn.Module, in_shape: tuple[int, ...], device: torch.device
+) -> PopulationPath:
+    """The forward path the population trainer takes for ``model`` on inputs of ``in_shape``.
+
+    ``dense`` and ``grouped`` give bit-identical results for any thread count and group size
+    (tested); ``vmap`` runs torch's own convolutions, whose results depend on the thread count.
+    """
+    if device.type != "cpu":
+        return "vmap"
+    if DenseStack.build(model, in_shape) is not None:
+        return "dense"
+    return "grouped" if supports_stacked(model) else "vmap"
 
 
 def train_population(
@@ -67,6 +86,16 @@ def train_population(
     fraction). Models are yielded in the order of ``configs``.
     """
     if not configs:
+        return
+    if len(configs) == 1:
+        # a batched matmul over one model takes other kernels (other rounding) than over
+        # several: train the model beside a copy of itself so that its numbers equal those it
+        # gets in any larger group (resumed builds regroup models freely)
+        pair = [configs[0], configs[0]]
+        for ck in train_population(arch=arch, arch_kwargs=arch_kwargs, configs=pair, data=data,
+                                   epochs=epochs, checkpoint_epochs=checkpoint_epochs,
+                                   device=device):
+            yield ck.head(1)
         return
     keys = {c.group_key() for c in configs}
     if len(keys) != 1:
@@ -99,8 +128,10 @@ def train_population(
     ]
     buffers = {n: stacked[n][order].to(device) for n in buffer_names}
     del stacked
-    # fused optimizers: one kernel per step instead of ~10 ops per stacked tensor
-    fused = device.type in ("cpu", "cuda")
+    # fused optimizers on CUDA only: the CPU fused kernels run the last (numel % vector width)
+    # elements through a scalar tail whose rounding differs, so a model's weights would depend
+    # on its position and the group's size; the per-op CPU kernels are as fast at these sizes
+    fused = device.type == "cuda"
     optims = [make_optimizer(list(lv.values()), configs[g[0]], fused=fused)
               for lv, g in zip(leaves, groups)]
 
@@ -112,8 +143,9 @@ def train_population(
     m_count = len(configs)
     # CPU fast paths for plain Sequential nets: dense matmuls on small images (dense.py), else
     # explicit grouped ops in channels_last (stacked.py); anything else runs under vmap
-    dense = DenseStack.build(base, tuple(data.x_train.shape[1:])) if device.type == "cpu" else None
-    grouped = dense is None and device.type == "cpu" and supports_stacked(base)
+    path = population_path(base, tuple(data.x_train.shape[1:]), device)
+    dense = DenseStack.build(base, tuple(data.x_train.shape[1:])) if path == "dense" else None
+    grouped = path == "grouped"
 
     def loss_fn(p, b, x, y):
         return F.cross_entropy(functional_call(base, (p, b), (x,)), y)
@@ -140,7 +172,7 @@ def train_population(
 
     # evaluation chunk: the dense path's widest activation is [M, widest, chunk]
     eval_batch = EVAL_BATCH if dense is None else max(
-        32, min(EVAL_BATCH, _EVAL_BUDGET // (m_count * dense.widest)))
+        32, min(EVAL_BATCH, _EVAL_BUDGET_PER_MODEL // dense.widest))
     xs = splits_on(data, device)
     subsets = [train_subset(c, len(data.y_train)) for c in (configs[i] for i in order)]
     n_sub = len(subsets[0])
