@@ -55,6 +55,9 @@ def ls_cmd(what: str) -> None:
               help="Registered method name, or module:object for your own method.")
 @click.option("--zoo", required=True, type=click.Path(exists=True, file_okay=False,
                                                       path_type=Path), help="Zoo directory.")
+@click.option("--run", "sane_run", type=click.Path(exists=True, path_type=Path),
+              help="With --method sane: benchmark this trained SANE run (directory or ckpt.pt) "
+                   "as it is, instead of training one per seed.")
 @click.option("--out", default=Path("results"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Results root.")
 @click.option("--seeds", default=3, show_default=True, type=click.IntRange(min=1),
@@ -74,6 +77,7 @@ def run_cmd(
     tasks: tuple[str, ...],
     method: str,
     zoo: Path,
+    sane_run: Path | None,
     out: Path,
     seeds: int,
     allow_unpinned: bool,
@@ -87,8 +91,15 @@ def run_cmd(
 
     if (suite is None) == (not tasks):
         raise click.UsageError("give either --suite or one or more --task")
+    if sane_run is not None and method != "sane":
+        raise click.UsageError(f"--run is for --method sane (a trained SANE run), not {method!r}")
     try:
-        results = evaluate(suite=suite, tasks=list(tasks) or None, method=method, zoo=zoo,
+        chosen: object = method
+        if sane_run is not None:
+            from benchmarks.methods.sane_method import Sane
+
+            chosen = Sane(run=sane_run)
+        results = evaluate(suite=suite, tasks=list(tasks) or None, method=chosen, zoo=zoo,
                            out=out, seeds=seeds, allow_unpinned=allow_unpinned,
                            workdir=workdir, data_dir=data_dir, progress=click.echo,
                            threads=threads, save_predictions=save_predictions)
