@@ -28,6 +28,13 @@ class SaneConfig:
     Defaults follow SANE / MultiZoo-SANE where they apply (gamma 0.05, temperature 0.1,
     multiplicative noise 0.1, a canonical first view and a permuted second view, AdamW) at a
     size that trains on a CPU; scale ``d_model``/``n_layers``/``window_size`` up for big zoos.
+    :func:`config_for_zoo` fits token and window sizes to a zoo (one token per neuron).
+
+    Where our defaults differ from the reference code (HSG-AIML/SANE), a field gives the
+    reference behaviour: ``recon_norm="all"``, ``lr_schedule="onecycle"``,
+    ``decay_2d_only=True``, ``grad_clip=None``, ``drop_last=True``, ``permutation_prob=0`` on
+    an aligned zoo (``zoo align``; SANE's shipped configs train on canonical views),
+    ``sample_mode="individual"`` with ``sample_bandwidth=0.2``.
 
     Attributes:
         d_model: transformer width (even, divisible by ``n_heads``).

@@ -104,7 +104,8 @@ def _architectures_payload(manifest: Manifest) -> dict[str, dict[str, Any]]:
 
 
 def _check_resume(ckpt: dict[str, Any], config: SaneConfig, manifest: Manifest, out: Path) -> None:
-    old = dict(ckpt["config"])
+    # fields added since the run was saved read as their defaults (which is what it ran with)
+    old = {**SaneConfig().to_dict(), **dict(ckpt["config"])}
     new = config.to_dict()
     diff = [k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
     if diff:

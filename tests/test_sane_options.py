@@ -209,3 +209,19 @@ def test_shipped_digits_config_is_what_the_bench_default_trains(tiny_zoo: Path) 
     shipped = SaneConfig.from_yaml(ROOT / "sane" / "configs" / "digits-cnn_s.yaml")
     default = config_for_zoo(read_manifest(tiny_zoo))
     assert shipped == default
+
+
+def test_a_run_saved_before_the_new_fields_resumes(tiny_zoo: Path, tmp_path: Path) -> None:
+    from sane.run import save_checkpoint
+
+    train(zoo=tiny_zoo, out=tmp_path, config=CFG, progress=False)
+    ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    new = ("recon_norm", "lr_schedule", "decay_2d_only", "drop_last", "sample_mode",
+           "sample_bandwidth")
+    ckpt["config"] = {k: v for k, v in ckpt["config"].items() if k not in new}
+    save_checkpoint(tmp_path / "ckpt.pt", ckpt)
+    train(zoo=tiny_zoo, out=tmp_path, config=CFG.replace(epochs=2), progress=False)
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["epoch"] == 1
+    with pytest.raises(ZooError, match="different config .*recon_norm"):
+        train(zoo=tiny_zoo, out=tmp_path, config=CFG.replace(epochs=3, recon_norm="all"),
+              progress=False)
