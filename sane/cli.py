@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
+import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -28,31 +32,73 @@ def main() -> None:
     """
 
 
-_OVERRIDES: list[tuple[str, type, str]] = [
-    ("epochs", int, "Training epochs."),
-    ("batch_size", int, "Models (windows) per step."),
-    ("lr", float, "Peak learning rate."),
-    ("weight_decay", float, "AdamW weight decay."),
-    ("d_model", int, "Transformer width."),
-    ("n_heads", int, "Attention heads."),
-    ("n_layers", int, "Encoder and decoder layers each."),
-    ("latent_dim", int, "Latent token size."),
-    ("token_size", int, "Weights per token."),
-    ("window_size", int, "Tokens per training window."),
-    ("gamma", float, "Contrastive weight: gamma*NT-Xent + (1-gamma)*MSE."),
-    ("permutation_prob", float,
-     "Probability that a view is randomly neuron-permuted (0: canonical views only, e.g. "
-     "on a zoo aligned with `zoo align`)."),
-    ("seed", int, "Random seed."),
-    ("device", str, "auto, cpu or cuda[:i]."),
-    ("num_workers", int, "DataLoader worker processes."),
-]
+#: SaneConfig fields with their own `sane train` option or none at all (tuples).
+_NOT_GENERATED = ("epochs_range", "erase_scale", "erase_ratio")
+
+
+def _field_help() -> dict[str, str]:
+    """Per-field help text from the ``Attributes:`` section of SaneConfig's docstring."""
+    doc = inspect.getdoc(SaneConfig) or ""
+    out: dict[str, str] = {}
+    name = None
+    for line in doc.split("Attributes:", 1)[-1].splitlines():
+        m = re.match(r"^    (\w+): (.*)$", line)
+        if m:
+            name = m.group(1)
+            out[name] = m.group(2).strip()
+        elif name and line.startswith("        "):
+            out[name] += " " + line.strip()
+    # plain text for the terminal: ``x`` -> x, :func:`sane.sample` -> sane.sample
+    return {k: re.sub(r":\w+:`([^`]*)`", r"\1", v).replace("``", "") for k, v in out.items()}
+
+
+class _OptionalFloat(click.ParamType):
+    """A float, or ``none`` / ``off`` for None."""
+
+    name = "FLOAT|none"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float | None:
+        if value is None or isinstance(value, float):
+            return value
+        if str(value).lower() in ("none", "off"):
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number or 'none'", param, ctx)
+
+
+def _option_type(hint: Any) -> Any:
+    """click type for a SaneConfig field's type hint (None: no option)."""
+    if hint in (int, float, str):
+        return hint
+    if typing.get_origin(hint) is typing.Literal:
+        return click.Choice([str(a) for a in typing.get_args(hint)])
+    args = set(typing.get_args(hint))
+    if args == {float, type(None)}:
+        return _OptionalFloat()
+    return None
 
 
 def _override_options(fn: Any) -> Any:
-    for name, typ, help_ in reversed(_OVERRIDES):
-        fn = click.option(f"--{name.replace('_', '-')}", name, type=typ, default=None,
-                          help=help_)(fn)
+    """One option per SaneConfig field (``--d-model``, ``--recon-norm`` ...), generated from
+    the dataclass, so new config fields reach ``sane train`` without CLI changes."""
+    hints = typing.get_type_hints(SaneConfig)
+    helps = _field_help()
+    for f in reversed(dataclasses.fields(SaneConfig)):
+        if f.name in _NOT_GENERATED:
+            continue
+        flag = f"--{f.name.replace('_', '-')}"
+        help_ = helps.get(f.name, "") + f" [config default: {f.default!r}]"
+        hint = hints[f.name]
+        if hint is bool:
+            fn = click.option(f"{flag}/--no-{f.name.replace('_', '-')}", f.name, default=None,
+                              help=help_)(fn)
+            continue
+        typ = _option_type(hint)
+        if typ is None:  # pragma: no cover - every other field type is handled above
+            raise TypeError(f"no CLI type for SaneConfig.{f.name}: {hint!r}")
+        fn = click.option(flag, f.name, type=typ, default=None, help=help_)(fn)
     return fn
 
 
@@ -76,7 +122,10 @@ def train(
 
     try:
         cfg = SaneConfig.from_yaml(config_file) if config_file else SaneConfig()
-        changes = {k: v for k, v in overrides.items() if v is not None}
+        given = {k for k in overrides
+                 if click.get_current_context().get_parameter_source(k)
+                 is click.core.ParameterSource.COMMANDLINE}
+        changes = {k: overrides[k] for k in given}
         if epochs_range:
             changes["epochs_range"] = tuple(epochs_range)
         cfg = SaneConfig.from_dict({**cfg.to_dict(), **changes})
@@ -130,11 +179,12 @@ def embed(run: Path, zoo: Path, out: Path, split: str | None,
               default="kde", show_default=True, help="Sampling method.")
 @click.option("--anchor-top-k", type=int, default=5, show_default=True,
               help="Anchor models (best by val_acc).")
-@click.option("--kde-mode", type=click.Choice(["joint", "token"]), default="joint",
-              show_default=True,
-              help="One KDE over whole latent sequences, or one per token position.")
-@click.option("--bandwidth", type=float, default=0.05, show_default=True,
-              help="KDE bandwidth in latent space.")
+@click.option("--kde-mode", type=click.Choice(["joint", "token", "individual"]), default=None,
+              help="One KDE over whole latent sequences, one per token position, or one per "
+                   "latent scalar (default: the run's sample_mode, joint unless set).")
+@click.option("--bandwidth", type=float, default=None,
+              help="KDE bandwidth in latent space (default: the run's sample_bandwidth, 0.05 "
+                   "unless set).")
 @click.option("--candidates", type=int, default=None,
               help="Models drawn per round for subsampled/bootstrapped (default 4n).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
@@ -142,7 +192,8 @@ def embed(run: Path, zoo: Path, out: Path, split: str | None,
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--device", default=None, help="Device (default: the run's).")
 def sample(run: Path, zoo: Path, out: Path, n: int, architecture: str | None, method: str,
-           anchor_top_k: int, kde_mode: str, bandwidth: float, candidates: int | None,
+           anchor_top_k: int, kde_mode: str | None, bandwidth: float | None,
+           candidates: int | None,
            data_dir: Path | None, seed: int, device: str | None) -> None:
     """Sample N new models with SANE and save them as safetensors."""
     from sane.sample import sample as sample_fn

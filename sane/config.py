@@ -12,10 +12,13 @@ import yaml
 
 from modelzoo.errors import ZooError
 
-__all__ = ["SaneConfig", "resolve_device"]
+__all__ = ["SaneConfig", "config_for_zoo", "resolve_device"]
 
 Normalize = Literal["layer", "none"]
 LossNorm = Literal["none", "batch"]
+ReconNorm = Literal["real", "all"]
+LrSchedule = Literal["cosine", "onecycle"]
+KdeMode = Literal["joint", "token", "individual"]
 
 
 @dataclass
@@ -25,6 +28,13 @@ class SaneConfig:
     Defaults follow SANE / MultiZoo-SANE where they apply (gamma 0.05, temperature 0.1,
     multiplicative noise 0.1, a canonical first view and a permuted second view, AdamW) at a
     size that trains on a CPU; scale ``d_model``/``n_layers``/``window_size`` up for big zoos.
+    :func:`config_for_zoo` fits token and window sizes to a zoo (one token per neuron).
+
+    Where our defaults differ from the reference code (HSG-AIML/SANE), a field gives the
+    reference behaviour: ``recon_norm="all"``, ``lr_schedule="onecycle"``,
+    ``decay_2d_only=True``, ``grad_clip=None``, ``drop_last=True``, ``permutation_prob=0`` on
+    an aligned zoo (``zoo align``; SANE's shipped configs train on canonical views),
+    ``sample_mode="individual"`` with ``sample_bandwidth=0.2``.
 
     Attributes:
         d_model: transformer width (even, divisible by ``n_heads``).
@@ -37,11 +47,19 @@ class SaneConfig:
         dropout: dropout in the transformers.
         gamma: loss = gamma * NT-Xent + (1 - gamma) * masked reconstruction MSE.
         temperature: NT-Xent temperature.
-        lr: peak learning rate (linear warm-up, then cosine decay to ``lr * min_lr_ratio``).
-        min_lr_ratio: final learning rate as a fraction of ``lr``.
-        warmup_frac: fraction of all steps spent warming up.
+        lr: peak learning rate.
+        lr_schedule: ``"cosine"``: linear warm-up over ``warmup_frac`` of the steps, then cosine
+            decay to ``lr * min_lr_ratio``; ``"onecycle"``: SANE's ``OneCycleLR`` (start at
+            ``lr / 25``, cosine up to ``lr`` at 30% of the steps, cosine down to
+            ``lr / 25 / 1e4``; ``min_lr_ratio`` and ``warmup_frac`` are not used).
+        min_lr_ratio: final learning rate as a fraction of ``lr`` (``cosine``).
+        warmup_frac: fraction of all steps spent warming up (``cosine``).
         weight_decay: AdamW weight decay.
-        grad_clip: gradient-norm clip (0 disables).
+        decay_2d_only: apply ``weight_decay`` to parameters with >= 2 dimensions only (matrices
+            and embeddings; not biases, LayerNorm gains), as SANE / nanoGPT do.
+        grad_clip: gradient-norm clip (None or 0: no clipping, as in SANE).
+        drop_last: drop the last, partial training batch of an epoch (SANE), so that every
+            contrastive step sees ``batch_size`` models.
         epochs: training epochs.
         batch_size: models (windows) per step.
         seed: seed of everything random (data order, windows, augmentations, init).
@@ -52,6 +70,11 @@ class SaneConfig:
             ``"none"``: raw weights (use with ``loss_norm="batch"`` for heterogeneous zoos).
         loss_norm: ``"batch"``: standardise target and reconstruction by the target's masked
             mean/std before the MSE (MultiZoo-SANE masked loss normalisation); ``"none"``.
+        recon_norm: what the reconstruction MSE averages over: ``"real"``: the real weights only
+            (padding ignored); ``"all"``: every token entry of the valid tokens, padding
+            included (SANE; padding targets are zero, so the MSE is the real weights' squared
+            error divided by all entries, and the same ``gamma`` weighs the contrastive term
+            more when tokens carry much padding).
         permutation_prob: probability that a view is a random neuron permutation.
         view1_canonical: keep the first view un-permuted (SANE ``view_1_canon``).
         noise_prob: probability of adding Gaussian noise to a view.
@@ -64,6 +87,10 @@ class SaneConfig:
             reconstructs its augmented input: False).
         halo: context tokens on each side of a window when embedding/decoding whole sequences
             (-1: ``window_size // 8``).
+        sample_mode: default KDE mode of :func:`sane.sample`: ``"joint"`` (one KDE over whole
+            latent sequences), ``"token"`` (one per token position) or ``"individual"`` (one
+            per latent scalar); SANE's sampler defaults to ``individual``.
+        sample_bandwidth: default KDE bandwidth of :func:`sane.sample` (SANE: 0.2).
     """
 
     d_model: int = 128
@@ -77,10 +104,13 @@ class SaneConfig:
     gamma: float = 0.05
     temperature: float = 0.1
     lr: float = 1e-4
+    lr_schedule: LrSchedule = "cosine"
     min_lr_ratio: float = 0.1
     warmup_frac: float = 0.05
     weight_decay: float = 3e-9
-    grad_clip: float = 1.0
+    decay_2d_only: bool = False
+    grad_clip: float | None = 1.0
+    drop_last: bool = False
     epochs: int = 30
     batch_size: int = 32
     seed: int = 0
@@ -89,6 +119,7 @@ class SaneConfig:
     epochs_range: tuple[int, int] | None = None
     normalize: Normalize = "layer"
     loss_norm: LossNorm = "none"
+    recon_norm: ReconNorm = "real"
     permutation_prob: float = 1.0
     view1_canonical: bool = True
     noise_prob: float = 1.0
@@ -99,6 +130,8 @@ class SaneConfig:
     erase_ratio: tuple[float, float] = (0.3, 3.3)
     denoise: bool = False
     halo: int = -1
+    sample_mode: KdeMode = "joint"
+    sample_bandwidth: float = 0.05
 
     def __post_init__(self) -> None:
         for name in ("epochs_range", "erase_scale", "erase_ratio"):
@@ -131,12 +164,35 @@ class SaneConfig:
             raise ZooError(f"config: normalize must be 'layer' or 'none', not {self.normalize!r}")
         if self.loss_norm not in ("none", "batch"):
             raise ZooError(f"config: loss_norm must be 'none' or 'batch', not {self.loss_norm!r}")
+        if self.recon_norm not in ("real", "all"):
+            raise ZooError(f"config: recon_norm must be 'real' or 'all', not {self.recon_norm!r}")
+        if self.lr_schedule not in ("cosine", "onecycle"):
+            raise ZooError(
+                f"config: lr_schedule must be 'cosine' or 'onecycle', not {self.lr_schedule!r}"
+            )
+        if self.grad_clip is not None and (
+            isinstance(self.grad_clip, bool) or not self.grad_clip >= 0
+        ):
+            raise ZooError(
+                f"config: grad_clip must be a number >= 0, or None for no clipping, "
+                f"not {self.grad_clip!r}"
+            )
+        for name in ("decay_2d_only", "drop_last", "view1_canonical", "noise_multiplicative",
+                     "denoise"):
+            if not isinstance(getattr(self, name), bool):
+                raise ZooError(f"config: {name} must be true or false, not "
+                               f"{getattr(self, name)!r}")
         if self.epochs_range is not None:
             if len(self.epochs_range) != 2 or self.epochs_range[0] > self.epochs_range[1]:
                 raise ZooError(
                     f"config: epochs_range must be [first, last] with first <= last, "
                     f"not {self.epochs_range!r}"
                 )
+        if self.sample_mode not in ("joint", "token", "individual"):
+            raise ZooError(f"config: sample_mode must be 'joint', 'token' or 'individual', "
+                           f"not {self.sample_mode!r}")
+        if not self.sample_bandwidth > 0:
+            raise ZooError(f"config: sample_bandwidth must be > 0, not {self.sample_bandwidth!r}")
         if self.num_workers < 0:
             raise ZooError("config: num_workers must be >= 0")
 
@@ -168,7 +224,8 @@ class SaneConfig:
         fixed = dict(data)
         for k, v in data.items():
             # YAML 1.1 reads "1e-3" as a string: accept numbers written that way
-            if hints[k] is float and isinstance(v, str | int) and not isinstance(v, bool):
+            num = hints[k] is float or (hints[k] == float | None and v is not None)
+            if num and isinstance(v, str | int) and not isinstance(v, bool):
                 try:
                     fixed[k] = float(v)
                 except ValueError:
@@ -210,3 +267,42 @@ def resolve_device(device: str) -> str:
     if device != "cpu" and not device.startswith("cuda"):
         raise ZooError(f"unknown device {device!r}: use auto, cpu or cuda[:i]")
     return device
+
+
+#: Settings of :func:`config_for_zoo` (chosen on validation models only; the numbers are in
+#: ``sane/configs/digits-cnn_s.yaml``).
+ZOO_DEFAULTS: dict[str, Any] = {
+    "d_model": 128,
+    "n_heads": 4,
+    "n_layers": 2,
+    "latent_dim": 128,
+    "epochs": 30,
+    "batch_size": 32,
+    "permutation_prob": 0.0,
+}
+#: Largest token (values) and window (tokens) for one-token-per-neuron tokenisation.
+MAX_NEURON_TOKEN, MAX_WINDOW = 512, 256
+
+
+def config_for_zoo(manifest: Any, **changes: Any) -> SaneConfig:
+    """A SANE configuration that fits a zoo: :data:`ZOO_DEFAULTS`, one token per neuron
+    (token size = the largest fan-in + bias over the zoo's architectures) with a window that
+    covers the longest model, as SANE's CNN runs do. Where that would exceed
+    :data:`MAX_NEURON_TOKEN` values per token or :data:`MAX_WINDOW` tokens (e.g. ResNets) the
+    :class:`SaneConfig` token and window sizes are kept.
+
+    Args:
+        manifest: the zoo's manifest (``modelzoo.storage.read_manifest``).
+        changes: config fields that override the result.
+    """
+    from sane.tokenize import neuron_token_size, plan_tokens
+
+    layouts = [e.layout for e in manifest.architectures.values()]
+    if not layouts:
+        raise ZooError(f"zoo {manifest.name} has no architectures to configure SANE for")
+    data: dict[str, Any] = dict(ZOO_DEFAULTS)
+    size = neuron_token_size(layouts)
+    tokens = max(plan_tokens(layout, size).num_tokens for layout in layouts)
+    if size <= MAX_NEURON_TOKEN and tokens <= MAX_WINDOW:
+        data.update(token_size=size, window_size=tokens)
+    return SaneConfig.from_dict({**data, **changes})

@@ -5,7 +5,27 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["masked_mse", "nt_xent", "sane_loss"]
+__all__ = ["masked_mse", "nt_xent", "recon_count", "sane_loss"]
+
+RECON_NORMS = ("real", "all")
+
+
+def recon_count(mask: torch.Tensor, *, over: str = "real",
+                valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Number of entries the reconstruction MSE averages over (see :func:`masked_mse`).
+
+    Args:
+        mask: bool ``[..., W, S]``, True where a real weight sits.
+        over: ``"real"``: the real weights; ``"all"``: every entry of the valid tokens.
+        valid: bool ``[..., W]``, False for padding tokens (``"all"``; None: all valid).
+    """
+    if over == "real":
+        return mask.sum().to(torch.float64)
+    if over != "all":
+        raise ValueError(f"over must be one of {RECON_NORMS}, not {over!r}")
+    if valid is None:
+        return torch.tensor(float(mask.numel()), dtype=torch.float64, device=mask.device)
+    return valid.sum().to(torch.float64) * mask.shape[-1]
 
 
 def masked_mse(
@@ -14,23 +34,30 @@ def masked_mse(
     mask: torch.Tensor,
     *,
     norm: str = "none",
+    over: str = "real",
+    valid: torch.Tensor | None = None,
     eps: float = 1e-4,
 ) -> torch.Tensor:
-    """Mean squared error over the real (mask True) values only; padding is ignored.
+    """Squared error of the real (mask True) values; padding values never add error.
 
     Args:
-        output: reconstruction ``[..., S]``.
+        output: reconstruction ``[..., W, S]``.
         target: target tokens, same shape.
         mask: bool, True where a real weight sits.
         norm: ``"batch"`` standardises output and target by the target's masked mean/std
             first (MultiZoo-SANE masked loss normalisation for heterogeneous zoos).
+        over: the denominator: ``"real"`` averages over the real weights only; ``"all"``
+            over every entry of the valid tokens, padding included (SANE multiplies the
+            output by the mask and takes ``MSELoss(reduction="mean")``).
+        valid: bool ``[..., W]``, False for padding tokens of short sequences (``"all"``
+            only; None: every token is valid).
         eps: added to the std for ``norm="batch"``.
     """
     m = mask.to(output.dtype)
-    n = m.sum().clamp(min=1.0)
+    n = recon_count(mask, over=over, valid=valid).to(output.dtype).clamp(min=1.0)
     if norm == "batch":
-        mean = (target * m).sum() / n
-        std = (((target - mean) * m) ** 2).sum().div(n).sqrt() + eps
+        mean = (target * m).sum() / m.sum().clamp(min=1.0)
+        std = (((target - mean) * m) ** 2).sum().div(m.sum().clamp(min=1.0)).sqrt() + eps
         output = (output - mean) / std
         target = (target - mean) / std
     elif norm != "none":
@@ -62,13 +89,18 @@ def sane_loss(
     gamma: float,
     temperature: float,
     loss_norm: str = "none",
+    recon_norm: str = "real",
+    valid: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """``gamma * NT-Xent + (1 - gamma) * masked MSE`` (SANE's GammaContrastReconLoss).
+
+    ``loss_norm``, ``recon_norm`` (as ``over``) and ``valid`` go to :func:`masked_mse`.
 
     Returns:
         ``{"loss", "recon", "contrast"}`` scalars.
     """
-    recon_l = masked_mse(recon.float(), target.float(), mask, norm=loss_norm)
+    recon_l = masked_mse(recon.float(), target.float(), mask, norm=loss_norm, over=recon_norm,
+                         valid=valid)
     contrast = nt_xent(proj_i, proj_j, temperature=temperature)
     return {
         "loss": gamma * contrast + (1.0 - gamma) * recon_l,

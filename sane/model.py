@@ -98,12 +98,23 @@ class Sane(nn.Module):
 
     @staticmethod
     def _init(module: nn.Module) -> None:
+        """GPT-2 init: N(0, 0.02) weights, zero biases. ``nn.MultiheadAttention`` keeps its
+        q/k/v input projection in a bare ``in_proj_weight`` parameter (not an ``nn.Linear``),
+        so it is initialised here too (SANE's ``c_attn`` is an ``nn.Linear``)."""
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        elif isinstance(module, nn.MultiheadAttention):
+            if module.in_proj_weight is not None:
+                nn.init.normal_(module.in_proj_weight, mean=0.0, std=0.02)
+            else:  # separate q/k/v weights (kdim/vdim != embed_dim; not used here)
+                for w in (module.q_proj_weight, module.k_proj_weight, module.v_proj_weight):
+                    nn.init.normal_(w, mean=0.0, std=0.02)
+            if module.in_proj_bias is not None:
+                nn.init.zeros_(module.in_proj_bias)
 
     @staticmethod
     def _pad_mask(valid: torch.Tensor | None) -> torch.Tensor | None:

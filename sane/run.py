@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import torch
 from modelzoo.errors import ZooError
 from modelzoo.storage import LayerSpec
 from modelzoo.storage.atomic import atomic_write_with
+from modelzoo.storage.manifest import Manifest
 from sane.config import SaneConfig, resolve_device
 from sane.model import Sane
 from sane.tokenize import Normalizer, TokenPlan, plan_tokens
@@ -69,6 +70,7 @@ class SaneRun:
         epoch: last finished epoch.
         device: torch device string.
         path: the checkpoint file.
+        zoo: the training zoo: ``{"name", "content_hash", "path"}``.
     """
 
     model: Sane
@@ -78,6 +80,7 @@ class SaneRun:
     epoch: int
     device: str
     path: Path
+    zoo: dict[str, Any] = field(default_factory=dict)
 
     def layout(self, arch: str) -> list[LayerSpec]:
         """Layout of an architecture key the run knows."""
@@ -98,6 +101,26 @@ class SaneRun:
                 f"supports {bounds}: train SANE on a zoo that includes it"
             )
         return plan
+
+    def check_zoo(self, manifest: Manifest) -> None:
+        """Raise a ZooError unless this run can tokenize every architecture of a zoo.
+
+        An architecture works if its token sequence fits the model's position bounds and,
+        for runs with per-layer normalisation, the normaliser knows it (same key and layer
+        count as in the training zoo).
+        """
+        for key, entry in sorted(manifest.architectures.items()):
+            where = f"zoo {manifest.name} architecture {key!r} ({entry.name})"
+            try:
+                self.plan(entry.layout)
+                if self.normalizer is not None:
+                    self.normalizer.vectors(key, entry.layout)
+            except ZooError as e:
+                raise ZooError(
+                    f"SANE run {self.path} cannot tokenize {where}: {e}. It was trained on "
+                    f"architectures {', '.join(sorted(self.architectures))}: use a run trained "
+                    "on a zoo with this architecture, or train one without --run"
+                ) from None
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """bf16 autocast on CUDA, nothing on CPU."""
@@ -121,7 +144,7 @@ def load_run(run: str | Path, *, device: str | None = None) -> SaneRun:
     model.to(dev).eval()
     norm = Normalizer.from_state_dict(ckpt["normalizer"]) if ckpt.get("normalizer") else None
     return SaneRun(model, config, norm, dict(ckpt["architectures"]), int(ckpt["epoch"]), dev,
-                   ckpt_path(run))
+                   ckpt_path(run), dict(ckpt.get("zoo") or {}))
 
 
 def sequence_windows(n_tokens: int, window: int, halo: int) -> list[tuple[int, int, int]]:

@@ -5,10 +5,13 @@ token sequences ``[T, latent_dim]`` are the anchor embeddings; new latent sequen
 from a Gaussian kernel density over them, decoded to tokens with halo windows, de-normalised,
 loaded into the architecture and saved as safetensors.
 
-KDE modes: ``"joint"`` (default) fits one KDE over whole latent sequences, so every sample
+KDE modes: ``"joint"`` (our default) fits one KDE over whole latent sequences, so every sample
 stays close to one anchor as a whole; ``"token"`` fits one KDE per token position (MultiZoo-
 SANE), which mixes neurons of different anchors and only gives working models when the zoo's
-models are aligned (e.g. fine-tuned from one parent). On a digits CNN-s zoo of independently
+models are aligned (e.g. fine-tuned from one parent, or aligned with ``zoo align``);
+``"individual"`` (the SANE sampler's default) fits one KDE per latent scalar, mixing anchors
+even within a token. A run's ``sample_mode`` / ``sample_bandwidth`` config fields are the
+defaults. On a digits CNN-s zoo of independently
 initialised models (SANE d_model 128, 150 epochs, val recon MSE 0.006) anchors scored
 0.94-0.96 test accuracy, reconstructions 0.93-0.95, ``joint`` samples 0.91-0.94 at bandwidth
 0.05 (0.47-0.63 at SANE's 0.2) and ``token`` samples chance level.
@@ -50,7 +53,7 @@ from sane.tokenize import TokenPlan, tokens_to_vector
 __all__ = ["METHODS", "ScoreFn", "kde_sample", "load_sample", "sample"]
 
 METHODS = ("kde", "subsampled", "bootstrapped")
-KDE_MODES = ("joint", "token")
+KDE_MODES = ("joint", "token", "individual")
 INDEX_NAME = "index.json"
 
 #: Scores a sampled model (higher is better), e.g. validation accuracy.
@@ -71,8 +74,8 @@ def kde_sample(
         anchors: anchor latent sequences.
         n: samples to draw.
         bandwidth: kernel bandwidth.
-        mode: ``"joint"`` (one KDE over whole sequences) or ``"token"`` (independent KDE per
-            token position).
+        mode: ``"joint"`` (one KDE over whole sequences), ``"token"`` (independent KDE per
+            token position) or ``"individual"`` (independent 1-D KDE per latent scalar).
         seed: random seed.
     """
     if mode not in KDE_MODES:
@@ -83,6 +86,11 @@ def kde_sample(
     if mode == "joint":
         kde = KernelDensity(kernel="gaussian", bandwidth=bandwidth).fit(a.reshape(k, t * d))
         out = kde.sample(n, random_state=rng).reshape(n, t, d)
+    elif mode == "individual":  # a 1-D Gaussian KDE per scalar: own anchor + noise per entry
+        flat = a.reshape(k, t * d)
+        pick = rng.randint(k, size=(n, t * d))
+        out = flat[pick, np.arange(t * d)] + rng.normal(scale=bandwidth, size=(n, t * d))
+        out = out.reshape(n, t, d)
     else:
         out = np.empty((n, t, d))
         for j in range(t):
@@ -191,8 +199,8 @@ def sample(
     method: str = "kde",
     anchor_top_k: int = 5,
     seed: int = 0,
-    bandwidth: float = 0.05,
-    kde_mode: str = "joint",
+    bandwidth: float | None = None,
+    kde_mode: str | None = None,
     candidates: int | None = None,
     bootstrap_iterations: int = 2,
     score_fn: ScoreFn | None = None,
@@ -213,8 +221,10 @@ def sample(
         method: ``kde``, ``subsampled`` or ``bootstrapped``.
         anchor_top_k: number of anchor models (best by ``val_acc``, one checkpoint each).
         seed: random seed.
-        bandwidth: KDE bandwidth in latent space (SANE used 0.2 with larger latents).
-        kde_mode: ``joint`` (one KDE over whole sequences) or ``token`` (one per position).
+        bandwidth: KDE bandwidth in latent space (None: the run's ``sample_bandwidth``, 0.05
+            by default; SANE used 0.2).
+        kde_mode: ``joint`` (one KDE over whole sequences), ``token`` (one per position) or
+            ``individual`` (one per latent scalar); None: the run's ``sample_mode``.
         candidates: models drawn per round for subsampled/bootstrapped (default ``4 * n``).
         bootstrap_iterations: rounds for ``bootstrapped``.
         score_fn: scores a model (higher is better); default: accuracy on the source's
@@ -233,6 +243,12 @@ def sample(
     if n < 1:
         raise ZooError(f"n must be >= 1, not {n}")
     r = load_run(run, device=device)
+    bandwidth = r.config.sample_bandwidth if bandwidth is None else float(bandwidth)
+    kde_mode = r.config.sample_mode if kde_mode is None else kde_mode
+    if kde_mode not in KDE_MODES:
+        raise ZooError(f"kde mode must be one of {', '.join(KDE_MODES)}, not {kde_mode!r}")
+    if not bandwidth > 0:
+        raise ZooError(f"bandwidth must be > 0, not {bandwidth}")
     zoo = Path(zoo)
     manifest = read_manifest(zoo)
     key = _choose_arch(manifest, r, architecture)

@@ -35,6 +35,7 @@ __all__ = [
     "Tokens",
     "detokenize",
     "layer_groups",
+    "neuron_token_size",
     "plan_tokens",
     "tokenize",
     "tokens_to_vector",
@@ -90,6 +91,15 @@ def layer_groups(layout: Sequence[LayerSpec]) -> list[LayerGroup]:
             continue  # empty tensor: nothing to tokenise
         groups.append(LayerGroup(tuple(names), rows, row_len))
     return groups
+
+
+def neuron_token_size(layouts: Sequence[Sequence[LayerSpec]]) -> int:
+    """Token size that gives one token per neuron: the largest row length (fan-in + bias) over
+    the layers of all ``layouts`` (SANE's CNN zoo runs: 201 values per token for CNN-s)."""
+    sizes = [g.row_len for layout in layouts for g in layer_groups(layout)]
+    if not sizes:
+        raise ZooError("no layer with weights to tokenise")
+    return max(sizes)
 
 
 @dataclass(frozen=True)

@@ -28,27 +28,61 @@ from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 from modelzoo.storage.manifest import Manifest
 from sane.config import SaneConfig
 from sane.data import SaneWindows, ZooRows, arch_data, max_positions, mix_seed, token_plans
-from sane.loss import sane_loss
+from sane.loss import recon_count, sane_loss
 from sane.model import Sane
 from sane.run import CKPT_FORMAT, CKPT_NAME, load_checkpoint, save_checkpoint
 from sane.tokenize import Normalizer
 
-__all__ = ["fit_normalizer", "lr_at", "train"]
+__all__ = ["fit_normalizer", "lr_at", "param_groups", "train"]
 
 #: Config fields that may change between a run and its resume.
-RESUMABLE_CHANGES = ("epochs", "num_workers", "device")
+RESUMABLE_CHANGES = ("epochs", "num_workers", "device", "sample_mode", "sample_bandwidth")
 
 Callback = Callable[[str, dict[str, Any]], None]
 
 
+#: SANE's OneCycleLR settings (torch defaults): start at lr / 25, peak at 30% of the steps,
+#: end at lr / 25 / 1e4, cosine annealing in both phases.
+ONECYCLE_PCT, ONECYCLE_DIV, ONECYCLE_FINAL_DIV = 0.3, 25.0, 1e4
+
+
+def _cos(start: float, end: float, frac: float) -> float:
+    return end + (start - end) / 2.0 * (1.0 + math.cos(math.pi * frac))
+
+
 def lr_at(step: int, total_steps: int, config: SaneConfig) -> float:
-    """Learning rate at ``step``: linear warm-up, then cosine decay to ``lr * min_lr_ratio``."""
+    """Learning rate at ``step`` (0-based) of ``total_steps``.
+
+    ``lr_schedule="cosine"``: linear warm-up, then cosine decay to ``lr * min_lr_ratio``.
+    ``lr_schedule="onecycle"``: ``torch.optim.lr_scheduler.OneCycleLR`` as SANE configures it
+    (``pct_start=0.3``, ``div_factor=25``, ``final_div_factor=1e4``, cosine).
+    """
+    if config.lr_schedule == "onecycle":
+        start = config.lr / ONECYCLE_DIV
+        end = start / ONECYCLE_FINAL_DIV
+        peak = float(ONECYCLE_PCT * total_steps) - 1.0  # OneCycleLR's phase boundary
+        if step <= peak:
+            return _cos(start, config.lr, step / peak if peak > 0 else 1.0)
+        last = max(total_steps - 1.0, peak + 1.0)
+        return _cos(config.lr, end, min(1.0, (step - peak) / (last - peak)))
     warm = max(1, int(config.warmup_frac * total_steps))
     if step < warm:
         return config.lr * (step + 1) / warm
     progress = min(1.0, (step - warm) / max(1, total_steps - warm))
     low = config.lr * config.min_lr_ratio
     return low + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.lr - low)
+
+
+def param_groups(model: torch.nn.Module, config: SaneConfig) -> list[dict[str, Any]]:
+    """AdamW parameter groups: all parameters decay, or with ``decay_2d_only`` only those with
+    >= 2 dimensions (weight matrices, embeddings) and not biases or LayerNorm gains (SANE)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not config.decay_2d_only:
+        return [{"params": params, "weight_decay": config.weight_decay}]
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
 
 
 def fit_normalizer(rows: ZooRows, manifest: Manifest) -> Normalizer:
@@ -70,7 +104,8 @@ def _architectures_payload(manifest: Manifest) -> dict[str, dict[str, Any]]:
 
 
 def _check_resume(ckpt: dict[str, Any], config: SaneConfig, manifest: Manifest, out: Path) -> None:
-    old = dict(ckpt["config"])
+    # fields added since the run was saved read as their defaults (which is what it ran with)
+    old = {**SaneConfig().to_dict(), **dict(ckpt["config"])}
     new = config.to_dict()
     diff = [k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
     if diff:
@@ -152,20 +187,24 @@ def _forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], config: San
             torch.cat([b["valid"], b["valid"]]),
         )  # fmt: skip
         token_mask = b["mask"] & b["valid"].unsqueeze(-1)
+        mask = torch.cat([token_mask, token_mask])
+        valid = torch.cat([b["valid"], b["valid"]])
         out = sane_loss(
             proj_i=p[:n],
             proj_j=p[n:],
             recon=y,
             target=torch.cat([b["t1"], b["t2"]]),
-            mask=torch.cat([token_mask, token_mask]),
+            mask=mask,
             gamma=config.gamma,
             temperature=config.temperature,
             loss_norm=config.loss_norm,
+            recon_norm=config.recon_norm,
+            valid=valid,
         )
     if d is not None and d.world > 1 and model.training:
         import torch.distributed as dist
 
-        n_local = token_mask.sum().to(torch.float64) * 2
+        n_local = recon_count(mask, over=config.recon_norm, valid=valid)
         n_global = n_local.clone()
         dist.all_reduce(n_global)
         scale = float(n_local * d.world / n_global.clamp(min=1))
@@ -174,10 +213,13 @@ def _forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], config: San
 
 
 def _loader(
-    ds: SaneWindows, order: list[int], config: SaneConfig, batch_size: int | None = None
+    ds: SaneWindows, order: list[int], config: SaneConfig, batch_size: int | None = None,
+    drop_last: bool = False,
 ) -> torch.utils.data.DataLoader:
     bs = batch_size or config.batch_size
     batches = [order[i : i + bs] for i in range(0, len(order), bs)]
+    if drop_last and batches and len(batches[-1]) < bs:
+        batches.pop()
     return torch.utils.data.DataLoader(
         ds, batch_sampler=batches, num_workers=config.num_workers,
         persistent_workers=False, pin_memory=False,
@@ -277,7 +319,8 @@ def _train(
 
         ids = [torch.device(device).index] if device.startswith("cuda") else None
         net = DistributedDataParallel(model, device_ids=ids)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = torch.optim.AdamW(param_groups(model, config), lr=config.lr,
+                            weight_decay=config.weight_decay)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -294,7 +337,12 @@ def _train(
     # batch_size // world: the global batch stays config.batch_size
     local_bs = max(1, config.batch_size // d.world)
     per_rank = math.ceil(len(train_ds) / d.world)
-    steps_per_epoch = math.ceil(per_rank / local_bs)
+    steps_per_epoch = per_rank // local_bs if config.drop_last else math.ceil(per_rank / local_bs)
+    if steps_per_epoch == 0:
+        raise ZooError(
+            f"drop_last with batch_size {config.batch_size} leaves no training step: the zoo "
+            f"has {len(train_ds)} training rows; lower --batch-size or set drop_last false"
+        )
     total_steps = steps_per_epoch * config.epochs
 
     for epoch in range(start_epoch, config.epochs):
@@ -308,7 +356,8 @@ def _train(
         sums = {"loss": 0.0, "recon": 0.0, "contrast": 0.0}
         seen = 0
         bar = tqdm(
-            _loader(train_ds, order, config, local_bs), total=steps_per_epoch,
+            _loader(train_ds, order, config, local_bs, drop_last=config.drop_last),
+            total=steps_per_epoch,
             disable=not progress or not d.main,
             desc=f"sane epoch {epoch + 1}/{config.epochs}", leave=False,
         )
@@ -319,7 +368,7 @@ def _train(
                 group["lr"] = lr
             losses = _forward(net, batch, config, device, d)
             losses["loss"].backward()
-            if config.grad_clip > 0:
+            if config.grad_clip:  # None or 0: no clipping
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             opt.step()
             opt.zero_grad(set_to_none=True)

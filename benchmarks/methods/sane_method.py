@@ -1,15 +1,28 @@
 """SANE (Schürholt et al.) as a benchmark method: embeddings + linear probe, and sampling.
 
-``setup`` trains a SANE model on the zoo (``sane.train``; SANE itself uses only the zoo's
-train split for fitting) and embeds every checkpoint (``sane.embed``); ``features`` looks the
-embeddings up by ``(model_id, epoch)`` for the runner's linear head; ``sample`` draws new
-weights with ``sane.sample`` (safetensors files) for the initialization and generation tasks.
+Two ways to use it:
+
+- ``Sane(run="runs/sane")`` (``bench run --method sane --run runs/sane``) benchmarks a trained
+  SANE run as it is: no training; ``setup`` checks that the run can tokenize every
+  architecture of the zoo being benchmarked and embeds that zoo with it (``sane.embed``);
+  ``sample`` uses the run's sampler (``sane.sample``, with the run's ``sample_mode`` and
+  ``sample_bandwidth``). The result's method meta records the run: path, config, last epoch,
+  its training zoo (name, content hash) and the sha256 of ``ckpt.pt``.
+- ``Sane()`` (``bench run --method sane``) trains a SANE per seed on the zoo's train split
+  (``sane.train``) with :func:`sane.config.config_for_zoo`: the settings picked on validation
+  models in ``sane/configs/digits-cnn_s.yaml`` (latent 128, one token per neuron with a window
+  that covers the model, no permutation augmentation), ``Sane(config={...})`` overriding.
+
+``features`` looks the embeddings up by ``(model_id, epoch)`` for the runner's head;
+``sample`` returns the sampled weights (safetensors files) for the initialization and
+generation tasks.
 
 ``sane`` is imported lazily, so ``bench ls`` and the other methods work without it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,20 +33,12 @@ import numpy as np
 from benchmarks.errors import MethodError
 from benchmarks.methods.base import TargetModel
 from benchmarks.registry import register_method
+from modelzoo.errors import ZooError
 from modelzoo.storage import flatten_state_dict
 from modelzoo.storage.manifest import Manifest
 
-#: Small CPU-friendly SANE settings (override with ``Sane(config={...})``).
-DEFAULT_CONFIG: dict[str, Any] = {
-    "d_model": 64,
-    "n_heads": 4,
-    "n_layers": 2,
-    "latent_dim": 16,
-    "token_size": 64,
-    "window_size": 64,
-    "epochs": 30,
-    "batch_size": 32,
-}
+#: Version of this method's behaviour (2: zoo-fitted default config, ``run=``).
+VERSION = 2
 
 
 def _sane() -> Any:
@@ -47,42 +52,121 @@ def _sane() -> Any:
     return sane
 
 
+def file_sha256(path: Path) -> str:
+    """``sha256:<hex>`` of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return f"sha256:{h.hexdigest()}"
+
+
 class Sane:
     """SANE embeddings with a linear probe; SANE samples as weights.
 
     Args:
-        config: SANE config fields (``sane.config.SaneConfig``); ``seed`` is set per run.
+        config: SANE config fields (``sane.config.SaneConfig``) over the zoo's default
+            (:func:`sane.config.config_for_zoo`); ``seed`` is set per benchmark seed. Not
+            with ``run``.
+        run: a trained SANE run (directory or its ``ckpt.pt``) to benchmark as it is.
         head: head fitted on the embeddings (``linear`` or ``gbt``).
         name: method name in result paths.
+
+    Raises:
+        MethodError: both ``config`` and ``run``, or ``run`` is not a SANE checkpoint.
     """
 
     def __init__(
-        self, config: dict[str, Any] | None = None, *, head: str = "linear", name: str = "sane"
+        self,
+        config: dict[str, Any] | None = None,
+        *,
+        run: str | Path | None = None,
+        head: str = "linear",
+        name: str = "sane",
     ) -> None:
-        self.config = {**DEFAULT_CONFIG, **(config or {})}
+        if run is not None and config:
+            raise MethodError(
+                "sane: give either run= (benchmark a trained run as it is) or config= (train "
+                "one per seed), not both"
+            )
+        self.overrides = dict(config or {})
         self.head = head
         self.name = name
-        self._run: Path | None = None
+        self._given_run: Path | None = None
+        self._run_meta: dict[str, Any] | None = None
+        self._config: dict[str, Any] | None = None  # the config trained / of the run
+        if run is not None:
+            self._given_run, self._run_meta = self._describe_run(Path(run))
+            self._config = dict(self._run_meta["config"])
+        self._run: Path | None = self._given_run
+        self._workdir: Path | None = None
+        self._embedded: tuple[str, str] | None = None  # (zoo path, content hash) embedded
         self._emb: dict[tuple[str, int], np.ndarray] = {}
 
+    @staticmethod
+    def _describe_run(run: Path) -> tuple[Path, dict[str, Any]]:
+        from sane.run import ckpt_path, load_checkpoint
+
+        try:
+            ckpt = load_checkpoint(run)
+        except ZooError as e:
+            raise MethodError(f"sane: --run {run}: {e}") from None
+        path = ckpt_path(run).resolve()
+        zoo = dict(ckpt.get("zoo") or {})
+        meta = {
+            "path": str(path.parent if path.name == "ckpt.pt" else path),
+            "ckpt_sha256": file_sha256(path),
+            "epoch": int(ckpt["epoch"]),
+            "config": dict(ckpt["config"]),
+            "training_zoo": {k: zoo.get(k) for k in ("name", "content_hash", "path")},
+        }
+        return path, meta
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The SANE config in use: the run's, the one trained last, else the overrides."""
+        return dict(self._config) if self._config is not None else dict(self.overrides)
+
     def meta(self) -> dict[str, Any]:
-        """SANE config and version."""
-        return {"config": self.config, "version": 1}
+        """SANE config, the run benchmarked (if any) and the method version."""
+        out: dict[str, Any] = {"version": VERSION, "config": self.config}
+        if self._run_meta is not None:
+            out["run"] = {k: v for k, v in self._run_meta.items() if k != "config"}
+        else:
+            out["config_source"] = "sane.config.config_for_zoo + overrides"
+            out["overrides"] = dict(self.overrides)
+        return out
 
     def setup(self, *, zoo: Path, manifest: Manifest, seed: int, workdir: Path) -> None:
-        """Train SANE on ``zoo`` with ``seed`` into ``workdir`` and embed every checkpoint."""
+        """Train SANE on ``zoo`` with ``seed`` into ``workdir`` (not with a given run: that is
+        checked against the zoo instead), then embed every checkpoint of ``zoo``."""
         sane = _sane()
+        self._workdir = Path(workdir)
+        if self._given_run is not None:
+            try:
+                sane.load_run(self._given_run, device="cpu").check_zoo(manifest)
+            except ZooError as e:
+                raise MethodError(str(e)) from None
+            key = (str(Path(zoo).resolve()), manifest.content_hash)
+            if self._embedded == key:
+                return  # a run is deterministic: the embeddings do not depend on the seed
+            emb_dir = self._workdir / "emb"
+        else:
+            from sane.config import config_for_zoo
 
-        cfg = sane.SaneConfig.from_dict({**self.config, "seed": seed})
-        ckpt = sane.train(zoo=zoo, out=Path(workdir) / "run", config=cfg, progress=False)
-        self._run = Path(ckpt).parent
-        emb: datasets.Dataset = sane.embed(run=self._run, zoo=zoo, out=Path(workdir) / "emb",
-                                           progress=False)
+            cfg = config_for_zoo(manifest, **{**self.overrides, "seed": seed})
+            self._config = cfg.to_dict()
+            ckpt = sane.train(zoo=zoo, out=self._workdir / "run", config=cfg, progress=False)
+            self._run = Path(ckpt)
+            key = None
+            emb_dir = self._workdir / "emb"
+        emb: datasets.Dataset = sane.embed(run=self._run, zoo=zoo, out=emb_dir, progress=False)
         table = emb.select_columns(["model_id", "epoch", "embedding"]).to_pandas()
         self._emb = {
             (str(r.model_id), int(r.epoch)): np.asarray(r.embedding, dtype=np.float32)
             for r in table.itertuples(index=False)
         }
+        self._embedded = key
 
     def features(self, dataset: datasets.Dataset, manifest: Manifest) -> np.ndarray:
         """SANE embedding of each row's checkpoint."""
@@ -104,11 +188,14 @@ class Sane:
         from safetensors.torch import load_file
 
         sane = _sane()
-        if self._run is None:
+        if self._run is None or self._workdir is None:
             raise MethodError("sane: setup() must run before sample()")
-        out = self._run.parent / f"samples-{target.architecture}-{seed}-{n}"
-        index_path = Path(sane.sample(run=self._run, zoo=zoo, out=out, n=n,
-                                      architecture=target.architecture, seed=seed))
+        out = self._workdir / f"samples-{target.architecture}-{seed}-{n}"
+        try:
+            index_path = Path(sane.sample(run=self._run, zoo=zoo, out=out, n=n,
+                                          architecture=target.architecture, seed=seed))
+        except ZooError as e:
+            raise MethodError(f"sane.sample: {e}") from None
         index = json.loads(index_path.read_text(encoding="utf-8"))
         act = index.get("kwargs", {}).get("activation", target.activation)
         if act != target.activation:
