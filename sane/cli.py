@@ -112,12 +112,16 @@ def _override_options(fn: Any) -> Any:
 @click.option("--epochs-range", nargs=2, type=int, default=None,
               help="Inclusive first and last checkpoint epoch to train on.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Intra-op threads (default: the CPUs this process may use that are idle "
+                   "now; torch's one per core thrashes on a shared machine).")
 @_override_options
 def train(
     zoo: Path, out: Path, config_file: Path | None, epochs_range: tuple[int, int] | None,
-    quiet: bool, **overrides: Any,
+    quiet: bool, threads: int | None, **overrides: Any,
 ) -> None:
     """Train SANE on a zoo (resumes OUT/ckpt.pt if present) and print the checkpoint path."""
+    from modelzoo.threads import limit_threads, resolve_threads
     from sane.train import train as train_fn
 
     try:
@@ -129,7 +133,8 @@ def train(
         if epochs_range:
             changes["epochs_range"] = tuple(epochs_range)
         cfg = SaneConfig.from_dict({**cfg.to_dict(), **changes})
-        path = train_fn(zoo=zoo, out=out, config=cfg, progress=not quiet)
+        with limit_threads(resolve_threads(threads)):
+            path = train_fn(zoo=zoo, out=out, config=cfg, progress=not quiet)
     except ZooError as e:
         _fail(e)
     click.echo(str(path))

@@ -418,7 +418,7 @@ def test_sane_train_randomized_sigkills_equal_an_uninterrupted_run(
     rng = random.Random(int(os.environ.get("MODELZOO_FAULT_SEED", time.time_ns() % 2**32)))
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     args = [sys.executable, "-m", "sane.cli", "train", "--zoo", str(tiny_zoo), *TINY_SANE,
-            "--epochs", "8", "--quiet"]
+            "--epochs", "8", "--quiet", "--threads", "1"]
     kills = 0
     for _ in range(12):
         kills += _kill_at_random([*args, "--out", str(killed)], (killed / "ckpt.pt").exists,

@@ -1,0 +1,79 @@
+"""`bench reproduce`: zoos from cards, SANE from its config, every method, the paper table;
+a rerun resumes without redoing finished steps. Run here on a tiny registered reproduction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import benchmarks.reproduce as rp
+from benchmarks.cli import cli
+from benchmarks.results import load_results
+
+
+@pytest.fixture()
+def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> rp.Reproduction:
+    cfg = tmp_path / "sane.yaml"
+    cfg.write_text("d_model: 32\nn_heads: 2\nn_layers: 1\nlatent_dim: 8\ntoken_size: 32\n"
+                   "window_size: 16\nepochs: 1\nbatch_size: 8\n")
+    rep = rp.Reproduction(
+        suite="digits-v1",
+        cards={"digits-cnn_s": "cards/digits-cnn_s.yaml"},
+        sane_config=str(cfg),
+        sane_zoo="digits-cnn_s",
+        methods=("chance", "weight-stats-linear", "zoo-init", "sane"),
+        seeds=1,
+        quick={"models": 32, "epochs": 2, "sane_epochs": 1, "seeds": 1},
+        paper=(rp.PaperCell("digits-test-acc", "r2", "weight-stats-linear", 0.987,
+                            "s(W), linear probe", rp.SOURCE_SANE),
+               rp.PaperCell("digits-test-acc", "r2", "flat-linear", 0.5, "x", "y")),
+    )
+    monkeypatch.setitem(rp.REPRODUCTIONS, "digits-v1", rep)
+    return rep
+
+
+def test_reproduce_end_to_end_and_resume(tiny: rp.Reproduction, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "repro"
+    res = CliRunner().invoke(cli, ["reproduce", "digits-v1", "--out", str(out), "--quick"])
+    assert res.exit_code == 0, res.output
+    report = (out / "report.md").read_text()
+    assert "(quick variant, unpinned zoos)" in report
+    assert "| digits-test-acc | r2 | weight-stats-linear |" in report
+    assert "| 0.987 | s(W), linear probe |" in report
+    assert "| digits-test-acc | r2 | flat-linear | not run |" in report  # not in the methods
+    methods = {r.method.name for r in load_results(out / "results")}
+    assert methods == {"chance", "weight-stats-linear", "zoo-init", "sane"}
+    sane = next(r for r in load_results(out / "results") if r.method.name == "sane")
+    assert Path(sane.method.meta["run"]["path"]).resolve() == (out / "sane" / "run").resolve()
+    # a rerun redoes nothing: no method is evaluated again, the report is rewritten
+    called: list[str] = []
+    import benchmarks
+
+    monkeypatch.setattr(benchmarks, "evaluate", lambda **kw: called.append(kw["method"]))
+    before = (out / "timings.json").read_text()
+    rp.reproduce(suite="digits-v1", out=out, quick=True)
+    assert called == []
+    assert (out / "timings.json").read_text() == before
+
+
+def test_unknown_suite_and_method_are_clear(tiny: rp.Reproduction, tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["reproduce", "digits-v9", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "no reproduction recorded for suite 'digits-v9'" in res.output
+    res = CliRunner().invoke(cli, ["reproduce", "digits-v1", "--out", str(tmp_path),
+                                   "--method", "flat-linear"])
+    assert res.exit_code != 0 and "not part of the digits-v1 reproduction" in res.output
+
+
+def test_digits_v2_reproduction_names_registered_things() -> None:
+    from benchmarks.registry import METHODS, SUITES
+
+    rep = rp.REPRODUCTIONS["digits-v2"]
+    suite = SUITES.get("digits-v2")
+    assert all(m in METHODS for m in rep.methods)
+    assert all((rp.ROOT / c).is_file() for c in rep.cards.values())
+    assert (rp.ROOT / rep.sane_config).is_file()
+    assert {c.task for c in rep.paper} <= set(suite.tasks)
+    assert {c.method for c in rep.paper} <= set(rep.methods)
