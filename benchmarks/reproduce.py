@@ -162,7 +162,7 @@ def reproduce(
     timings: dict[str, float] = json.loads(tpath.read_text()) if tpath.exists() else {}
 
     def timed(step: str, t0: float, *, fresh: bool) -> None:
-        if fresh or step not in timings:
+        if fresh:  # a step found finished (built by an earlier run) keeps its first time
             timings[step] = time.perf_counter() - t0
         atomic_write_bytes(tpath, json.dumps(timings, indent=1).encode())
     over = {"models": rep.quick["models"], "epochs": rep.quick["epochs"]} if quick else {}

@@ -21,13 +21,13 @@ DIGITS_CNN_S = ZooRef(name="digits-cnn_s", version="1.0.0")
 #: (1,280 models, 25 epochs; properties of ``digits-v2``).
 DIGITS_CNN_S_HYP = ZooRef(
     name="digits-cnn_s-hyp", version="1.0.0",
-    content_hash="sha256:cf9a59db8a39bb0737fc33900faef2680bcaf40959b8586486d0e56836b64dde")
+    content_hash="sha256:d2dc16dbe8dfd891777bf44bd451cde95877accecfcea56ff3761e85d0a532e6")
 
 #: 1,000 seeds of one CNN-s configuration on digits: ``cards/digits-cnn_s-seed.yaml``
 #: (initialization and generation tasks of ``digits-v2``).
 DIGITS_CNN_S_SEED = ZooRef(
     name="digits-cnn_s-seed", version="1.0.0",
-    content_hash="sha256:a0b4cf4b892dc63735ac1f6e5c99682eaabb59619231e5f319653b2b15a69c85")
+    content_hash="sha256:0c9ba9e9aefb48eefda1abee18b9c845838226ef6fd31ed6039f01b7e226cf46")
 
 # ------------------------------------------------- canonical zoos that need local data
 # Pinned by name and version only: their content hash is pinned once someone builds and
