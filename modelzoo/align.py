@@ -43,10 +43,10 @@ from modelzoo.permutation import (
     weight_matching,
 )
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
-from modelzoo.storage.manifest import MANIFEST_NAME, Manifest, read_manifest
+from modelzoo.storage.manifest import Manifest, read_manifest
 from modelzoo.storage.reader import verify_zoo
 from modelzoo.storage.schema import STATUS_OK
-from modelzoo.storage.writer import BUILD_DIR, ZooWriter
+from modelzoo.storage.writer import BUILD_DIR, ZooWriter, check_resumable
 
 __all__ = ["METHOD", "Alignment", "align_zoo", "choose_reference"]
 
@@ -285,20 +285,10 @@ def _check_out(root: Path, zoo: Path, key: str) -> Manifest | None:
         raise StorageError(f"cannot write {root}: it exists and is not a directory")
     if root.resolve() == zoo.resolve():
         raise ZooError("--out must be a new folder: the input zoo is never modified")
-    stored = root / BUILD_DIR / _KEY_FILE
-    if (root / MANIFEST_NAME).exists():
-        man = read_manifest(root)
-        if man.recipe.get("alignment", {}).get("job") == json.loads(key):
-            return man
-        raise ZooError(f"{root} already holds another zoo; choose a new --out")
-    if stored.exists() and stored.read_text() != key:
-        raise ZooError(
-            f"{root} holds an unfinished alignment with other arguments; choose another --out "
-            f"or delete {root} to start over"
-        )
-    if not stored.exists() and root.exists() and any(p.name != BUILD_DIR for p in root.iterdir()):
-        raise ZooError(f"{root} exists and is not empty; choose an empty or new --out")
-    return None
+    return check_resumable(
+        root, key_file=root / BUILD_DIR / _KEY_FILE, key=key, job="alignment",
+        settings="argument",
+        same=lambda man: man.recipe.get("alignment", {}).get("job") == json.loads(key))
 
 
 def align_zoo(

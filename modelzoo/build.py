@@ -22,14 +22,12 @@ from modelzoo.sources import SourceData, load_source
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 from modelzoo.storage.layout import layer_layout
 from modelzoo.storage.manifest import (
-    MANIFEST_NAME,
     ArchitectureEntry,
     Manifest,
     SourceEntry,
-    read_manifest,
 )
 from modelzoo.storage.schema import METRIC_FIELDS, STATUS_DIVERGED, STATUS_OK, zoo_schema
-from modelzoo.storage.writer import BUILD_DIR, ZooWriter
+from modelzoo.storage.writer import BUILD_DIR, ZooWriter, check_resumable
 from modelzoo.threads import limit_threads, resolve_threads
 from modelzoo.training import Checkpoint, TrainConfig, build_model, train_one, train_population
 from modelzoo.training.population import population_path
@@ -148,22 +146,12 @@ def _check_numerics(root: Path, key: dict[str, Any]) -> None:
 def _check_resumable(root: Path, recipe: Recipe) -> Manifest | None:
     """Return the manifest of a finished identical build, or None to (re)start/resume."""
     key = json.dumps(recipe.build_key(), sort_keys=True)
-    stored = root / BUILD_DIR / "recipe.json"
-    if (root / MANIFEST_NAME).exists():
-        man = read_manifest(root)
-        if json.dumps(Recipe.model_validate(man.recipe).build_key(), sort_keys=True) == key:
-            return man
-        raise ZooError(
-            f"{root} already holds a finished zoo of a different recipe; choose another --out"
-        )
-    if stored.exists() and stored.read_text() != key:
-        raise ZooError(
-            f"{root} holds an unfinished build of a different recipe; choose another --out "
-            f"or delete {root / BUILD_DIR} to start over"
-        )
-    if not stored.exists() and root.exists() and any(p.name != BUILD_DIR for p in root.iterdir()):
-        raise ZooError(f"{root} exists and is not a zoo build; choose an empty or new --out")
-    return None
+
+    def same(man: Manifest) -> bool:
+        return json.dumps(Recipe.model_validate(man.recipe).build_key(), sort_keys=True) == key
+
+    return check_resumable(root, key_file=root / BUILD_DIR / "recipe.json", key=key, same=same,
+                           job="build", settings="recipe")
 
 
 def build_zoo(

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from modelzoo.errors import CorruptZooError, IncompleteZooError
+from modelzoo.errors import CorruptZooError, IncompleteZooError, ZooError
 from modelzoo.storage.atomic import (
     atomic_write_bytes,
     atomic_write_with,
@@ -403,3 +403,39 @@ def check_plan(planned: set[str], present: Iterable[str], *, where: str) -> None
         "Rerun the same `zoo build` command to train what is missing, or delete the folder "
         "and build again"
     )
+
+
+def check_resumable(
+    root: Path, *, key_file: Path, key: str, same: Callable[[Manifest], bool], job: str,
+    settings: str,
+) -> Manifest | None:
+    """Whether a job may write a zoo at ``root``: the finished zoo of the same job (returned),
+    an unfinished run of it (None: resume), an empty or new folder (None: start), else error.
+
+    Args:
+        root: output folder.
+        key_file: where the job's key is stored while it runs (``<root>/.build/...``).
+        key: this job's key; an unfinished run with another key is refused.
+        same: whether a finished zoo's manifest is this job's result.
+        job: what the job is, for messages (``build``, ``alignment``).
+        settings: what differs when the keys differ (``recipe``, ``arguments``).
+
+    Raises:
+        ZooError: ``root`` holds another zoo, another unfinished job, or other files.
+    """
+    from modelzoo.storage.manifest import read_manifest
+
+    if (root / MANIFEST_NAME).exists():
+        man = read_manifest(root)
+        if same(man):
+            return man
+        raise ZooError(f"{root} already holds another zoo (a different {settings}); "
+                       "choose another --out")
+    if key_file.exists() and key_file.read_text() != key:
+        raise ZooError(
+            f"{root} holds an unfinished {job} with other {settings}s (a different {settings});"
+            f" choose another --out or delete {root / BUILD_DIR} to start over"
+        )
+    if not key_file.exists() and root.exists() and any(p.name != BUILD_DIR for p in root.iterdir()):
+        raise ZooError(f"{root} exists and is not a zoo {job}; choose an empty or new --out")
+    return None
