@@ -437,5 +437,6 @@ def check_resumable(
             f" choose another --out or delete {root / BUILD_DIR} to start over"
         )
     if not key_file.exists() and root.exists() and any(p.name != BUILD_DIR for p in root.iterdir()):
-        raise ZooError(f"{root} exists and is not a zoo {job}; choose an empty or new --out")
+        raise ZooError(f"{root} exists, is not empty and is not a zoo {job}; choose an empty "
+                       "or new --out")
     return None
