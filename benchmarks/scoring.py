@@ -218,6 +218,18 @@ def _undefined(spec: BootstrapSpec, unit: str, n: int, reason: str) -> Confidenc
                               n_resamples=spec.n_resamples, seed=spec.seed, reason=reason)
 
 
+def _model_bootstrap_undefined(
+    spec: BootstrapSpec, metric: str, y: np.ndarray, n_models: int
+) -> ConfidenceInterval | None:
+    """The undefined interval of a model bootstrap that cannot run, or None if it can."""
+    if n_models < 2:
+        return _undefined(spec, "model", n_models,
+                          f"{n_models} model(s) in the split: nothing to resample")
+    if metric in NEEDS_VARYING_TARGET and np.ptp(y.astype(np.float64)) == 0:
+        return _undefined(spec, "model", n_models, f"{metric} of a constant target")
+    return None
+
+
 def percentile_interval(
     stat: np.ndarray, *, spec: BootstrapSpec, unit: str, n_units: int
 ) -> ConfidenceInterval:
@@ -409,11 +421,9 @@ def cluster_bootstrap(
     if not predictions:
         raise BenchmarkError("bootstrap needs the predictions of at least one seed")
     ids, codes = np.unique(np.asarray(groups), return_inverse=True)
-    if len(ids) < 2:
-        return _undefined(spec, "model", len(ids),
-                          f"{len(ids)} model(s) in the split: nothing to resample")
-    if metric in NEEDS_VARYING_TARGET and np.ptp(y.astype(np.float64)) == 0:
-        return _undefined(spec, "model", len(ids), f"{metric} of a constant target")
+    undefined = _model_bootstrap_undefined(spec, metric, y, len(ids))
+    if undefined is not None:
+        return undefined
     counts = resample_counts(np.random.default_rng(spec.seed), len(ids), spec.n_resamples)
     ties = target_tie_sums(y, codes) if metric == "kendall_tau" and vectorised else None
     stat = np.mean([resampled_metric(metric, y, np.asarray(p), codes, counts,
@@ -539,11 +549,9 @@ def paired_difference(
     ids, codes = np.unique(np.asarray(groups), return_inverse=True)
     if any(len(p) != len(y) for p in (*predictions_a, *predictions_b)) or len(groups) != len(y):
         raise BenchmarkError("paired_difference inputs differ in length")
-    if len(ids) < 2:
-        return _undefined(spec, "model", len(ids),
-                          f"{len(ids)} model(s) in the split: nothing to resample")
-    if metric in NEEDS_VARYING_TARGET and np.ptp(y.astype(np.float64)) == 0:
-        return _undefined(spec, "model", len(ids), f"{metric} of a constant target")
+    undefined = _model_bootstrap_undefined(spec, metric, y, len(ids))
+    if undefined is not None:
+        return undefined
     counts = resample_counts(np.random.default_rng(spec.seed), len(ids), spec.n_resamples)
 
     def seed_mean(preds: Sequence[np.ndarray]) -> np.ndarray:
