@@ -278,7 +278,7 @@ ZOO_DEFAULTS: dict[str, Any] = {
     "latent_dim": 128,
     "epochs": 30,
     "batch_size": 32,
-    "permutation_prob": 0.0,
+    "recon_norm": "all",
 }
 #: Largest token (values) and window (tokens) for one-token-per-neuron tokenisation.
 MAX_NEURON_TOKEN, MAX_WINDOW = 512, 256

@@ -193,7 +193,8 @@ def test_config_for_zoo_uses_one_token_per_neuron(tiny_zoo: Path) -> None:
     plan = plan_tokens(layout, cfg.token_size)
     assert (cfg.token_size, cfg.window_size) == (201, plan.num_tokens)
     assert plan.num_tokens <= cfg.window_size  # the window covers the whole model
-    assert cfg.latent_dim == 128 and cfg.permutation_prob == 0.0
+    # chosen on validation (sane/configs/digits-cnn_s.yaml)
+    assert cfg.latent_dim == 128 and cfg.permutation_prob == 1.0 and cfg.recon_norm == "all"
     assert config_for_zoo(manifest, latent_dim=8).latent_dim == 8
     # a ResNet-18 has 4,609 values per neuron: keep the SaneConfig token and window sizes
     big = layer_layout(create_model("resnet18", in_channels=1, image_size=8, width=64))

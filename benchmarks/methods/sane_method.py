@@ -11,7 +11,8 @@ Two ways to use it:
 - ``Sane()`` (``bench run --method sane``) trains a SANE per seed on the zoo's train split
   (``sane.train``) with :func:`sane.config.config_for_zoo`: the settings picked on validation
   models in ``sane/configs/digits-cnn_s.yaml`` (latent 128, one token per neuron with a window
-  that covers the model, no permutation augmentation), ``Sane(config={...})`` overriding.
+  that covers the model, permutation augmentation kept, reconstruction averaged over every
+  token entry as in SANE), ``Sane(config={...})`` overriding.
 
 ``features`` looks the embeddings up by ``(model_id, epoch)`` for the runner's head;
 ``sample`` returns the sampled weights (safetensors files) for the initialization and
