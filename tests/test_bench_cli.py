@@ -87,9 +87,9 @@ def test_run_user_method(var_zoo: Path, tmp_path: Path, monkeypatch: pytest.Monk
     ("args", "code", "match"),
     [
         (["--suite", "digits-v1", "--task", "digits-epoch"], 2, "either --suite or"),
-        (["--task", "digits-epoch", "--method", "flat-linaer"], 1, "flat-linear"),
-        (["--task", "digits-epch"], 1, "digits-epoch"),
-        (["--task", "digits-init-same", "--method", "chance"], 1, "needs sample"),
+        (["--task", "digits-epoch", "--method", "flat-linaer"], 2, "flat-linear"),
+        (["--task", "digits-epch"], 2, "digits-epoch"),
+        (["--task", "digits-init-same", "--method", "chance"], 2, "needs sample"),
     ],
 )
 def test_run_errors_are_clear(var_zoo: Path, args: list[str], code: int, match: str) -> None:  # noqa: F811
@@ -124,4 +124,4 @@ def test_real_subprocess(var_zoo: Path, tmp_path: Path) -> None:  # noqa: F811
 
 def test_table_of_empty_dir_fails_clearly(tmp_path: Path) -> None:
     res = invoke("table", tmp_path)
-    assert res.exit_code == 1 and "no result files" in res.output
+    assert res.exit_code == 2 and "no result files" in res.output

@@ -89,7 +89,7 @@ def test_a_run_that_cannot_tokenize_the_zoo_is_refused(
         train(zoo=tiny_mlp_zoo, out=mlp_run, config=CFG, progress=False)
     res = invoke("run", "--method", "sane", "--run", mlp_run, "--zoo", tiny_zoo,
                  "--task", "digits-test-acc", "--seeds", 1, "--out", tmp_path / "r")
-    assert res.exit_code != 0
+    assert res.exit_code == 2
     assert "cannot tokenize zoo digits-cnn_s architecture 'cnn_s'" in res.output
     assert "use a run trained on a zoo with this architecture" in res.output
 
@@ -102,6 +102,6 @@ def test_run_option_errors(tiny_zoo: Path, cnn_run: Path, tmp_path: Path) -> Non
     not_a_run.mkdir()
     res = invoke("run", "--method", "sane", "--run", not_a_run, "--zoo", tiny_zoo,
                  "--task", "digits-test-acc")
-    assert res.exit_code == 1 and "no SANE checkpoint" in res.output
+    assert res.exit_code == 2 and "no SANE checkpoint" in res.output
     with pytest.raises(MethodError, match="either run= .* or config="):
         Sane(config={"epochs": 1}, run=cnn_run)

@@ -228,7 +228,7 @@ def test_submit_cli(lb_env: LbEnv, tmp_path: Path) -> None:
     # several methods in one results root: --method is required
     res = invoke("submit", "--results", lb_env.res_props, "--zoo", lb_env.zoo, "--suite",
                  "digits-properties-v1", "--out", out)
-    assert res.exit_code == 1 and "choose one with --method" in res.output
+    assert res.exit_code == 2 and "choose one with --method" in res.output
 
 
 def test_submit_needs_every_task(lb_env: LbEnv, tmp_path: Path) -> None:
@@ -497,7 +497,7 @@ def test_publish_repo_id_fails_clearly_offline(lb_env: LbEnv, tmp_path: Path) ->
         [sys.executable, "-m", "benchmarks.cli", "leaderboard", "publish", "--board",
          str(lb_env.props_board), "--out", str(out), "--repo-id", "someone/leaderboard"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, env=env, check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "cannot upload" in proc.stderr and "someone/leaderboard" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert (out / "data" / "train-00000-of-00001.parquet").is_file()  # folder written anyway
@@ -517,7 +517,7 @@ def test_cli_subprocess_and_rejection_exit_code(lb_env: LbEnv, tmp_path: Path) -
     bad.write_bytes(b"\x80\x04K\x01.")
     res = CliRunner().invoke(cli, ["leaderboard", "add", str(bad), "--board", str(board),
                                    "--zoo", str(lb_env.zoo)])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "rejected, the board is unchanged" in res.output and "pickle" in res.output
     assert snapshot(board) == before
 

@@ -182,7 +182,7 @@ def test_sane_train_exposes_every_config_field(tiny_zoo: Path, tmp_path: Path) -
     assert {k: got[k] for k in want} == want
     bad = runner.invoke(sane_cli, ["train", "--zoo", str(tiny_zoo), "--out", str(tmp_path / "x"),
                                    "--recon-norm", "tokens"])
-    assert bad.exit_code != 0 and "tokens" in bad.output
+    assert bad.exit_code == 2 and "tokens" in bad.output
 
 
 def test_config_for_zoo_uses_one_token_per_neuron(tiny_zoo: Path) -> None:

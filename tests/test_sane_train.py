@@ -300,7 +300,7 @@ def test_cli_train_embed_sample(homo_zoo: Path, tmp_path: Path) -> None:
     res = runner.invoke(cli_main, ["sample", "--run", str(run), "--zoo", str(homo_zoo),
                                    "--out", str(tmp_path / "s"), "-n", "1",
                                    "--architecture", "nope"])
-    assert res.exit_code != 0 and "not in the zoo" in res.output
+    assert res.exit_code == 2 and "not in the zoo" in res.output
     proc = subprocess.run(
         [sys.executable, "-m", "sane.cli", "sample", "--run", str(run), "--zoo", str(homo_zoo),
          "--out", str(tmp_path / "s"), "-n", "2", "--kde-mode", "token"],
