@@ -44,11 +44,18 @@ def test_weight_stats_match_numpy(var_zoo: Path) -> None:  # noqa: F811
         np.testing.assert_allclose(feats[:, 7 * j : 7 * j + 7], expected, rtol=1e-6, atol=1e-9)
 
 
-def test_flat_features_are_the_weights(var_zoo: Path) -> None:  # noqa: F811
+def test_flat_features_are_each_rows_weights_in_row_order(var_zoo: Path) -> None:  # noqa: F811
+    # The expected values are read row by row from the dataset (not through weights_tensor,
+    # which the method itself uses), on a reordered selection as tasks make: a method that
+    # ignores the selection (reads the underlying table) or reorders rows fails.
     manifest = read_manifest(var_zoo)
     ds = load_zoo(var_zoo, "test")
-    feats = load_method("flat-linear").features(ds, manifest)
-    np.testing.assert_array_equal(feats, weights_tensor(ds).numpy())
+    sub = ds.select(list(range(len(ds)))[::-1])
+    feats = load_method("flat-linear").features(sub, manifest)
+    expected = np.stack([np.asarray(row["weights"], dtype=np.float32) for row in sub])
+    assert feats.shape == (len(ds), manifest.architectures["cnn_s"].n_params)
+    assert not np.array_equal(expected, np.asarray(ds["weights"], dtype=np.float32))
+    np.testing.assert_array_equal(feats, expected)
 
 
 def _target(var_zoo: Path, activation: str = "relu") -> TargetModel:  # noqa: F811
