@@ -218,7 +218,7 @@ def test_perf_benchmark_runs() -> None:
 
 def test_resnet18_on_cifar100_from_local_torchvision_files(tmp_path: Path) -> None:
     """The issue's command, end to end, on tiny CIFAR-100 files in the torchvision layout."""
-    from tests.test_sources import make_pools, write_cifar100
+    from tests.source_fixtures import make_pools, write_cifar100
 
     write_cifar100(tmp_path / "data", make_pools("cifar100"))
     out = tmp_path / "z"
