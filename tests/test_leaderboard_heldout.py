@@ -47,8 +47,8 @@ from benchmarks.scoring import score_predictions
 from modelzoo.build import build_zoo
 from modelzoo.recipe import load_recipe
 from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
-from tests.bench_fixtures import one_thread, single_thread  # noqa: F401  (fixtures)
-from tests.test_leaderboard import Combo, snapshot
+from tests.bench_fixtures import one_thread
+from tests.leaderboard_fixtures import Combo, snapshot
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 ROOT = Path(__file__).resolve().parents[1]
@@ -281,9 +281,9 @@ def test_full_suite_samples_are_fine_tuned_by_the_board(ho_env: HoEnv, tmp_path:
     assert entry.discrepancies == []
     # the verified track re-runs an installed method (here the test's own class) end to end
     out = invoke("leaderboard", "verify", entry.id, "--board", board, "--method",
-                 "tests.test_leaderboard:Combo", "--zoo", ho_env.public)
+                 "tests.leaderboard_fixtures:Combo", "--zoo", ho_env.public)
     assert f"verified {entry.id}" in out.output
-    assert load_board(board)[1][0].verification.method == "tests.test_leaderboard:Combo"
+    assert load_board(board)[1][0].verification.method == "tests.leaderboard_fixtures:Combo"
 
 
 # --------------------------------------------------------------------------- the attacks
