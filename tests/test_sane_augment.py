@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -19,13 +18,8 @@ from sane.augment import (
     random_permutation,
 )
 from sane.data import permutation_specs
-from tests.sane_fixtures import single_thread
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 PERMUTABLE = [n for n in ARCHITECTURES.names() if ARCHITECTURES.get(n).permutable]

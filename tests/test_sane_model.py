@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -12,13 +10,8 @@ from sane.config import SaneConfig
 from sane.loss import masked_mse, nt_xent, sane_loss
 from sane.model import Sane
 from sane.run import sequence_windows
-from tests.sane_fixtures import single_thread
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 CFG = SaneConfig(d_model=32, n_heads=2, n_layers=1, latent_dim=8, token_size=16,
