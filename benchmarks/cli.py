@@ -9,14 +9,11 @@ from pathlib import Path
 
 import click
 
+from modelzoo.clickutil import ZooGroup
 from modelzoo.errors import ZooError
 
 
-def _fail(e: ZooError) -> click.ClickException:
-    return click.ClickException(str(e))
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ZooGroup)
 def cli() -> None:
     """Score weight-space methods on standard zoos, tasks and suites."""
 
@@ -102,22 +99,19 @@ def run_cmd(
     if sane_run is not None and method != "sane":
         raise click.UsageError(f"--run is for --method sane (a trained SANE run), not {method!r}")
     results = []
-    try:
-        chosen: object = method
-        if sane_run is not None:
-            from benchmarks.methods.sane_method import Sane
+    chosen: object = method
+    if sane_run is not None:
+        from benchmarks.methods.sane_method import Sane
 
-            chosen = Sane(run=sane_run)
-        for zoo in zoos:
-            results += evaluate(suite=suite, tasks=list(tasks) or None, method=chosen, zoo=zoo,
-                                out=out, seeds=seeds, allow_unpinned=allow_unpinned,
-                                workdir=workdir, data_dir=data_dir, progress=click.echo,
-                                threads=threads, save_predictions=save_predictions,
-                                heldout=heldout)
-    except ZooError as e:
-        raise _fail(e) from None
+        chosen = Sane(run=sane_run)
+    for zoo in zoos:
+        results += evaluate(suite=suite, tasks=list(tasks) or None, method=chosen, zoo=zoo,
+                            out=out, seeds=seeds, allow_unpinned=allow_unpinned,
+                            workdir=workdir, data_dir=data_dir, progress=click.echo,
+                            threads=threads, save_predictions=save_predictions,
+                            heldout=heldout)
     if not results:
-        raise click.ClickException(f"method {method!r} can do none of the tasks asked for")
+        raise ZooError(f"method {method!r} can do none of the tasks asked for")
     click.echo(f"wrote {len(results)} result file(s) under {out}")
 
 
@@ -135,10 +129,7 @@ def table_cmd(results_dir: Path, fmt: str, output: Path | None, ci: bool) -> Non
     from benchmarks.results import load_results
     from benchmarks.table import results_frames, to_csv, to_markdown
 
-    try:
-        frames = results_frames(load_results(results_dir))
-    except ZooError as e:
-        raise _fail(e) from None
+    frames = results_frames(load_results(results_dir))
     text = to_markdown(frames, ci=ci) if fmt == "markdown" else to_csv(frames)
     if output:
         output.write_text(text, encoding="utf-8")
@@ -168,11 +159,8 @@ def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
     """
     from benchmarks.reproduce import reproduce
 
-    try:
-        report = reproduce(suite=suite, out=out, quick=quick, seeds=seeds,
-                           methods=list(methods) or None, progress=click.echo)
-    except ZooError as e:
-        raise _fail(e) from None
+    report = reproduce(suite=suite, out=out, quick=quick, seeds=seeds,
+                       methods=list(methods) or None, progress=click.echo)
     click.echo(report.read_text(encoding="utf-8"))
     click.echo(f"wrote {report}")
 
@@ -193,10 +181,7 @@ def schema_cmd(out: Path | None, check: bool) -> None:
                 f"{SCHEMA_FILE} is out of date: run `bench schema --out {SCHEMA_FILE}`")
         click.echo(f"{SCHEMA_FILE} is up to date")
     elif out:
-        try:
-            click.echo(f"wrote {write_json_schema(out)}")
-        except ZooError as e:
-            raise _fail(e) from None
+        click.echo(f"wrote {write_json_schema(out)}")
     else:
         click.echo(json_schema_text(), nl=False)
 

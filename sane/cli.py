@@ -12,15 +12,11 @@ from typing import Any
 
 import click
 
-from modelzoo.errors import ZooError
+from modelzoo.clickutil import ZooGroup
 from sane.config import SaneConfig
 
 
-def _fail(e: ZooError) -> None:
-    raise click.ClickException(str(e)) from None
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ZooGroup)
 def main() -> None:
     """SANE: learn, embed and sample neural network weights from a model zoo.
 
@@ -124,19 +120,16 @@ def train(
     from modelzoo.threads import limit_threads, resolve_threads
     from sane.train import train as train_fn
 
-    try:
-        cfg = SaneConfig.from_yaml(config_file) if config_file else SaneConfig()
-        given = {k for k in overrides
-                 if click.get_current_context().get_parameter_source(k)
-                 is click.core.ParameterSource.COMMANDLINE}
-        changes = {k: overrides[k] for k in given}
-        if epochs_range:
-            changes["epochs_range"] = tuple(epochs_range)
-        cfg = SaneConfig.from_dict({**cfg.to_dict(), **changes})
-        with limit_threads(resolve_threads(threads)):
-            path = train_fn(zoo=zoo, out=out, config=cfg, progress=not quiet)
-    except ZooError as e:
-        _fail(e)
+    cfg = SaneConfig.from_yaml(config_file) if config_file else SaneConfig()
+    given = {k for k in overrides
+             if click.get_current_context().get_parameter_source(k)
+             is click.core.ParameterSource.COMMANDLINE}
+    changes = {k: overrides[k] for k in given}
+    if epochs_range:
+        changes["epochs_range"] = tuple(epochs_range)
+    cfg = SaneConfig.from_dict({**cfg.to_dict(), **changes})
+    with limit_threads(resolve_threads(threads)):
+        path = train_fn(zoo=zoo, out=out, config=cfg, progress=not quiet)
     click.echo(str(path))
 
 
@@ -161,12 +154,9 @@ def embed(run: Path, zoo: Path, out: Path, split: str | None,
     """Embed every checkpoint of ZOO (mean of its latent tokens) into an Arrow dataset."""
     from sane.embed import embed as embed_fn
 
-    try:
-        ds = embed_fn(run=run, zoo=zoo, out=out, split=split, batch_size=batch_size,
-                      epochs_range=tuple(epochs_range) if epochs_range else None,
-                      device=device, progress=not quiet)
-    except ZooError as e:
-        _fail(e)
+    ds = embed_fn(run=run, zoo=zoo, out=out, split=split, batch_size=batch_size,
+                  epochs_range=tuple(epochs_range) if epochs_range else None,
+                  device=device, progress=not quiet)
     click.echo(f"{len(ds)} embeddings -> {out}")
 
 
@@ -203,13 +193,10 @@ def sample(run: Path, zoo: Path, out: Path, n: int, architecture: str | None, me
     """Sample N new models with SANE and save them as safetensors."""
     from sane.sample import sample as sample_fn
 
-    try:
-        path = sample_fn(run=run, zoo=zoo, out=out, n=n, architecture=architecture,
-                         method=method, anchor_top_k=anchor_top_k, kde_mode=kde_mode,
-                         bandwidth=bandwidth, candidates=candidates, data_dir=data_dir,
-                         seed=seed, device=device)
-    except ZooError as e:
-        _fail(e)
+    path = sample_fn(run=run, zoo=zoo, out=out, n=n, architecture=architecture,
+                     method=method, anchor_top_k=anchor_top_k, kde_mode=kde_mode,
+                     bandwidth=bandwidth, candidates=candidates, data_dir=data_dir,
+                     seed=seed, device=device)
     index = json.loads(path.read_text())
     click.echo(f"{len(index['samples'])} {index['architecture']} models -> {path.parent}")
 

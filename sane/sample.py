@@ -162,13 +162,8 @@ def _decode_models(
 
 def _source_scorer(manifest: Manifest, data_dir: str | Path | None) -> ScoreFn:
     """Default scorer: accuracy on the validation split of the zoo's source dataset."""
-    try:
-        from modelzoo.sources import load_source
-    except ImportError:  # pragma: no cover - depends on the installed modelzoo
-        raise ZooError(
-            "scoring sampled models needs the zoo's source dataset (modelzoo.sources), which "
-            "is not available: pass score_fn= or use method='kde'"
-        ) from None
+    from modelzoo.sources import load_source
+
     sources = sorted(manifest.sources)
     if len(sources) != 1:
         raise ZooError(

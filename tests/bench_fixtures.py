@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import pytest
 import torch
 from torch import nn
 
@@ -50,8 +49,9 @@ def build_test_zoo(
 ) -> Manifest:
     """Train ``8 * seeds`` tiny models (checkpoints ``0..epochs``) and write them as a zoo.
 
-    Unlike ``tests/conftest.py``'s ``tiny_zoo`` (which varies activation and lr), this zoo
-    varies activation x init x optimizer, so every classification target has two classes.
+    Builds the ``var_zoo`` fixture (tests/conftest.py). Unlike ``tiny_zoo`` (which varies
+    activation and lr), this zoo varies activation x init x optimizer, so every
+    classification target has two classes.
     The first ``diverged`` models get NaN weights after epoch 0 and status ``diverged``.
     """
     src = load_source("digits")
@@ -113,21 +113,6 @@ def build_test_zoo(
     )
 
 
-_BUILT: dict[str, Path] = {}
-
-
-@pytest.fixture(scope="session")
-def var_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 16-model zoo varying activation x init x optimizer (built once per session, even
-    when several test modules import this fixture)."""
-    if "var" not in _BUILT:
-        path = tmp_path_factory.mktemp("bench-zoo") / "var"
-        with one_thread():
-            build_test_zoo(path)
-        _BUILT["var"] = path
-    return _BUILT["var"]
-
-
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
     """Run tiny torch work single-threaded (much faster on a busy 2-core machine)."""
@@ -137,10 +122,3 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module", autouse=False)
-def single_thread() -> Iterator[None]:
-    """Module-scoped single-threaded torch (also speeds up building ``tiny_zoo``)."""
-    with one_thread():
-        yield

@@ -1,7 +1,10 @@
-"""Shared fixtures: a tiny real zoo built once per test session."""
+"""Shared fixtures: tiny real zoos and boards built once per test session, one-thread torch.
+
+Fixtures live here; the helpers they use are plain functions in tests/*_fixtures.py."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,33 @@ def tiny_mlp_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("zoo") / "tiny_mlp"
     build_zoo(out=out, arch="mlp", source="digits", models=8, epochs=2)
     return out
+
+
+@pytest.fixture(scope="session")
+def var_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 16-model digits CNN-s zoo varying activation x init x optimizer
+    (:func:`tests.bench_fixtures.build_test_zoo`)."""
+    from tests.bench_fixtures import build_test_zoo, one_thread
+
+    path = tmp_path_factory.mktemp("bench-zoo") / "var"
+    with one_thread():
+        build_test_zoo(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def single_thread() -> Iterator[None]:
+    """Module-scoped single-threaded torch (``pytest.mark.usefixtures("single_thread")``)."""
+    from tests.bench_fixtures import one_thread
+
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="session")
+def lb_env(tmp_path_factory: pytest.TempPathFactory, var_zoo: Path):  # -> LbEnv
+    """Results, submissions and two template boards on ``var_zoo``
+    (:func:`tests.leaderboard_fixtures.build_lb_env`)."""
+    from tests.leaderboard_fixtures import build_lb_env
+
+    return build_lb_env(tmp_path_factory.mktemp("lb"), var_zoo)

@@ -7,7 +7,6 @@ import errno
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +44,7 @@ META = ["model_id", "architecture", "source", "epoch", "seed", "lr", "activation
         "test_acc", "train_acc", "ggap", "status", "split", "n_params"]  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 _ZOOS: dict[str, Path] = {}

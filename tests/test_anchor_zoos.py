@@ -135,7 +135,7 @@ def test_suite_on_a_single_pinned_zoo_refuses_it_without_allow_unpinned(
         smoke_zoos: dict[str, Path]) -> None:
     res = CliRunner().invoke(bench_cli, ["run", "--suite", "digits-v2", "--method", "chance",
                                          "--zoo", str(smoke_zoos[HYP]), "--seeds", "1"])
-    assert res.exit_code == 1 and "content hash" in res.output  # smoke build != pinned zoo
+    assert res.exit_code == 2 and "content hash" in res.output  # smoke build != pinned zoo
 
 
 def test_numeric_hyperparameter_is_scored_as_classes(smoke_zoos: dict[str, Path]) -> None:

@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from benchmarks.cli import cli
 from benchmarks.registry import METHODS, SUITES, TASKS
 from benchmarks.results import load_results
-from tests.bench_fixtures import single_thread, var_zoo  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +33,7 @@ def test_ls_lists_every_registered_name() -> None:
     assert "digits-v1" in only and "digits-test-acc" not in only
 
 
-def test_run_then_table(var_zoo: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_run_then_table(var_zoo: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
     for method in ("weight-stats-linear", "chance"):
         res = invoke("run", "--task", "digits-test-acc", "--task", "digits-hp-init",
@@ -59,7 +58,7 @@ def test_run_then_table(var_zoo: Path, tmp_path: Path) -> None:  # noqa: F811
     assert len(csv_file.read_text().strip().splitlines()) == 1 + 4
 
 
-def test_run_user_method(var_zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_run_user_method(var_zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "cli_user_method.py").write_text(textwrap.dedent(
         """
         from modelzoo import weights_tensor
@@ -87,12 +86,12 @@ def test_run_user_method(var_zoo: Path, tmp_path: Path, monkeypatch: pytest.Monk
     ("args", "code", "match"),
     [
         (["--suite", "digits-v1", "--task", "digits-epoch"], 2, "either --suite or"),
-        (["--task", "digits-epoch", "--method", "flat-linaer"], 1, "flat-linear"),
-        (["--task", "digits-epch"], 1, "digits-epoch"),
-        (["--task", "digits-init-same", "--method", "chance"], 1, "needs sample"),
+        (["--task", "digits-epoch", "--method", "flat-linaer"], 2, "flat-linear"),
+        (["--task", "digits-epch"], 2, "digits-epoch"),
+        (["--task", "digits-init-same", "--method", "chance"], 2, "needs sample"),
     ],
 )
-def test_run_errors_are_clear(var_zoo: Path, args: list[str], code: int, match: str) -> None:  # noqa: F811
+def test_run_errors_are_clear(var_zoo: Path, args: list[str], code: int, match: str) -> None:
     if "--method" not in args:
         args = [*args, "--method", "chance"]
     res = invoke("run", *args, "--zoo", var_zoo)
@@ -108,7 +107,7 @@ def test_schema_check_and_write(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["title"] == "TaskResult"
 
 
-def test_real_subprocess(var_zoo: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_real_subprocess(var_zoo: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = tmp_path / "res"
     proc = subprocess.run(
@@ -124,4 +123,4 @@ def test_real_subprocess(var_zoo: Path, tmp_path: Path) -> None:  # noqa: F811
 
 def test_table_of_empty_dir_fails_clearly(tmp_path: Path) -> None:
     res = invoke("table", tmp_path)
-    assert res.exit_code == 1 and "no result files" in res.output
+    assert res.exit_code == 2 and "no result files" in res.output

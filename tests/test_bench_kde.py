@@ -16,7 +16,6 @@ from benchmarks.errors import MethodError
 from benchmarks.methods.base import TargetModel, load_method
 from benchmarks.methods.kde import WeightsKDE
 from modelzoo import load_zoo, read_manifest, weights_tensor
-from tests.bench_fixtures import single_thread, var_zoo  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -37,7 +36,7 @@ def _last_by_val_acc(zoo: Path, split: str, activation: str) -> list[np.ndarray]
     return [w[r] for r in last.row]
 
 
-def test_samples_are_seeded_and_shaped(var_zoo: Path) -> None:  # noqa: F811
+def test_samples_are_seeded_and_shaped(var_zoo: Path) -> None:
     m, manifest, t = WeightsKDE(bandwidth=0.1), read_manifest(var_zoo), _target(var_zoo)
     a = m.sample(zoo=var_zoo, manifest=manifest, target=t, n=5, seed=0)
     b = m.sample(zoo=var_zoo, manifest=manifest, target=t, n=5, seed=0)
@@ -49,7 +48,7 @@ def test_samples_are_seeded_and_shaped(var_zoo: Path) -> None:  # noqa: F811
 
 
 @pytest.mark.parametrize("k", [2, 3])
-def test_kernels_sit_on_the_k_best_train_models(var_zoo: Path, k: int) -> None:  # noqa: F811
+def test_kernels_sit_on_the_k_best_train_models(var_zoo: Path, k: int) -> None:
     m = WeightsKDE(k=k, bandwidth=1e-9)
     w = m.sample(zoo=var_zoo, manifest=read_manifest(var_zoo), target=_target(var_zoo, "tanh"),
                  n=40, seed=0)
@@ -74,7 +73,7 @@ class _ValidationOnly:
 
 @pytest.mark.parametrize("selection", ["validation-accuracy", "likelihood"])
 def test_bandwidth_is_chosen_without_the_test_split(
-    var_zoo: Path, monkeypatch: pytest.MonkeyPatch, selection: str  # noqa: F811
+    var_zoo: Path, monkeypatch: pytest.MonkeyPatch, selection: str
 ) -> None:
     splits: list[str | None] = []
 
@@ -98,7 +97,7 @@ def test_bandwidth_is_chosen_without_the_test_split(
     assert len(splits) == n  # chosen once per zoo and target, then cached
 
 
-def test_likelihood_criterion_matches_scipy(var_zoo: Path) -> None:  # noqa: F811
+def test_likelihood_criterion_matches_scipy(var_zoo: Path) -> None:
     m = WeightsKDE(selection="likelihood", bandwidths=(0.3, 1.0, 3.0))
     anchors, sigma, h = m.fit(zoo=var_zoo, manifest=read_manifest(var_zoo),
                               target=_target(var_zoo))
@@ -111,7 +110,7 @@ def test_likelihood_criterion_matches_scipy(var_zoo: Path) -> None:  # noqa: F81
     assert h == max(m.last_selection["scores"], key=m.last_selection["scores"].get)
 
 
-def test_validation_accuracy_picks_novel_but_accurate_samples(var_zoo: Path) -> None:  # noqa: F811
+def test_validation_accuracy_picks_novel_but_accurate_samples(var_zoo: Path) -> None:
     m = WeightsKDE(n_select=8)
     m.fit(zoo=var_zoo, manifest=read_manifest(var_zoo), target=_target(var_zoo))
     scores = m.last_selection["scores"]
@@ -130,13 +129,13 @@ def test_bad_settings_fail_clearly(kwargs: dict, match: str) -> None:
         WeightsKDE(**kwargs)
 
 
-def test_too_few_anchor_models_fail_clearly(var_zoo: Path) -> None:  # noqa: F811
+def test_too_few_anchor_models_fail_clearly(var_zoo: Path) -> None:
     with pytest.raises(MethodError, match="at least 2 healthy train-split"):
         WeightsKDE().sample(zoo=var_zoo, manifest=read_manifest(var_zoo),
                             target=_target(var_zoo, "gelu"), n=2, seed=0)
 
 
-def test_generation_task_scores_novel_samples(var_zoo: Path) -> None:  # noqa: F811
+def test_generation_task_scores_novel_samples(var_zoo: Path) -> None:
     (res,) = evaluate(tasks=["digits-generation"], method="weights-kde", zoo=var_zoo, seeds=1)
     s = res.scores["test"]
     assert s["novel_fraction"].mean > 0.5 and s["zero_shot_accuracy"].mean > 0.3

@@ -17,7 +17,6 @@ from benchmarks.methods.weight_stats import QUANTILES, WeightStats, feature_name
 from benchmarks.registry import METHODS
 from modelzoo import load_zoo, read_manifest, weights_tensor
 from modelzoo.errors import UnknownNameError
-from tests.bench_fixtures import var_zoo  # noqa: F401  (fixture)
 
 
 @pytest.mark.parametrize("name", METHODS.names())
@@ -28,7 +27,7 @@ def test_registered_methods_follow_the_protocol(name: str) -> None:
     assert capabilities(method)
 
 
-def test_weight_stats_match_numpy(var_zoo: Path) -> None:  # noqa: F811
+def test_weight_stats_match_numpy(var_zoo: Path) -> None:
     manifest = read_manifest(var_zoo)
     ds = load_zoo(var_zoo, "validation")
     layout = manifest.architectures["cnn_s"].layout
@@ -44,18 +43,25 @@ def test_weight_stats_match_numpy(var_zoo: Path) -> None:  # noqa: F811
         np.testing.assert_allclose(feats[:, 7 * j : 7 * j + 7], expected, rtol=1e-6, atol=1e-9)
 
 
-def test_flat_features_are_the_weights(var_zoo: Path) -> None:  # noqa: F811
+def test_flat_features_are_each_rows_weights_in_row_order(var_zoo: Path) -> None:
+    # The expected values are read row by row from the dataset (not through weights_tensor,
+    # which the method itself uses), on a reordered selection as tasks make: a method that
+    # ignores the selection (reads the underlying table) or reorders rows fails.
     manifest = read_manifest(var_zoo)
     ds = load_zoo(var_zoo, "test")
-    feats = load_method("flat-linear").features(ds, manifest)
-    np.testing.assert_array_equal(feats, weights_tensor(ds).numpy())
+    sub = ds.select(list(range(len(ds)))[::-1])
+    feats = load_method("flat-linear").features(sub, manifest)
+    expected = np.stack([np.asarray(row["weights"], dtype=np.float32) for row in sub])
+    assert feats.shape == (len(ds), manifest.architectures["cnn_s"].n_params)
+    assert not np.array_equal(expected, np.asarray(ds["weights"], dtype=np.float32))
+    np.testing.assert_array_equal(feats, expected)
 
 
-def _target(var_zoo: Path, activation: str = "relu") -> TargetModel:  # noqa: F811
+def _target(var_zoo: Path, activation: str = "relu") -> TargetModel:
     return TargetModel("cnn_s", activation, read_manifest(var_zoo).architectures["cnn_s"].n_params)
 
 
-def test_random_init_is_seeded_and_fresh(var_zoo: Path) -> None:  # noqa: F811
+def test_random_init_is_seeded_and_fresh(var_zoo: Path) -> None:
     manifest, t = read_manifest(var_zoo), _target(var_zoo)
     m = load_method("random-init")
     a = m.sample(zoo=var_zoo, manifest=manifest, target=t, n=3, seed=0)
@@ -67,7 +73,7 @@ def test_random_init_is_seeded_and_fresh(var_zoo: Path) -> None:  # noqa: F811
     assert len({row.tobytes() for row in a}) == 3
 
 
-def test_zoo_init_returns_last_train_checkpoints_with_the_activation(var_zoo: Path) -> None:  # noqa: F811
+def test_zoo_init_returns_last_train_checkpoints_with_the_activation(var_zoo: Path) -> None:
     manifest, t = read_manifest(var_zoo), _target(var_zoo, "tanh")
     w = load_method("zoo-init").sample(zoo=var_zoo, manifest=manifest, target=t, n=4, seed=0)
     train = load_zoo(var_zoo, "train")

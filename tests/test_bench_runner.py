@@ -17,13 +17,12 @@ from benchmarks.finetune import area_under_curve
 from benchmarks.registry import SUITES
 from benchmarks.results import load_result
 from modelzoo import load_zoo, read_manifest, weights_tensor
-from tests.bench_fixtures import build_test_zoo, one_thread, var_zoo  # noqa: F401
+from tests.bench_fixtures import build_test_zoo, one_thread
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-from tests.bench_fixtures import single_thread  # noqa: E402, F401  (fixture)
 
 
-def test_property_suite_scores_every_target(var_zoo: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_property_suite_scores_every_target(var_zoo: Path, tmp_path: Path) -> None:
     results = evaluate(suite="digits-properties-v1", method="weight-stats-linear", zoo=var_zoo,
                        out=tmp_path, seeds=2)
     assert [r.task.name for r in results] == list(SUITES.get("digits-properties-v1").tasks)
@@ -45,7 +44,7 @@ def test_property_suite_scores_every_target(var_zoo: Path, tmp_path: Path) -> No
     assert by_task["digits-test-acc"].main_score.mean > 0.3
 
 
-def test_chance_baseline_matches_the_test_split(var_zoo: Path) -> None:  # noqa: F811
+def test_chance_baseline_matches_the_test_split(var_zoo: Path) -> None:
     (res,) = evaluate(tasks=["digits-hp-optimizer"], method="chance", zoo=var_zoo, seeds=1)
     train = load_zoo(var_zoo, "train")["optimizer"]
     test = list(load_zoo(var_zoo, "test")["optimizer"])
@@ -76,7 +75,7 @@ SPY = textwrap.dedent(
 
 
 def test_rows_are_checkpoints_of_the_zoos_own_splits(
-    var_zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    var_zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "bench_spy.py").write_text(SPY)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -112,7 +111,7 @@ def test_gbt_head_and_suite_skips_on_tiny_zoo(tiny_zoo: Path) -> None:
     assert all("learning_rate" in r.details["per_seed"][0]["head_params"] for r in results)
 
 
-def test_explicit_task_errors(tiny_zoo: Path, var_zoo: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_explicit_task_errors(tiny_zoo: Path, var_zoo: Path, tmp_path: Path) -> None:
     with pytest.raises(TaskNotApplicableError, match="does not vary it"):
         evaluate(tasks=["digits-hp-init"], method="chance", zoo=tiny_zoo, seeds=1)
     with pytest.raises(MethodError, match="needs sample"):

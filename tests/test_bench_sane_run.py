@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +21,7 @@ CFG = SaneConfig(d_model=16, n_heads=2, n_layers=1, latent_dim=4, token_size=32,
                  window_size=16, projection_dim=8, epochs=1, batch_size=8, device="cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +85,7 @@ def test_a_run_that_cannot_tokenize_the_zoo_is_refused(
         train(zoo=tiny_mlp_zoo, out=mlp_run, config=CFG, progress=False)
     res = invoke("run", "--method", "sane", "--run", mlp_run, "--zoo", tiny_zoo,
                  "--task", "digits-test-acc", "--seeds", 1, "--out", tmp_path / "r")
-    assert res.exit_code != 0
+    assert res.exit_code == 2
     assert "cannot tokenize zoo digits-cnn_s architecture 'cnn_s'" in res.output
     assert "use a run trained on a zoo with this architecture" in res.output
 
@@ -102,6 +98,6 @@ def test_run_option_errors(tiny_zoo: Path, cnn_run: Path, tmp_path: Path) -> Non
     not_a_run.mkdir()
     res = invoke("run", "--method", "sane", "--run", not_a_run, "--zoo", tiny_zoo,
                  "--task", "digits-test-acc")
-    assert res.exit_code == 1 and "no SANE checkpoint" in res.output
+    assert res.exit_code == 2 and "no SANE checkpoint" in res.output
     with pytest.raises(MethodError, match="either run= .* or config="):
         Sane(config={"epochs": 1}, run=cnn_run)

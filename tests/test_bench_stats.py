@@ -19,7 +19,6 @@ from benchmarks.scoring import (
     sample_bootstrap,
 )
 from modelzoo import load_zoo
-from tests.bench_fixtures import single_thread, var_zoo  # noqa: F401  (fixtures)
 
 SPEC = BootstrapSpec(n_resamples=400, seed=3)
 NUMERIC = ("kendall_tau", "r2", "spearman")
@@ -206,7 +205,7 @@ def test_percentile_bootstrap_resamples_samples_and_reference_models() -> None:
 
 
 @pytest.mark.usefixtures("single_thread")
-def test_results_carry_model_level_intervals(var_zoo: Path) -> None:  # noqa: F811
+def test_results_carry_model_level_intervals(var_zoo: Path) -> None:
     (res,) = evaluate(tasks=["digits-test-acc"], method="weight-stats-linear", zoo=var_zoo,
                       seeds=1, bootstrap=BootstrapSpec(n_resamples=200))
     test_models = len(set(load_zoo(var_zoo, "test")["model_id"]))

@@ -203,13 +203,22 @@ def test_perf_benchmark_runs() -> None:
     from benchmarks.perf.population import measure
 
     res = measure(models=2, epochs=1, arch="mlp")
-    assert [r["trainer"] for r in res["results"]] == ["population", "loop"]
-    assert res["speedup"] > 0 and all(r["peak_rss_mb"] > 0 for r in res["results"])
+    pop, loop = res["results"]
+    assert (pop["trainer"], loop["trainer"]) == ("population", "loop")
+    for r in (pop, loop):
+        assert (r["models"], r["epochs"]) == (2, 1) and r["seconds"] > 0
+        assert r["models_per_s"] == pytest.approx(2 / r["seconds"])
+        assert 50 < r["peak_rss_mb"] < 20_000  # MB of a process with torch (KB -> MB right)
+    # the ratio is population over loop speed (same models: loop time / population time)
+    assert res["speedup"] == pytest.approx(loop["seconds"] / pop["seconds"])
+    # like with like: both timed runs trained the same models to the same test accuracy
+    assert 0.1 < pop["mean_test_acc"] <= 1.0  # above chance (10 classes) after one epoch
+    assert pop["mean_test_acc"] == pytest.approx(loop["mean_test_acc"], abs=0.005)
 
 
 def test_resnet18_on_cifar100_from_local_torchvision_files(tmp_path: Path) -> None:
     """The issue's command, end to end, on tiny CIFAR-100 files in the torchvision layout."""
-    from tests.test_sources import make_pools, write_cifar100
+    from tests.source_fixtures import make_pools, write_cifar100
 
     write_cifar100(tmp_path / "data", make_pools("cifar100"))
     out = tmp_path / "z"

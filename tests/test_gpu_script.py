@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from modelzoo.storage import read_manifest
-from tests.test_sources import make_pools, write_cifar100
+from tests.source_fixtures import make_pools, write_cifar100
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu_resnet18_cifar100.sh"

@@ -7,15 +7,12 @@ output. The shared setup (results, submissions, two boards) is built once per se
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,124 +33,21 @@ from benchmarks.leaderboard import (
 )
 from benchmarks.leaderboard.board import INDEX_NAME
 from benchmarks.leaderboard.render import csv_safe, render_board
-from benchmarks.methods.providers import RandomInit
-from benchmarks.registry import METHODS, SUITES
+from benchmarks.registry import SUITES
 from benchmarks.results import load_predictions, load_results
 from benchmarks.scoring import score_predictions
 from modelzoo.storage import load_zoo, read_manifest
-from tests.bench_fixtures import one_thread, single_thread, var_zoo  # noqa: F401  (fixtures)
+from tests.leaderboard_fixtures import (
+    IMG_AUTHOR,
+    SCRIPT_NAME,
+    LbEnv,
+    edited,
+    snapshot,
+    variant,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT_NAME = "Chance <script>window.__pwned = 1; document.title = 'pwned';</script>"
-IMG_AUTHOR = "<img src=x onerror=\"window.__pwned = 2\">"
-
-
-class Combo(RandomInit):
-    """Every capability: weight statistics features + PyTorch default init samples."""
-
-    name = "combo"
-
-    def __init__(self) -> None:
-        self._ws = METHODS.get("weight-stats-linear")()
-
-    def meta(self) -> dict[str, object]:
-        return {"version": 1, "features": "weight stats", "weights": {"init": "torch default"}}
-
-    def features(self, dataset: object, manifest: object) -> np.ndarray:
-        return self._ws.features(dataset, manifest)
-
-
-class ComboFlat(Combo):
-    """Like Combo, with flat-weight features (different predictions)."""
-
-    name = "combo-flat"
-
-    def __init__(self) -> None:
-        self._ws = METHODS.get("flat-linear")()
-
-
-@dataclass
-class LbEnv:
-    """The shared setup: zoo, results roots, submission files and two template boards."""
-
-    zoo: Path
-    res_full: Path
-    res_props: Path
-    subs: dict[str, Path] = field(default_factory=dict)
-    full_board: Path = Path()
-    props_board: Path = Path()
-
-    def board_copy(self, kind: str, dst: Path) -> Path:
-        """A private copy of a template board (``full`` or ``props``)."""
-        shutil.copytree(self.full_board if kind == "full" else self.props_board, dst)
-        return dst
-
-
-_ENV: dict[str, LbEnv] = {}
-
-
-@pytest.fixture(scope="session")
-def lb_env(tmp_path_factory: pytest.TempPathFactory, var_zoo: Path) -> LbEnv:  # noqa: F811
-    """Results of 5 methods, 5 submissions, a digits-v1 board (combo) and a properties board
-    (chance with hostile display name, weight-stats-linear, flat-linear)."""
-    if "env" in _ENV:
-        return _ENV["env"]
-    root = tmp_path_factory.mktemp("lb")
-    env = LbEnv(zoo=var_zoo, res_full=root / "res-full", res_props=root / "res-props")
-    with one_thread():
-        for method in (Combo(), ComboFlat()):
-            benchmarks.evaluate(method=method, zoo=var_zoo, suite="digits-v1", seeds=2,
-                                out=env.res_full, save_predictions=True)
-        for method in ("chance", "weight-stats-linear", "flat-linear"):
-            benchmarks.evaluate(method=method, zoo=var_zoo, suite="digits-properties-v1",
-                                seeds=2, out=env.res_props, save_predictions=True)
-    for key, res, suite, method, extra in (
-        ("combo", env.res_full, "digits-v1", "combo", {}),
-        ("combo-flat", env.res_full, "digits-v1", "combo-flat",
-         {"display_name": "Flat <b>bold</b> & co", "url": "https://example.org/flat?a=1&b=2"}),
-        ("chance", env.res_props, "digits-properties-v1", "chance",
-         {"display_name": SCRIPT_NAME, "authors": ["=HYPERLINK(\"http://x\")", IMG_AUTHOR]}),
-        ("ws", env.res_props, "digits-properties-v1", "weight-stats-linear", {}),
-        ("flat", env.res_props, "digits-properties-v1", "flat-linear", {}),
-    ):
-        env.subs[key] = root / f"{key}.json"
-        make_submission(results=res, zoo=var_zoo, suite=suite, method=method,
-                        out=env.subs[key], **extra)
-    env.full_board = root / "board-full"
-    env.props_board = root / "board-props"
-    with one_thread():
-        add_submission(submission=env.subs["combo"], board=env.full_board, zoo=var_zoo)
-        for key in ("chance", "ws", "flat"):
-            add_submission(submission=env.subs[key], board=env.props_board, zoo=var_zoo)
-    _ENV["env"] = env
-    return env
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (relative path -> bytes)."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def edited(src: Path, dst: Path, edit: object) -> Path:
-    """Write a copy of submission ``src`` to ``dst`` after ``edit(dict)``."""
-    data = json.loads(src.read_text())
-    edit(data)  # type: ignore[operator]
-    dst.write_text(json.dumps(data))
-    return dst
-
-
-def variant(src: Path, dst: Path, name: str, delta: float = 0.25) -> Path:
-    """A copy of a property submission as method ``name`` with one prediction changed."""
-
-    def edit(d: dict) -> None:
-        d["method"]["name"] = name
-        d["tasks"][0]["items"]["predictions"][0][0] += delta
-
-    return edited(src, dst, edit)
-
-
 def invoke(*args: object) -> object:
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
@@ -186,7 +80,7 @@ def test_saved_predictions_reproduce_the_results(lb_env: LbEnv) -> None:
             assert len(table["weights"][0]) == 2464
 
 
-def test_save_predictions_needs_out(var_zoo: Path) -> None:  # noqa: F811
+def test_save_predictions_needs_out(var_zoo: Path) -> None:
     with pytest.raises(benchmarks.runner.BenchmarkError, match="needs an output directory"):
         benchmarks.evaluate(method="chance", zoo=var_zoo, tasks=["digits-epoch"], seeds=1,
                             save_predictions=True)
@@ -228,7 +122,7 @@ def test_submit_cli(lb_env: LbEnv, tmp_path: Path) -> None:
     # several methods in one results root: --method is required
     res = invoke("submit", "--results", lb_env.res_props, "--zoo", lb_env.zoo, "--suite",
                  "digits-properties-v1", "--out", out)
-    assert res.exit_code == 1 and "choose one with --method" in res.output
+    assert res.exit_code == 2 and "choose one with --method" in res.output
 
 
 def test_submit_needs_every_task(lb_env: LbEnv, tmp_path: Path) -> None:
@@ -497,7 +391,7 @@ def test_publish_repo_id_fails_clearly_offline(lb_env: LbEnv, tmp_path: Path) ->
         [sys.executable, "-m", "benchmarks.cli", "leaderboard", "publish", "--board",
          str(lb_env.props_board), "--out", str(out), "--repo-id", "someone/leaderboard"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, env=env, check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "cannot upload" in proc.stderr and "someone/leaderboard" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert (out / "data" / "train-00000-of-00001.parquet").is_file()  # folder written anyway
@@ -517,7 +411,7 @@ def test_cli_subprocess_and_rejection_exit_code(lb_env: LbEnv, tmp_path: Path) -
     bad.write_bytes(b"\x80\x04K\x01.")
     res = CliRunner().invoke(cli, ["leaderboard", "add", str(bad), "--board", str(board),
                                    "--zoo", str(lb_env.zoo)])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "rejected, the board is unchanged" in res.output and "pickle" in res.output
     assert snapshot(board) == before
 

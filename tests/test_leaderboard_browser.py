@@ -17,13 +17,7 @@ import pytest
 
 from benchmarks.leaderboard import load_board
 from benchmarks.leaderboard.render import SORT_JS, render_board
-from tests.bench_fixtures import single_thread, var_zoo  # noqa: F401  (fixtures)
-from tests.test_leaderboard import (  # noqa: F401  (fixtures)
-    IMG_AUTHOR,
-    SCRIPT_NAME,
-    LbEnv,
-    lb_env,
-)
+from tests.leaderboard_fixtures import IMG_AUTHOR, SCRIPT_NAME, LbEnv
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -34,7 +28,7 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 
 @pytest.fixture(scope="module")
-def site(lb_env: LbEnv, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def site(lb_env: LbEnv, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("site")
     render_board(board=lb_env.props_board, out=out)
     return out / "index.html"
@@ -84,7 +78,7 @@ def _click(driver: object, key: str) -> None:
 
 
 def test_page_in_chromium_sorts_and_runs_no_payload(
-    browser: object, site: Path, lb_env: LbEnv, tmp_path: Path  # noqa: F811
+    browser: object, site: Path, lb_env: LbEnv, tmp_path: Path
 ) -> None:
     from PIL import Image
     from selenium.webdriver.common.by import By

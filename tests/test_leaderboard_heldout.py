@@ -47,8 +47,8 @@ from benchmarks.scoring import score_predictions
 from modelzoo.build import build_zoo
 from modelzoo.recipe import load_recipe
 from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
-from tests.bench_fixtures import one_thread, single_thread  # noqa: F401  (fixtures)
-from tests.test_leaderboard import Combo, snapshot
+from tests.bench_fixtures import one_thread
+from tests.leaderboard_fixtures import Combo, snapshot
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,7 +185,7 @@ def test_seed_offset_must_not_reuse_public_seeds(ho_env: HoEnv, tmp_path: Path) 
     res = CliRunner().invoke(cli, ["leaderboard", "init", "--recipe", str(ho_env.recipe),
                                    "--board", str(tmp_path / "b"), "--view",
                                    str(tmp_path / "v"), "--seed-offset", "1"])
-    assert res.exit_code == 1 and "choose a larger --seed-offset" in res.output
+    assert res.exit_code == 2 and "choose a larger --seed-offset" in res.output
     # an init killed before its commit (board.json) resumes with the same secret seeds
     board = shutil.copytree(ho_env.cli_board, tmp_path / "killed")
     seeds = load_index(board).heldout.seeds
@@ -281,9 +281,9 @@ def test_full_suite_samples_are_fine_tuned_by_the_board(ho_env: HoEnv, tmp_path:
     assert entry.discrepancies == []
     # the verified track re-runs an installed method (here the test's own class) end to end
     out = invoke("leaderboard", "verify", entry.id, "--board", board, "--method",
-                 "tests.test_leaderboard:Combo", "--zoo", ho_env.public)
+                 "tests.leaderboard_fixtures:Combo", "--zoo", ho_env.public)
     assert f"verified {entry.id}" in out.output
-    assert load_board(board)[1][0].verification.method == "tests.test_leaderboard:Combo"
+    assert load_board(board)[1][0].verification.method == "tests.leaderboard_fixtures:Combo"
 
 
 # --------------------------------------------------------------------------- the attacks
@@ -458,12 +458,12 @@ def test_public_zoo_hash_and_zoo_option_refused(ho_env: HoEnv, tmp_path: Path) -
     sub = edited(ho_env.subs["weight-stats-linear"], tmp_path / "s.json",
                  _public_pin(ho_env.public))
     res = CliRunner().invoke(cli, ["leaderboard", "add", str(sub), "--board", str(board)])
-    assert res.exit_code == 1
+    assert res.exit_code == 2
     assert "rejected, the board is unchanged" in res.output
     assert "whose labels are public" in res.output and "--heldout VIEW" in res.output
     res = CliRunner().invoke(cli, ["leaderboard", "add", str(ho_env.subs["chance"]),
                                    "--board", str(board), "--zoo", str(ho_env.public)])
-    assert res.exit_code == 1 and "do not pass --zoo" in res.output
+    assert res.exit_code == 2 and "do not pass --zoo" in res.output
     assert snapshot(board) == before
 
 
@@ -476,7 +476,7 @@ def test_attack_rejected_in_a_real_subprocess(ho_env: HoEnv, tmp_path: Path) -> 
         [sys.executable, "-m", "benchmarks.cli", "leaderboard", "add", str(sub), "--board",
          str(board)], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.returncode == 1, proc.stdout
+    assert proc.returncode == 2, proc.stdout
     assert "whose labels are public" in proc.stderr and "Traceback" not in proc.stderr
     assert snapshot(board) == before
 
@@ -496,7 +496,7 @@ def test_verify_and_render(ho_env: HoEnv, tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["leaderboard", "verify", ws.id, "--board", str(board),
                                    "--method", "weight-stats-linear", "--zoo",
                                    str(board / "heldout")])
-    assert res.exit_code == 1 and "is not the board's public zoo" in res.output
+    assert res.exit_code == 2 and "is not the board's public zoo" in res.output
     out = invoke("leaderboard", "verify", ws.id, "--board", board, "--method",
                  "weight-stats-linear", "--zoo", ho_env.public)
     assert f"verified {ws.id}" in out.output
@@ -546,7 +546,7 @@ def test_run_refuses_a_tampered_or_foreign_view(ho_env: HoEnv, tmp_path: Path) -
     res = CliRunner().invoke(cli, ["run", "--task", "digits-epoch", "--method", "chance",
                                    "--zoo", str(ho_env.public), "--heldout", str(view),
                                    "--out", str(tmp_path / "r"), "--seeds", "1"])
-    assert res.exit_code == 1 and "do not match its manifest's content hash" in res.output
+    assert res.exit_code == 2 and "do not match its manifest's content hash" in res.output
     manifest = json.loads((ho_env.view / "view.json").read_text())
     manifest["zoo"]["name"] = "other-zoo"
     shutil.rmtree(view)

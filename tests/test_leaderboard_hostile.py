@@ -24,8 +24,7 @@ from benchmarks.leaderboard import (
 )
 from benchmarks.leaderboard.safety import looks_pickled
 from benchmarks.leaderboard.schema import MAX_SUBMISSION_BYTES
-from tests.bench_fixtures import single_thread, var_zoo  # noqa: F401  (fixtures)
-from tests.test_leaderboard import LbEnv, lb_env, snapshot, variant  # noqa: F401  (fixtures)
+from tests.leaderboard_fixtures import LbEnv, snapshot, variant
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 PLACEHOLDER = 12345.678
@@ -256,7 +255,7 @@ CASES: list[tuple[str, str, Callable[[Path, Path], Path], type[Exception], str]]
 @pytest.mark.parametrize(("make", "board_kind", "error", "message"),
                          [pytest.param(c[2], c[1], c[3], c[4], id=c[0]) for c in CASES])
 def test_hostile_submission_rejected(
-    lb_env: LbEnv,  # noqa: F811
+    lb_env: LbEnv,
     tmp_path: Path,
     make: Callable[[Path, Path], Path],
     board_kind: str,
@@ -280,7 +279,7 @@ def test_hostile_submission_rejected(
     assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/abs-evil.txt").exists()
 
 
-def test_the_fresh_base_submission_is_valid(lb_env: LbEnv, tmp_path: Path) -> None:  # noqa: F811
+def test_the_fresh_base_submission_is_valid(lb_env: LbEnv, tmp_path: Path) -> None:
     """The hostile cases above fail because of their edit, not their base."""
     board = lb_env.board_copy("props", tmp_path / "board")
     base = variant(lb_env.subs["ws"], tmp_path / "fresh.json", "fresh-method")

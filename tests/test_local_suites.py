@@ -17,8 +17,8 @@ from benchmarks.cli import cli as bench_cli
 from benchmarks.registry import SUITES, TASKS
 from benchmarks.tasks.suites import LOCAL_ZOO_SUITES
 from modelzoo.storage import read_manifest
+from tests.source_fixtures import WRITERS, make_pools
 from tests.suite_fixtures import build_smoke, card, train_values, varied
-from tests.test_sources import WRITERS, make_pools
 
 CARDS = sorted(LOCAL_ZOO_SUITES)
 PROPERTY_TARGETS = {"test_acc", "ggap", "epoch"}

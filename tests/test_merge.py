@@ -28,7 +28,7 @@ from modelzoo.merge import (
     zoo_configs,
 )
 from modelzoo.storage import load_flat_weights, load_zoo, read_manifest, verify_zoo
-from tests.test_merge_helpers import make_synthetic_zoo
+from tests.merge_fixtures import make_synthetic_zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 

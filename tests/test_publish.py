@@ -23,7 +23,7 @@ from modelzoo.merge import ALL_CONFIG, merge_zoos, zoo_configs
 from modelzoo.publish import PublishError, publish_zoo
 from modelzoo.storage import load_zoo, read_manifest
 from modelzoo.versioning import VersionConflictError
-from tests.test_merge_helpers import make_synthetic_zoo
+from tests.merge_fixtures import make_synthetic_zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 

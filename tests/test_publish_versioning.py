@@ -20,7 +20,7 @@ from modelzoo.versioning import (
     parse_version,
     version_tag,
 )
-from tests.test_merge_helpers import make_synthetic_zoo
+from tests.merge_fixtures import make_synthetic_zoo
 
 RECIPE = {"architecture": "mlp", "source": "digits", "epochs": 1, "grid": {"lr": [0.001]}}
 MLP = {"arch": "mlp", "source": "digits", "in_shape": (1, 8, 8), "models": 6}

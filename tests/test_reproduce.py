@@ -61,10 +61,10 @@ def test_reproduce_end_to_end_and_resume(tiny: rp.Reproduction, tmp_path: Path,
 
 def test_unknown_suite_and_method_are_clear(tiny: rp.Reproduction, tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["reproduce", "digits-v9", "--out", str(tmp_path)])
-    assert res.exit_code != 0 and "no reproduction recorded for suite 'digits-v9'" in res.output
+    assert res.exit_code == 2 and "no reproduction recorded for suite 'digits-v9'" in res.output
     res = CliRunner().invoke(cli, ["reproduce", "digits-v1", "--out", str(tmp_path),
                                    "--method", "flat-linear"])
-    assert res.exit_code != 0 and "not part of the digits-v1 reproduction" in res.output
+    assert res.exit_code == 2 and "not part of the digits-v1 reproduction" in res.output
 
 
 def test_digits_v2_reproduction_names_registered_things() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -17,13 +17,9 @@ from sane.augment import (
     random_erase,
     random_permutation,
 )
-from tests.sane_fixtures import single_thread
+from sane.data import permutation_specs
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 PERMUTABLE = [n for n in ARCHITECTURES.names() if ARCHITECTURES.get(n).permutable]
@@ -36,8 +32,26 @@ def _build(name: str, image_size: int, activation: str = "tanh") -> torch.nn.Mod
                         activation=activation, **kw).eval()
 
 
-def test_registry_has_the_expected_permutable_architectures() -> None:
-    assert {"mlp", "cnn_s", "cnn_l", "ctc_cnn"} <= set(PERMUTABLE)
+@pytest.mark.parametrize("arch", ARCHITECTURES.names())
+def test_permutable_flag_matches_the_network_structure(arch: str) -> None:
+    """``register_arch(permutable=...)`` defaults to True and decides whether SANE augments an
+    architecture with permutations: it must say what the network's structure allows (a chain
+    of layers), so a skip-connection network left at the default, or a chain network marked
+    not permutable (silently trained without permutations), fails here."""
+    layout = layer_layout(_build(arch, 8))
+    try:
+        permutation_spec(layout)
+        chain = True
+    except ZooError:
+        chain = False
+    assert ARCHITECTURES.get(arch).permutable is chain
+    # the flag reaches SANE's data pipeline: permutable architectures get a permutation spec
+    manifest = SimpleNamespace(architectures={arch: SimpleNamespace(name=arch, layout=layout)})
+    assert (permutation_specs(manifest)[arch] is not None) is chain  # type: ignore[arg-type]
+    if arch in {"mlp", "cnn_s", "cnn_l", "ctc_cnn"}:
+        assert chain
+    if arch.startswith("resnet"):
+        assert not chain
 
 
 @pytest.mark.parametrize("arch", PERMUTABLE)

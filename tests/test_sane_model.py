@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -12,13 +10,8 @@ from sane.config import SaneConfig
 from sane.loss import masked_mse, nt_xent, sane_loss
 from sane.model import Sane
 from sane.run import sequence_windows
-from tests.sane_fixtures import single_thread
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 CFG = SaneConfig(d_model=32, n_heads=2, n_layers=1, latent_dim=8, token_size=16,
@@ -90,15 +83,37 @@ def test_nt_xent_prefers_matching_views() -> None:
     assert float(aligned) < 0.1 < float(shuffled)
 
 
-def test_sane_loss_is_the_gamma_mixture() -> None:
+def _nt_xent_by_hand(a: torch.Tensor, b: torch.Tensor, temperature: float) -> float:
+    """SimCLR's NT-Xent written out anchor by anchor (float64), as in the paper."""
+    z = torch.cat([a, b]).double()
+    z = z / z.norm(dim=1, keepdim=True)
+    n = len(a)
+    total = 0.0
+    for k in range(2 * n):
+        pos = (k + n) % (2 * n)
+        sims = [float(z[k] @ z[j]) / temperature for j in range(2 * n) if j != k]
+        total += -(float(z[k] @ z[pos]) / temperature) + float(torch.tensor(sims).logsumexp(0))
+    return total / (2 * n)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.3, 1.0])
+def test_sane_loss_is_the_gamma_mixture(gamma: float) -> None:
+    # Every part is checked against a reference written out here (not against the values the
+    # loss returns itself): a wrong gamma side, an ignored temperature or padding mask, or a
+    # wrong MSE denominator fails.
     g = torch.Generator().manual_seed(0)
     p1, p2 = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g)
     y, t = torch.randn(8, 5, 3, generator=g), torch.randn(8, 5, 3, generator=g)
     m = torch.ones_like(t, dtype=torch.bool)
-    out = sane_loss(proj_i=p1, proj_j=p2, recon=y, target=t, mask=m, gamma=0.3,
-                    temperature=0.1)
-    assert float(out["loss"]) == pytest.approx(0.3 * float(out["contrast"])
-                                               + 0.7 * float(out["recon"]), rel=1e-6)
+    m[:, -2:, :] = False  # padding tokens: their error must not count
+    y[~m] = 1e3
+    out = sane_loss(proj_i=p1, proj_j=p2, recon=y, target=t, mask=m, gamma=gamma,
+                    temperature=0.5)
+    recon = float(((y - t)[m].double() ** 2).mean())
+    contrast = _nt_xent_by_hand(p1, p2, 0.5)
+    assert float(out["recon"]) == pytest.approx(recon, rel=1e-5)
+    assert float(out["contrast"]) == pytest.approx(contrast, rel=1e-5)
+    assert float(out["loss"]) == pytest.approx(gamma * contrast + (1 - gamma) * recon, rel=1e-5)
 
 
 @pytest.mark.parametrize("n,w,h", [(5, 8, 1), (8, 8, 1), (100, 16, 2), (37, 10, 0), (61, 9, 3)])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -19,13 +18,8 @@ from sane.tokenize import (
     tokenize,
     tokens_to_vector,
 )
-from tests.sane_fixtures import single_thread
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 TINY = {"resnet18": {"width": 4}, "resnet34": {"width": 4}}

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
@@ -32,10 +31,7 @@ CFG = SaneConfig(d_model=32, n_heads=2, n_layers=1, latent_dim=8, token_size=32,
                  window_size=16, projection_dim=8, epochs=2, batch_size=4, lr=1e-3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="session")
@@ -300,7 +296,7 @@ def test_cli_train_embed_sample(homo_zoo: Path, tmp_path: Path) -> None:
     res = runner.invoke(cli_main, ["sample", "--run", str(run), "--zoo", str(homo_zoo),
                                    "--out", str(tmp_path / "s"), "-n", "1",
                                    "--architecture", "nope"])
-    assert res.exit_code != 0 and "not in the zoo" in res.output
+    assert res.exit_code == 2 and "not in the zoo" in res.output
     proc = subprocess.run(
         [sys.executable, "-m", "sane.cli", "sample", "--run", str(run), "--zoo", str(homo_zoo),
          "--out", str(tmp_path / "s"), "-n", "2", "--kde-mode", "token"],

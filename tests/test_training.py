@@ -76,11 +76,38 @@ def test_same_seed_is_bit_identical(digits) -> None:
     assert torch.equal(a[0].weights, b[0].weights)
 
 
-def test_different_seeds_differ_and_data_order_is_per_model(digits) -> None:
-    cfgs = [TrainConfig(seed=0), TrainConfig(seed=1)]
-    pop = list(train_population(arch="mlp", arch_kwargs=_kwargs("mlp"), configs=cfgs,
-                                data=digits, epochs=1, checkpoint_epochs=[0]))
-    assert not torch.equal(pop[0].weights[0], pop[0].weights[1])
+def test_different_seeds_differ_and_data_order_is_per_model(digits, monkeypatch) -> None:
+    """Each model of a population trains on its own data order: every checkpoint after epoch 0
+    equals the model trained alone, and training it on another model's order gives other
+    weights (so a population that shared one order, or mixed up whose order is whose, fails).
+    """
+    from modelzoo.training import config as train_config
+    from modelzoo.training import loop
+
+    # lr 3e-3 sorts model 1 first among the stacked optimizer groups: rows != config order
+    cfgs = [TrainConfig(seed=0, lr=1e-2), TrainConfig(seed=1, lr=3e-3),
+            TrainConfig(seed=2, lr=1e-2)]
+    kw, epochs = _kwargs("mlp"), [0, 1, 2]
+    pop = list(train_population(arch="mlp", arch_kwargs=kw, configs=cfgs, data=digits,
+                                epochs=2, checkpoint_epochs=epochs))
+    assert [c.epoch for c in pop] == epochs
+    assert not torch.equal(pop[0].weights[0], pop[0].weights[1])  # seeds: different inits
+    subset = torch.arange(len(digits.y_train))
+    assert not torch.equal(train_config.epoch_order(cfgs[0], subset, 1),
+                           train_config.epoch_order(cfgs[1], subset, 1))
+    for m, cfg in enumerate(cfgs):
+        alone = list(train_one(arch="mlp", arch_kwargs=kw, cfg=cfg, data=digits, epochs=2,
+                               checkpoint_epochs=epochs))
+        for p, r in zip(pop, alone, strict=True):
+            assert torch.allclose(p.weights[m], r.weights[0], atol=2e-5, rtol=1e-4), (m, p.epoch)
+    # model 1 trained alone on model 0's data order: same init, other checkpoints after epoch 0
+    monkeypatch.setattr(loop, "epoch_order",
+                        lambda cfg, sub, epoch: train_config.epoch_order(cfgs[0], sub, epoch))
+    other_order = list(train_one(arch="mlp", arch_kwargs=kw, cfg=cfgs[1], data=digits,
+                                 epochs=2, checkpoint_epochs=epochs))
+    assert torch.allclose(other_order[0].weights[0], pop[0].weights[1], atol=1e-6)
+    for p, r in zip(pop[1:], other_order[1:], strict=True):
+        assert not torch.allclose(p.weights[1], r.weights[0], atol=1e-3), p.epoch
 
 
 def test_divergence_is_flagged_not_dropped(digits) -> None:

@@ -12,6 +12,7 @@ import click
 
 from benchmarks.leaderboard.schema import MAX_SUBMISSION_BYTES
 from benchmarks.leaderboard.score import DEFAULT_TOLERANCE
+from modelzoo.clickutil import ZooGroup
 from modelzoo.errors import ZooError
 
 _ZOO = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -40,18 +41,15 @@ def submit_cmd(results: Path, zoo: Path, suite: str, method: str | None,
     """Package results and per-item predictions into one submission file."""
     from benchmarks.leaderboard.submit import make_submission
 
-    try:
-        sub = make_submission(results=results, zoo=zoo, suite=suite, method=method,
-                              version=method_version, display_name=display_name,
-                              authors=authors, url=url, description=description, out=out,
-                              data_dir=data_dir)
-    except ZooError as e:
-        raise click.ClickException(str(e)) from None
+    sub = make_submission(results=results, zoo=zoo, suite=suite, method=method,
+                          version=method_version, display_name=display_name,
+                          authors=authors, url=url, description=description, out=out,
+                          data_dir=data_dir)
     click.echo(f"wrote {out}: {sub.method.name} v{sub.method.version}, {len(sub.tasks)} tasks "
                f"of {sub.suite} on {sub.zoo.name} v{sub.zoo.version}")
 
 
-@click.group("leaderboard", context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("leaderboard", cls=ZooGroup)
 def leaderboard_group() -> None:
     """Validate, re-score, record, render and publish leaderboard submissions."""
 
@@ -81,7 +79,7 @@ def add_cmd(submission: Path, board: Path, zoo: Path | None, max_bytes: int, tol
                                max_bytes=max_bytes, tolerance=tolerance, strict=strict,
                                data_dir=data_dir, progress=click.echo)
     except ZooError as e:
-        raise click.ClickException(f"rejected, the board is unchanged: {e}") from None
+        raise ZooError(f"rejected, the board is unchanged: {e}") from None
     for s in entry.scores:
         click.echo(f"  {s.task:24s} {s.main_score:17s} {s.main}")
 
@@ -111,12 +109,9 @@ def init_cmd(recipe: Path, board: Path, view: Path, public_zoo: Path | None,
     label-free view to publish."""
     from benchmarks.leaderboard.heldout import init_board
 
-    try:
-        index = init_board(recipe=recipe, board=board, view=view, public_zoo=public_zoo,
-                           seed_offset=seed_offset, test_fraction=test_fraction,
-                           data_dir=data_dir, progress=click.echo)
-    except ZooError as e:
-        raise click.ClickException(str(e)) from None
+    index = init_board(recipe=recipe, board=board, view=view, public_zoo=public_zoo,
+                       seed_offset=seed_offset, test_fraction=test_fraction,
+                       data_dir=data_dir, progress=click.echo)
     assert index.heldout is not None
     click.echo(f"view {index.heldout.view.name} {index.heldout.view.content_hash}: publish "
                f"{view} (e.g. `hf upload ORG/{index.heldout.view.name} {view} --repo-type "
@@ -131,10 +126,7 @@ def view_cmd(board: Path, out: Path) -> None:
     """Re-create the label-free view of a held-out BOARD (the same bytes as at init)."""
     from benchmarks.leaderboard.heldout import make_view
 
-    try:
-        vm = make_view(board=board, out=out)
-    except ZooError as e:
-        raise click.ClickException(str(e)) from None
+    vm = make_view(board=board, out=out)
     click.echo(f"wrote {out}: {vm.name} {vm.content_hash} ({vm.num_rows} rows)")
 
 
@@ -157,7 +149,7 @@ def verify_cmd(entry: str, board: Path, method: str, zoo: Path, tolerance: float
         e = verify_entry(board=board, entry=entry, method=method, zoo=zoo,
                          tolerance=tolerance, data_dir=data_dir, progress=click.echo)
     except ZooError as err:
-        raise click.ClickException(f"not verified, the board is unchanged: {err}") from None
+        raise ZooError(f"not verified, the board is unchanged: {err}") from None
     assert e.verification is not None
     click.echo(f"verified {e.id} (max |diff| {e.verification.max_abs_diff:.3g})")
 
@@ -170,10 +162,7 @@ def render_cmd(board: Path, out: Path) -> None:
     """Render BOARD as a static HTML page, Markdown and CSV."""
     from benchmarks.leaderboard.render import render_board
 
-    try:
-        paths = render_board(board=board, out=out)
-    except ZooError as e:
-        raise click.ClickException(str(e)) from None
+    paths = render_board(board=board, out=out)
     for p in paths:
         click.echo(f"wrote {p}")
 
@@ -188,14 +177,11 @@ def publish_cmd(board: Path, out: Path, repo_id: str | None, private: bool) -> N
     """Write BOARD as a Hub dataset folder (and upload it with --repo-id)."""
     from benchmarks.leaderboard.publish import publish_board
 
-    try:
-        root = publish_board(board=board, out=out, repo_id=repo_id, private=private)
-    except ZooError as e:
-        raise click.ClickException(str(e)) from None
+    root = publish_board(board=board, out=out, repo_id=repo_id, private=private)
     click.echo(f"wrote {root}" + (f" and uploaded it to {repo_id}" if repo_id else ""))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ZooGroup)
 def cli() -> None:
     """Leaderboard commands (also available as `bench submit` / `bench leaderboard`)."""
 

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import nn
 
 from modelzoo.errors import ZooError
@@ -117,11 +116,3 @@ def count_params(model: nn.Module) -> int:
 def list_archs() -> list[ArchInfo]:
     """All registered architectures."""
     return [ARCHITECTURES.get(n) for n in ARCHITECTURES.names()]
-
-
-def example_input(
-    batch: int = 2, *, in_channels: int = 1, image_size: int = 28, seed: int = 0
-) -> torch.Tensor:
-    """A random input batch for shape checks."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, in_channels, image_size, image_size, generator=g)

@@ -13,7 +13,6 @@ from modelzoo.storage.reader import (
     iter_weight_batches,
     load_zoo,
     verify_zoo,
-    weights_row,
     weights_tensor,
 )
 from modelzoo.storage.schema import SPLITS, zoo_schema
@@ -34,7 +33,6 @@ __all__ = [
     "read_manifest",
     "unflatten_weights",
     "verify_zoo",
-    "weights_row",
     "weights_tensor",
     "zoo_schema",
 ]

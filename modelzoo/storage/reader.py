@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
-import numpy as np
 import pyarrow as pa
 import torch
 
@@ -120,9 +119,3 @@ def weights_tensor(data: datasets.Dataset | pa.Table) -> torch.Tensor:
             "filter to one architecture first"
         )
     return torch.cat(chunks)
-
-
-def weights_row(data: datasets.Dataset, index: int) -> torch.Tensor:
-    """The weight vector of row ``index`` as a float32 tensor."""
-    w = data[index]["weights"]
-    return torch.as_tensor(np.asarray(w, dtype=np.float32))

@@ -98,13 +98,6 @@ class _ModelHasher:
         return out
 
 
-def model_hashes(table: pa.Table) -> dict[str, ModelEntry]:
-    """Per-model entries (split, status, hash over its checkpoints in epoch order)."""
-    h = _ModelHasher()
-    h.add(table)
-    return h.entries()
-
-
 def write_arrow(path: Path, table: pa.Table) -> None:
     """Write ``table`` as an Arrow IPC *stream* (the format ``datasets`` memory-maps)."""
 
