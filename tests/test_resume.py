@@ -56,6 +56,13 @@ def _zoo(*args: str) -> list[str]:
     return [sys.executable, "-m", "modelzoo.cli", *args]
 
 
+def _fault_rng() -> random.Random:
+    """Random kill moments; set MODELZOO_FAULT_SEED to replay a failure (its seed is printed)."""
+    seed = int(os.environ.get("MODELZOO_FAULT_SEED", time.time_ns() % 2**32))
+    print(f"MODELZOO_FAULT_SEED={seed}")  # shown by pytest when the test fails
+    return random.Random(seed)
+
+
 def _kill_at_random(cmd: list[str], started: Callable[[], bool], rng: random.Random,
                     max_delay: float) -> bool:
     """Start ``cmd``; once ``started()`` holds, wait a random moment and SIGKILL it.
@@ -155,7 +162,7 @@ def test_randomized_sigkills_with_changing_group_size_threads_and_executor(
 ) -> None:
     """>= 5 SIGKILLs at random moments of one build; group size and threads change every
     run and the last run uses Ray: the zoo equals the uninterrupted build."""
-    rng = random.Random(int(os.environ.get("MODELZOO_FAULT_SEED", time.time_ns() % 2**32)))
+    rng = _fault_rng()
     out, clean = tmp_path / "z", tmp_path / "clean"
     args = ["build", "--arch", "cnn_s", "--models", "48", "--epochs", "4", *FAST]
     kills = 0
@@ -176,7 +183,7 @@ def test_randomized_sigkills_with_changing_group_size_threads_and_executor(
     build_zoo(out=clean, arch="cnn_s", source="digits", models=48, epochs=4, max_train=300)
     a, b = read_manifest(out), read_manifest(clean)
     assert a.num_models == 48 and a.num_rows == 240
-    assert a.content_hash == b.content_hash, f"seed {rng}"
+    assert a.content_hash == b.content_hash
     rows = _rows(out)
     assert len(rows) == len(set(rows)) == 240
     verify_plan(out)
@@ -415,7 +422,7 @@ TINY_SANE = ["--d-model", "32", "--n-heads", "2", "--n-layers", "1", "--latent-d
 def test_sane_train_randomized_sigkills_equal_an_uninterrupted_run(
     tiny_zoo: Path, tmp_path: Path
 ) -> None:
-    rng = random.Random(int(os.environ.get("MODELZOO_FAULT_SEED", time.time_ns() % 2**32)))
+    rng = _fault_rng()
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     args = [sys.executable, "-m", "sane.cli", "train", "--zoo", str(tiny_zoo), *TINY_SANE,
             "--epochs", "8", "--quiet", "--threads", "1"]
@@ -452,7 +459,7 @@ def test_sane_embed_output_is_replaced_atomically(tiny_zoo: Path, tmp_path: Path
     res = subprocess.run(cmd, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     want = datasets.load_from_disk(str(out))["embedding"]
-    rng = random.Random(int(os.environ.get("MODELZOO_FAULT_SEED", time.time_ns() % 2**32)))
+    rng = _fault_rng()
     for _ in range(5):
         _kill_at_random(cmd, lambda: True, rng, max_delay=4.0)
         got = datasets.load_from_disk(str(out))
@@ -490,7 +497,7 @@ def test_bench_run_results_are_whole_after_random_kills(tiny_zoo: Path, tmp_path
     cmd = [sys.executable, "-m", "benchmarks.cli", "run", "--suite", "digits-properties-v1",
            "--method", "flat-linear", "--zoo", str(tiny_zoo), "--out", str(out),
            "--save-predictions"]
-    rng = random.Random(int(os.environ.get("MODELZOO_FAULT_SEED", time.time_ns() % 2**32)))
+    rng = _fault_rng()
     for _ in range(5):
         _kill_at_random(cmd, lambda: True, rng, max_delay=6.0)
         for f in out.rglob("*.json"):
