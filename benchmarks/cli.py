@@ -154,7 +154,7 @@ def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
 
     \b
     Example:
-      bench reproduce digits-v2 --out repro/          # the full run (about an hour, 2 cores)
+      bench reproduce digits-v2 --out repro/ --seeds 2   # the full run (~15 min on 2 cores)
       bench reproduce digits-v2 --out repro-q/ --quick
     """
     from benchmarks.reproduce import reproduce
