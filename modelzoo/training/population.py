@@ -63,11 +63,19 @@ def population_path(
     ``dense`` and ``grouped`` give bit-identical results for any thread count and group size
     (tested); ``vmap`` runs torch's own convolutions, whose results depend on the thread count.
     """
+    return _forward_plan(model, in_shape, device)[0]
+
+
+def _forward_plan(
+    model: torch.nn.Module, in_shape: tuple[int, ...], device: torch.device
+) -> tuple[PopulationPath, DenseStack | None]:
+    """The path (see :func:`population_path`) and, for ``dense``, its built matmul plan."""
     if device.type != "cpu":
-        return "vmap"
-    if DenseStack.build(model, in_shape) is not None:
-        return "dense"
-    return "grouped" if supports_stacked(model) else "vmap"
+        return "vmap", None
+    dense = DenseStack.build(model, in_shape)
+    if dense is not None:
+        return "dense", dense
+    return ("grouped" if supports_stacked(model) else "vmap"), None
 
 
 def train_population(
@@ -143,8 +151,7 @@ def train_population(
     m_count = len(configs)
     # CPU fast paths for plain Sequential nets: dense matmuls on small images (dense.py), else
     # explicit grouped ops in channels_last (stacked.py); anything else runs under vmap
-    path = population_path(base, tuple(data.x_train.shape[1:]), device)
-    dense = DenseStack.build(base, tuple(data.x_train.shape[1:])) if path == "dense" else None
+    path, dense = _forward_plan(base, tuple(data.x_train.shape[1:]), device)
     grouped = path == "grouped"
 
     def loss_fn(p, b, x, y):
