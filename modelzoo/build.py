@@ -28,7 +28,7 @@ from modelzoo.storage.manifest import (
 )
 from modelzoo.storage.schema import METRIC_FIELDS, STATUS_DIVERGED, STATUS_OK, zoo_schema
 from modelzoo.storage.writer import BUILD_DIR, ZooWriter, check_resumable
-from modelzoo.threads import limit_threads, resolve_threads
+from modelzoo.threads import RecentThreads, limit_threads, resolve_threads
 from modelzoo.training import Checkpoint, TrainConfig, build_model, train_one, train_population
 from modelzoo.training.population import population_path
 
@@ -263,7 +263,8 @@ def build_zoo(
     stored = root / BUILD_DIR / NUMERICS_FILE
     if thread_bound and threads is None and stored.exists():
         threads = json.loads(stored.read_text()).get("threads")  # auto repeats the first run
-    # None: chosen per group from the CPUs idle then (the results do not depend on it)
+    # None: chosen at each group from the CPUs idle then, measured at most every 10 s (the
+    # results do not depend on it)
     n_threads: int | None = None
     if executor == "ray":
         n_threads = RAY_TASK_CPUS
@@ -305,10 +306,11 @@ def build_zoo(
         threads=n_threads,
     )  # fmt: skip
     if executor == "local":
+        recent = RecentThreads()
         for n, (gi, cfgs) in enumerate(todo):
             gw = writer.open_group(gi)
             try:
-                with limit_threads(job.threads or resolve_threads(None)):
+                with limit_threads(job.threads or recent()):
                     for table in group_tables(job, cfgs, data):
                         gw.write(table)
                         epoch = table["epoch"][0].as_py()

@@ -96,6 +96,26 @@ def auto_threads(window: float = PROBE_WINDOW) -> int:
     return max(1, n)
 
 
+class RecentThreads:
+    """:func:`auto_threads`, measured again only once ``max_age`` seconds have passed.
+
+    For a loop over many short units (``zoo build`` groups): each measurement sleeps for
+    :data:`PROBE_WINDOW`, which would dominate groups of one small model.
+    """
+
+    def __init__(self, max_age: float = 10.0) -> None:
+        self.max_age = max_age
+        self._at = -float("inf")
+        self._n = 1
+
+    def __call__(self) -> int:
+        """The thread count to use now."""
+        if time.monotonic() - self._at >= self.max_age:
+            self._n = auto_threads()
+            self._at = time.monotonic()
+        return self._n
+
+
 def resolve_threads(threads: int | None) -> int:
     """``threads`` if given (must be >= 1), else :func:`auto_threads`."""
     if threads is None:

@@ -521,3 +521,17 @@ def test_validate_plan_of_an_aligned_zoo(tiny_zoo: Path, tmp_path: Path) -> None
 
     align_zoo(zoo=tiny_zoo, out=tmp_path / "aligned")
     assert "12 planned models present once" in verify_plan(tmp_path / "aligned")
+
+
+def test_recent_threads_measures_at_most_once_per_max_age(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """zoo build asks at every group; the 0.1 s probe must not run for every small group."""
+    probes: list[int] = []
+    monkeypatch.setattr(thr, "auto_threads", lambda: probes.append(1) or len(probes))
+    clock = [100.0]
+    monkeypatch.setattr(thr.time, "monotonic", lambda: clock[0])
+    recent = thr.RecentThreads(max_age=10.0)
+    assert [recent(), recent(), recent()] == [1, 1, 1] and len(probes) == 1
+    clock[0] += 10.0
+    assert recent() == 2 and len(probes) == 2

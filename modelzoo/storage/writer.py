@@ -42,6 +42,7 @@ from modelzoo.storage.manifest import (
     ModelEntry,
     SourceEntry,
     content_hash,
+    read_manifest,
     split_hashes,
 )
 from modelzoo.storage.schema import SPLITS, STATUS_DIVERGED, STATUS_OK
@@ -416,8 +417,6 @@ def check_resumable(
     Raises:
         ZooError: ``root`` holds another zoo, another unfinished job, or other files.
     """
-    from modelzoo.storage.manifest import read_manifest
-
     if (root / MANIFEST_NAME).exists():
         man = read_manifest(root)
         if same(man):
