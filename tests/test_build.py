@@ -5,10 +5,8 @@ from __future__ import annotations
 import errno
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,15 +17,10 @@ from modelzoo.cli import main
 from modelzoo.errors import RecipeError, StorageError, ZooError
 from modelzoo.recipe import make_recipe
 from modelzoo.storage import load_zoo, read_manifest
+from tests.process_fixtures import kill_when, repo_env
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--max-train", "300", "--no-progress"]
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
 
 
 def test_cli_build_info_validate(tmp_path: Path) -> None:
@@ -151,21 +144,15 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
             "--grid", "activation=relu,tanh", *FAST]
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     cmd = [sys.executable, "-m", "modelzoo.cli", *args]
-    proc = subprocess.Popen([*cmd, "--out", str(killed)], env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     done = killed / ".build" / "done"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(done.glob("g*.json"))) < 2:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when([*cmd, "--out", str(killed)], lambda: len(list(done.glob("g*.json"))) >= 2)
     n_done = len(list(done.glob("g*.json")))
     assert 2 <= n_done < 24, "the build must be killed part-way"
     assert not (killed / "zoo.json").exists()
-    res = subprocess.run([*cmd, "--out", str(killed)], env=_env(), capture_output=True,
+    res = subprocess.run([*cmd, "--out", str(killed)], env=repo_env(), capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    res2 = subprocess.run([*cmd, "--out", str(clean)], env=_env(), capture_output=True,
+    res2 = subprocess.run([*cmd, "--out", str(clean)], env=repo_env(), capture_output=True,
                           text=True, timeout=300)
     assert res2.returncode == 0, res2.stderr
     a, b = read_manifest(killed), read_manifest(clean)

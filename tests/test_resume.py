@@ -13,7 +13,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -40,16 +39,9 @@ from modelzoo.storage.schema import zoo_schema
 from modelzoo.storage.writer import ZooWriter
 from modelzoo.training import train_population
 from modelzoo.training.population import population_path
+from tests.process_fixtures import ROOT, kill_when, repo_env
 
-ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--max-train", "300", "--no-progress"]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(extra)
-    return env
 
 
 def _zoo(*args: str) -> list[str]:
@@ -69,19 +61,7 @@ def _kill_at_random(cmd: list[str], started: Callable[[], bool], rng: random.Ran
 
     Returns True if the process was killed, False if it finished first.
     """
-    proc = subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while not started() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    time.sleep(rng.uniform(0.0, max_delay))
-    if proc.poll() is not None:
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        assert proc.returncode == 0, err[-2000:]
-        return False
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return True
+    return kill_when(cmd, started, delay=rng.uniform(0.0, max_delay))
 
 
 def _rows(zoo: Path) -> list[tuple[str, int]]:
@@ -99,13 +79,8 @@ def test_issue_sequence_resumes_with_a_larger_group_size(tmp_path: Path) -> None
             *FAST]
     out, clean = tmp_path / "zg", tmp_path / "clean"
     done = out / ".build" / "done"
-    proc = subprocess.Popen(_zoo(*args, "--group-size", "4", "--out", str(out)), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(done.glob("g*.json"))) < 2:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(_zoo(*args, "--group-size", "4", "--out", str(out)),
+              lambda: len(list(done.glob("g*.json"))) >= 2, poll=0.005)
     n_done = len(list(done.glob("g*.json")))
     assert 2 <= n_done < 16, "the build must be killed part-way"
     res = CliRunner().invoke(zoo_main, [*args, "--group-size", "16", "--out", str(out)])
@@ -178,7 +153,7 @@ def test_randomized_sigkills_with_changing_group_size_threads_and_executor(
     assert kills >= 5, "the build finished before it could be killed 5 times"
     last = ["--executor", "ray"] if shutil.which("ray") or _has_ray() else []
     res = subprocess.run(_zoo(*args, "--group-size", "8", *last, "--out", str(out)),
-                         env=_env(), capture_output=True, text=True, timeout=600)
+                         env=repo_env(), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     build_zoo(out=clean, arch="cnn_s", source="digits", models=48, epochs=4, max_train=300)
     a, b = read_manifest(out), read_manifest(clean)
@@ -434,7 +409,7 @@ def test_sane_train_randomized_sigkills_equal_an_uninterrupted_run(
             break
     assert kills >= 3, "sane train finished before it could be killed"
     for out in (killed, straight):
-        res = subprocess.run([*args, "--out", str(out)], env=_env(), cwd=ROOT,
+        res = subprocess.run([*args, "--out", str(out)], env=repo_env(), cwd=ROOT,
                              capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
     a = torch.load(killed / "ckpt.pt", weights_only=True)
@@ -450,13 +425,13 @@ def test_sane_embed_output_is_replaced_atomically(tiny_zoo: Path, tmp_path: Path
     run = tmp_path / "run"
     base = [sys.executable, "-m", "sane.cli"]
     res = subprocess.run([*base, "train", "--zoo", str(tiny_zoo), *TINY_SANE, "--epochs", "1",
-                          "--quiet", "--out", str(run)], env=_env(), cwd=ROOT,
+                          "--quiet", "--out", str(run)], env=repo_env(), cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     out = tmp_path / "emb"
     cmd = [*base, "embed", "--run", str(run), "--zoo", str(tiny_zoo), "--out", str(out),
            "--quiet"]
-    res = subprocess.run(cmd, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(cmd, env=repo_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     want = datasets.load_from_disk(str(out))["embedding"]
     rng = _fault_rng()
@@ -465,7 +440,7 @@ def test_sane_embed_output_is_replaced_atomically(tiny_zoo: Path, tmp_path: Path
         got = datasets.load_from_disk(str(out))
         assert len(got) == 48
         np.testing.assert_allclose(np.asarray(got["embedding"]), np.asarray(want), atol=1e-6)
-    res = subprocess.run(cmd, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(cmd, env=repo_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0
     assert not list(tmp_path.glob(".emb.*")), "stale temp folders are cleaned up"
 
@@ -506,7 +481,7 @@ def test_bench_run_results_are_whole_after_random_kills(tiny_zoo: Path, tmp_path
             load_results(out)
         for f in out.rglob("*.parquet"):
             pq.read_table(f)  # raises on a partial file
-    res = subprocess.run(cmd, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(cmd, env=repo_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     # the tiny zoo serves 4 of the suite's 6 tasks (one init and one optimizer: nothing to
     # classify); each is a whole result of this zoo
