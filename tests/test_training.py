@@ -271,3 +271,32 @@ def test_allocator_tuning_and_its_opt_out(setting: str, applied: bool) -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "MODELZOO_MALLOC_TUNING": setting}, check=True)
     assert res.stdout.split() == [str(applied)] * 2
+
+
+def test_forward_path_is_chosen_once_per_network_and_flattening_is_shared() -> None:
+    """One ForwardPath per network; stacked states flatten like each model's own state_dict."""
+    from torch.func import stack_module_state
+
+    from modelzoo.architectures import create_model
+    from modelzoo.storage.layout import flatten_state_dict, layer_layout
+    from modelzoo.training.paths import DensePath, GroupedPath, VmapPath, forward_path
+
+    cpu, kw = torch.device("cpu"), _kwargs("cnn_s")
+    assert isinstance(forward_path(create_model("cnn_s", **kw), (1, 8, 8), cpu), DensePath)
+    big = create_model("cnn_s", **{**kw, "image_size": 28})
+    assert isinstance(forward_path(big, (1, 28, 28), cpu), GroupedPath)
+    assert isinstance(forward_path(create_model("resnet18", **_kwargs("resnet18")), (1, 8, 8),
+                                   cpu), VmapPath)
+    models = [create_model("cnn_s", **kw) for _ in range(3)]
+    params, buffers = stack_module_state(models)
+    x, y = torch.randn(3, 4, 1, 8, 8), torch.randint(0, 10, (3, 4))
+    dense = forward_path(models[0], (1, 8, 8), cpu)
+    for other in (GroupedPath(models[0]), VmapPath(models[0])):
+        assert torch.allclose(dense.losses(params, buffers, x, y),
+                              other.losses(params, buffers, x, y), atol=1e-5)
+        assert torch.allclose(dense.shared(params, buffers)(x[0]),
+                              other.shared(params, buffers)(x[0]), atol=1e-5)
+    layout = layer_layout(models[0])
+    flat = flatten_state_dict(params, layout, batch=3)
+    for m, model in enumerate(models):
+        assert torch.equal(flat[m], flatten_state_dict(model.state_dict(), layout))
