@@ -16,22 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import statistics
 import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from benchmarks.perf.population import _run
+from benchmarks.perf.population import _run, isolated
 
 SETTINGS: dict[str, int | None] = {"one": 1, "default": None, "per-core": os.cpu_count() or 1}
 
 
 def _time(threads: int | None, models: int, epochs: int) -> dict[str, Any]:
-    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as ex:
-        return ex.submit(_run, "population", "cnn_s", models, epochs, "cpu", threads).result()
+    return isolated(_run, "population", "cnn_s", models, epochs, "cpu", threads)
 
 
 def measure(*, models: int = 64, epochs: int = 2, busy: int = 1, repeats: int = 2,
