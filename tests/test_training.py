@@ -300,3 +300,29 @@ def test_forward_path_is_chosen_once_per_network_and_flattening_is_shared() -> N
     flat = flatten_state_dict(params, layout, batch=3)
     for m, model in enumerate(models):
         assert torch.equal(flat[m], flatten_state_dict(model.state_dict(), layout))
+
+
+def test_model_blocks_give_bit_identical_populations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dense path trains and evaluates block by block: every block holds >= 2 models, and
+    a model's weights and metrics do not depend on the blocks (mixed optimizer subgroups)."""
+    from modelzoo.sources import load_source
+    from modelzoo.training import paths
+
+    for m, size in ((2, 1), (7, 2), (9, 4), (64, 32), (65, 32)):
+        blocks = paths.model_blocks(m, size)
+        assert blocks[0].start == 0 and blocks[-1].stop == m
+        assert all(a.stop == b.start for a, b in zip(blocks, blocks[1:]))
+        assert all(2 <= b.stop - b.start <= max(size, 2) + 1 for b in blocks)
+    data = load_source("digits", max_train=120)
+    cfgs = [TrainConfig(seed=s, lr=(1e-3, 3e-3)[s % 2], optimizer=("adam", "sgd")[s % 3 == 0])
+            for s in range(7)]
+    runs = []
+    for size in (None, 2):
+        monkeypatch.setattr(paths, "MODEL_BLOCK", size)
+        runs.append(list(train_population(arch="cnn_s", arch_kwargs=_kwargs("cnn_s"),
+                                          configs=cfgs, data=data, epochs=1,
+                                          checkpoint_epochs=[0, 1])))
+    for whole, blocked in zip(*runs, strict=True):
+        assert torch.equal(whole.weights, blocked.weights)
+        for name, v in whole.metrics.items():
+            assert torch.equal(v, blocked.metrics[name]), name

@@ -12,16 +12,23 @@ from typing import Any
 #: What was tried against each target (printed beside a MISS; see the README).
 TRIED = {
     "dense_peak": (
-        "dense matmuls per layer (Toeplitz convolutions, fused pooling, one bmm per layer for "
-        "all models); the per-model batch of 32 columns keeps every bmm small and "
-        "memory-bound; the Toeplitz matrices are mostly zeros"),
-    "anchor_1024x25": "see dense_peak: the build is the dense path plus evaluation",
-    "pop_vs_loop_256": "one ForwardPath per network (paths.py); dense path as above",
+        "model blocks (paths.MODEL_BLOCK = 32 models per forward/backward, bit-identical): "
+        "the Toeplitz matrices and activations of a block stay in cache, 1.3-1.4x per epoch at "
+        "256 models and ~5x at 1,024 (1 thread, load 7-9); im2col for the first convolution "
+        "(it needs no input gradient: 4.5x fewer FLOPs, 1.3x faster in a micro-benchmark) was "
+        "not adopted, it changes rounding and so the pinned zoo content hashes; what remains: "
+        "per-model batches of 32-64 columns keep each matmul small, and the Toeplitz matrices "
+        "are mostly zeros (useful vs counted FLOPs in the roofline table)"),
+    "anchor_1024x25": "model blocks, see dense_peak; the build is the dense path + evaluation",
+    "pop_vs_loop_256": (
+        "one ForwardPath per network (paths.py), model blocks (see dense_peak); the per-model "
+        "loop is itself fast on 8x8 images (one small model per step)"),
     "sane_2x": (
-        "batched window gathering in sane/data.py; both trainers run the same matmul FLOPs per "
-        "token, and the reference-structured baseline already runs them at a large fraction "
-        "of the one-thread sgemm peak, so 2x its tokens/s needs fewer FLOPs (e.g. bfloat16 "
-        "matmuls or a smaller model), not a faster pipeline"),
+        "window gathering by index_select in sane/data.py (same values, ~2x faster gathers); "
+        "both trainers run the same matmul FLOPs per step, and the reference-structured "
+        "baseline already runs them at a large fraction of the one-thread sgemm peak, so 2x "
+        "its tokens/s needs fewer FLOPs (e.g. bfloat16 matmuls, a smaller model), not a "
+        "faster pipeline; model.py/train.py are outside this change's scope"),
 }
 
 

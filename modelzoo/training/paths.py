@@ -32,6 +32,8 @@ Params = dict[str, torch.Tensor]
 #: chunk depends on the network only, never on the number of models, so a model's metrics
 #: do not depend on the group it was trained in
 _EVAL_BUDGET_PER_MODEL = 1 << 16
+#: models per forward/backward call on the dense path (see :attr:`DensePath.model_block`)
+MODEL_BLOCK = 32
 
 
 class ForwardPath(ABC):
@@ -53,6 +55,11 @@ class ForwardPath(ABC):
         """Examples per evaluation chunk (a function of the network only)."""
         return EVAL_BATCH
 
+    @property
+    def model_block(self) -> int | None:
+        """Models per forward/backward call (None: all at once)."""
+        return None
+
 
 class DensePath(ForwardPath):
     """Batched matmuls of a compiled :class:`DenseStack`."""
@@ -73,6 +80,13 @@ class DensePath(ForwardPath):
     def eval_batch(self) -> int:
         # the widest activation is [M, widest, chunk]
         return max(32, min(EVAL_BATCH, _EVAL_BUDGET_PER_MODEL // self.plan.widest))
+
+    @property
+    def model_block(self) -> int | None:
+        # the per-model Toeplitz matrices and activations of a block stay in cache: blocks of
+        # 16-64 models ran conv1's forward+backward ~1.8x and evaluation ~2-4x faster than
+        # 256 models at once (2-core EPYC)
+        return MODEL_BLOCK
 
 
 class GroupedPath(ForwardPath):
@@ -116,6 +130,15 @@ class VmapPath(ForwardPath):
         return lambda x: self._fwd(params, buffers, x).transpose(1, 2)
 
 
+def model_blocks(m: int, size: int | None) -> list[slice]:
+    """``m`` models (``m >= 2``) in contiguous blocks of at most ``size`` (None: one block),
+    as even as possible, so that every block holds at least two models (a batched matmul over
+    one model takes other kernels, with other rounding)."""
+    n = 1 if size is None else max(1, min(-(-m // size), m // 2))
+    bounds = [m * i // n for i in range(n + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
 def forward_path(model: nn.Module, in_shape: tuple[int, ...], device: torch.device) -> ForwardPath:
     """The fastest path that runs ``model`` on inputs of ``in_shape`` on ``device``."""
     if device.type == "cpu":
@@ -127,5 +150,5 @@ def forward_path(model: nn.Module, in_shape: tuple[int, ...], device: torch.devi
     return VmapPath(model)
 
 
-__all__ = ["DensePath", "ForwardPath", "GroupedPath", "PopulationPath", "VmapPath",
-           "forward_path"]
+__all__ = ["MODEL_BLOCK", "DensePath", "ForwardPath", "GroupedPath", "PopulationPath",
+           "VmapPath", "forward_path", "model_blocks"]

@@ -39,7 +39,7 @@ from modelzoo.training.config import (
     make_scheduler,
     train_subset,
 )
-from modelzoo.training.paths import PopulationPath, forward_path
+from modelzoo.training.paths import PopulationPath, forward_path, model_blocks
 
 
 def population_path(
@@ -104,27 +104,51 @@ def train_population(
     inv = torch.empty(len(configs), dtype=torch.long)
     inv[torch.tensor(order)] = torch.arange(len(configs))  # stacked row of each config
 
+    # chosen once: dense matmuls, grouped channels_last ops or vmap (paths.py)
+    path = forward_path(base, tuple(data.x_train.shape[1:]), device)
+    # model blocks: the forward/backward runs block by block (cache-sized working set on the
+    # dense path); a model's numbers do not depend on its block (as on the group), but dropout
+    # masks would be drawn per block, so dropout populations run as one block
+    blocks = model_blocks(len(configs), path.model_block if cfg0.dropout == 0 else None)
+
     stacked = {n: torch.stack([st[n] for st in states]) for n in param_names + buffer_names}
     del states  # the stacked copies are the population now; base keeps the structure
-    leaves = [
-        {n: stacked[n][g].to(device).requires_grad_(True) for n in param_names} for g in groups
-    ]
-    buffers = {n: stacked[n][order].to(device) for n in buffer_names}
+    stacked = {n: t[order].to(device) for n, t in stacked.items()}  # stacked row order
+    # one leaf per (optimizer subgroup, block) piece of rows
+    starts = [0]
+    for g in groups:
+        starts.append(starts[-1] + len(g))
+    pieces: list[list[dict[str, torch.Tensor]]] = [[] for _ in blocks]  # per block
+    group_leaves: list[list[torch.Tensor]] = [[] for _ in groups]
+    for k, blk in enumerate(blocks):
+        for gi in range(len(groups)):
+            lo, hi = max(blk.start, starts[gi]), min(blk.stop, starts[gi + 1])
+            if lo < hi:
+                leaf = {n: stacked[n][lo:hi].clone().requires_grad_(True) for n in param_names}
+                pieces[k].append(leaf)
+                group_leaves[gi].extend(leaf.values())
+    buffers = {n: stacked[n] for n in buffer_names}
     del stacked
     # fused optimizers on CUDA only: the CPU fused kernels run the last (numel % vector width)
     # elements through a scalar tail whose rounding differs, so a model's weights would depend
     # on its position and the group's size; the per-op CPU kernels are as fast at these sizes
     fused = device.type == "cuda"
-    optims = [make_optimizer(list(lv.values()), configs[g[0]], fused=fused)
-              for lv, g in zip(leaves, groups)]
+    optims = [make_optimizer(lv, configs[g[0]], fused=fused)
+              for lv, g in zip(group_leaves, groups)]
+
+    def block_params(k: int) -> dict[str, torch.Tensor]:
+        if len(pieces[k]) == 1:
+            return pieces[k][0]
+        return {n: torch.cat([lv[n] for lv in pieces[k]]) for n in param_names}
 
     def params() -> dict[str, torch.Tensor]:
-        if len(leaves) == 1:
-            return leaves[0]
-        return {n: torch.cat([lv[n] for lv in leaves]) for n in param_names}
+        if len(blocks) == 1:
+            return block_params(0)
+        return {n: torch.cat([lv[n] for bp in pieces for lv in bp]) for n in param_names}
 
-    # chosen once: dense matmuls, grouped channels_last ops or vmap (paths.py)
-    path = forward_path(base, tuple(data.x_train.shape[1:]), device)
+    def block_buffers(blk: slice) -> dict[str, torch.Tensor]:
+        return {n: b[blk] for n, b in buffers.items()}
+
     eval_batch = path.eval_batch
     xs = splits_on(data, device)
     subsets = [train_subset(c, len(data.y_train)) for c in (configs[i] for i in order)]
@@ -137,21 +161,24 @@ def train_population(
     def evaluate() -> dict[str, torch.Tensor]:
         base.eval()
         out: dict[str, torch.Tensor] = {}
+        sums = {split: (torch.zeros(len(configs), device=device),
+                        torch.zeros(len(configs), device=device)) for split in xs}
         with torch.no_grad():
-            p = {n: t.detach() for n, t in params().items()}
-            fwd = path.shared(p, buffers)
-            for split, (x, y) in xs.items():
-                loss_sum = torch.zeros(len(configs), device=device)
-                correct = torch.zeros(len(configs), device=device)
-                for sl in split_batches(len(y), eval_batch):
-                    logits = fwd(x[sl]).float()  # [M, K, n]
-                    tgt = y[sl].expand(len(configs), -1)
-                    loss_sum += F.cross_entropy(logits, tgt, reduction="none").sum(1)
-                    # argmax over a contiguous last dim: ~7x faster than over dim 1 on CPU
-                    pred = logits.transpose(1, 2).contiguous().argmax(-1)
-                    correct += (pred == tgt).sum(1)
-                out[f"{split}_loss"] = (loss_sum / len(y)).cpu()[inv]
-                out[f"{split}_acc"] = (correct / len(y)).cpu()[inv]
+            for k, blk in enumerate(blocks):
+                p = {n: t.detach() for n, t in block_params(k).items()}
+                fwd = path.shared(p, block_buffers(blk))
+                for split, (x, y) in xs.items():
+                    loss_sum, correct = sums[split][0][blk], sums[split][1][blk]
+                    for sl in split_batches(len(y), eval_batch):
+                        logits = fwd(x[sl]).float()  # [m, K, n]
+                        tgt = y[sl].expand(logits.shape[0], -1)
+                        loss_sum += F.cross_entropy(logits, tgt, reduction="none").sum(1)
+                        # argmax over a contiguous last dim: ~7x faster than over dim 1 on CPU
+                        pred = logits.transpose(1, 2).contiguous().argmax(-1)
+                        correct += (pred == tgt).sum(1)
+        for split, (_, y) in xs.items():
+            out[f"{split}_loss"] = (sums[split][0] / len(y)).cpu()[inv]
+            out[f"{split}_acc"] = (sums[split][1] / len(y)).cpu()[inv]
         base.train()
         return out
 
@@ -174,10 +201,11 @@ def train_population(
         perm = torch.stack([epoch_order(configs[i], s, epoch) for i, s in zip(order, subsets)])
         perm = perm.to(device)
         for sl in split_batches(n_sub, bs):
-            idx = perm[:, sl]
-            xb, yb = xs["train"][0][idx], xs["train"][1][idx]
-            losses = path.losses(params(), buffers, xb, yb)
-            losses.sum().backward()
+            for k, blk in enumerate(blocks):
+                idx = perm[blk, sl]
+                xb, yb = xs["train"][0][idx], xs["train"][1][idx]
+                losses = path.losses(block_params(k), block_buffers(blk), xb, yb)
+                losses.sum().backward()
             for opt, sched in zip(optims, scheds):
                 opt.step()
                 opt.zero_grad(set_to_none=True)
