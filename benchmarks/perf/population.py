@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
 import resource
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
-T = TypeVar("T")
+from benchmarks.perf.common import isolated
 
 
 def _run(trainer: str, arch: str, models: int, epochs: int, device: str,
@@ -85,12 +82,6 @@ def _timed(trainer: str, arch: str, models: int, epochs: int, device: str) -> di
     return {"trainer": trainer, "models": models, "epochs": epochs, "seconds": seconds,
             "models_per_s": models / seconds, "peak_rss_mb": peak_rss_mb,
             "peak_gpu_mb": gpu_mb, "mean_test_acc": acc, "load_1min": os.getloadavg()[0]}
-
-
-def isolated(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``fn(*args, **kwargs)`` in a fresh (spawned) process: its own threads and peak RSS."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as ex:
-        return ex.submit(fn, *args, **kwargs).result()
 
 
 def measure(*, arch: str = "cnn_s", models: int = 64, epochs: int = 2, device: str = "cpu",

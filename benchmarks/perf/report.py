@@ -39,7 +39,7 @@ import torch
 from benchmarks.perf import anchor_zoos, population, roofline, sane_reference, targets
 from benchmarks.perf import io as io_perf
 from benchmarks.perf import threads as threads_perf
-from benchmarks.perf.population import isolated
+from benchmarks.perf.common import isolated
 
 
 def _git_commit() -> str | None:

@@ -21,7 +21,6 @@ time), which the report prints where a target is missed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from collections.abc import Callable
@@ -29,6 +28,8 @@ from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.perf.common import emit
 
 
 def sgemm_gflops(*, n: int = 1536, repeats: int = 5) -> float:
@@ -136,21 +137,17 @@ def print_table(r: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """CLI entry."""
+    """CLI entry: the roofline row, and with ``--profile`` the top kernels."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=None)
+    for flag, default in (("--models", 256), ("--repeats", 3)):
+        p.add_argument(flag, type=int, default=default)
     p.add_argument("--profile", action="store_true", help="also print the top kernels")
     p.add_argument("--json", help="also write the results to this JSON file")
     a = p.parse_args(argv)
-    r = dense_epoch(models=a.models, repeats=a.repeats, threads=a.threads, profile=a.profile)
-    print_table(r)
+    r = dense_epoch(models=a.models, repeats=a.repeats, profile=a.profile)
+    emit(r, print_table, a.json)
     if a.profile:
         print_profile(r["profile"])
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(r, f, indent=1)
     return r
 
 

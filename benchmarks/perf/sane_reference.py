@@ -17,7 +17,6 @@ with ``FlopCounterMode``. Tokens are counted as in ``sane_perf``: window x 2 vie
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import tempfile
@@ -28,6 +27,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from benchmarks.perf.common import emit
 
 #: The issue's configuration (reference tokenisation of CNN-s, d_model 128, 2+2 layers).
 CONFIG = {"token_size": 201, "window_size": 48, "d_model": 128, "n_heads": 4, "n_layers": 2,
@@ -291,12 +292,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--json", help="also write the results to this JSON file")
     a = p.parse_args(argv)
-    r = compare(models=a.models, epochs=a.epochs, repeats=a.repeats)
-    print_table(r)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(r, f, indent=1)
-    return r
+    return emit(compare(models=a.models, epochs=a.epochs, repeats=a.repeats), print_table,
+                a.json)
 
 
 if __name__ == "__main__":
