@@ -9,7 +9,9 @@ is first warmed up for one epoch on the shapes it is then timed on (other seeds:
 model, the population on as many models), so one-time costs are not timed. Both include
 evaluation at the checkpoint epoch. The population trainer tunes glibc's allocator in its
 process (``modelzoo/training/allocator.py``); the loop runs at the same speed with or without.
-Target (issue 2): population >= 10x the loop's models/s for 64 CNN-s models on digits.
+``--loop-models N`` times the loop on only N of the models (per-model rates stay comparable).
+Targets: population >= 10x the loop's models/s for 64 CNN-s models on digits (issue 2), >= 15x
+at 256 models (issue 15, checked by ``python -m benchmarks.perf.report``).
 """
 
 from __future__ import annotations
