@@ -3,10 +3,10 @@
 Parameters of all models are stacked along a leading "model" dimension. Each model keeps its
 own seed, init, data order, optimizer, learning rate and weight decay: models with the same
 (optimizer, lr, wd, schedule) share stacked leaf tensors (one per block of models) and one
-``torch.optim`` optimizer, which is exact because Adam/SGD act element-wise. The forward/backward pass runs
-on the fastest of three paths that fits the network, chosen once per population
-(:mod:`modelzoo.training.paths`): dense batched matmuls (``dense.py``), grouped channels_last
-ops (``stacked.py``) or ``vmap(functional_call(...))``.
+``torch.optim`` optimizer, which is exact because Adam/SGD act element-wise. The
+forward/backward pass runs on the fastest of three paths that fits the network, chosen once
+per population (:mod:`modelzoo.training.paths`): dense batched matmuls (``dense.py``),
+grouped channels_last ops (``stacked.py``) or ``vmap(functional_call(...))``.
 
 The per-model reference loop (``loop.py``) gives the same weights within float tolerance
 (dropout masks are drawn differently; both are deterministic for a seed); the tests check
