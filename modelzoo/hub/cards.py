@@ -17,7 +17,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, Field
 
-from modelzoo.merge import ZooConfig, iter_zoo_batches, zoo_configs
+from modelzoo.hub.configs import ALL_CONFIG, DEFAULT_CONFIG, ZooConfig, zoo_configs
+from modelzoo.hub.stream import iter_zoo_batches
 from modelzoo.storage.manifest import Manifest, read_manifest
 from modelzoo.storage.schema import HPARAM_FIELDS, SPLITS, STATUS_OK
 
@@ -366,3 +367,27 @@ def render_card(
     if citations:
         lines += ["## Citation", "", "```bibtex", "\n\n".join(citations), "```", ""]
     return "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + "\n".join(lines)
+
+
+def local_card(
+    *, name: str, description: str, configs: list[ZooConfig], data_files: dict[str, dict]
+) -> str:
+    """README.md of a local zoo folder: YAML ``configs`` so ``load_dataset(dir, cfg)`` works."""
+    front = {
+        "configs": [
+            {
+                "config_name": c.name,
+                **({"default": True} if c.name in (ALL_CONFIG, DEFAULT_CONFIG) else {}),
+                "data_files": [{"split": s, "path": p} for s, p in data_files[c.name].items()],
+            }
+            for c in configs
+        ],
+        "tags": ["model-zoo", "weight-space-learning"],
+    }
+    body = [f"# {name}", ""]
+    if description:
+        body += [description, ""]
+    body.append("Configs: " + ", ".join(f"`{c.name}`" for c in configs) + ".")
+    body.append("")
+    body.append("A merged model zoo built with the model-zoo toolkit. `zoo info .` summarises it.")
+    return "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + "\n".join(body) + "\n"

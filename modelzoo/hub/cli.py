@@ -1,7 +1,7 @@
 """``zoo merge|diff|publish``: share, version and mix zoos (thin click layer over the API).
 
 These commands are registered on the ``zoo`` group (``modelzoo.cli``); this module also runs
-on its own: ``python -m modelzoo.cli_publish merge ...``.
+on its own: ``python -m modelzoo.hub.cli merge ...``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def build_recipe_file(recipe: str | Path, **kwargs: Any) -> Manifest:
     For a mix, ``models``/``epochs``/``max_train``/``data_dir``/``group_size``/``trainer``/
     ``device``/``progress`` apply to every member; other build options are refused.
     """
-    from modelzoo.merge import build_mix, is_mix_file
+    from modelzoo.hub.mix import build_mix, is_mix_file
 
     if not is_mix_file(recipe):
         from modelzoo.build import build_zoo
@@ -97,7 +97,8 @@ def merge(
     Example:
       zoo merge zoos/cnn_s-digits zoos/mlp-digits --out zoos/mix --version 1.0.0
     """
-    from modelzoo.merge import merge_zoos, zoo_configs
+    from modelzoo.hub.configs import zoo_configs
+    from modelzoo.hub.merge import merge_zoos
 
     m = merge_zoos(zoos=list(zoos), out=out, name=name, version=version,
                    description=description, license=license_, verify=verify)  # fmt: skip
@@ -119,7 +120,7 @@ def diff(old: Path, new: Path, as_json: bool, exit_code: bool) -> None:
     Models added/removed/changed, split moves, metadata (version, recipe fields, layouts,
     source fingerprints) and version-policy warnings.
     """
-    from modelzoo.versioning import diff_zoos
+    from modelzoo.hub.versioning import diff_zoos
 
     d = diff_zoos(old=old, new=new)
     if as_json:
@@ -162,7 +163,7 @@ def publish(
     A published version never changes: the same version and content again is a no-op,
     different content under the same folder or tag is refused (bump the version).
     """
-    from modelzoo.publish import publish_zoo
+    from modelzoo.hub.publish import publish_zoo
 
     if out is None and repo_id is None:
         raise click.UsageError("give --out DIR and/or --repo-id user/name")

@@ -12,7 +12,7 @@ The repository layout is the one the Hub and ``datasets`` read without a loading
 so ``datasets.load_dataset(folder)`` / ``load_dataset(folder, "<config>")`` work offline, and
 ``load_dataset("user/name", revision="v1.0.0")`` is the read path once uploaded. A published
 version never changes: publishing again the same version and content is a no-op, anything else
-into the same folder or tag is refused (:class:`~modelzoo.versioning.VersionConflictError`).
+into the same folder or tag is refused (:class:`~modelzoo.hub.versioning.VersionConflictError`).
 """
 
 from __future__ import annotations
@@ -29,19 +29,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
-from modelzoo.cards import PLOT_NAME, plot_accuracy, render_card, zoo_stats
 from modelzoo.errors import StorageError, ZooError
-from modelzoo.merge import (
-    ZooConfig,
-    commit_dir,
-    iter_zoo_batches,
-    staging_dir,
-    zoo_configs,
-)
+from modelzoo.hub.cards import PLOT_NAME, plot_accuracy, render_card, zoo_stats
+from modelzoo.hub.configs import ZooConfig, zoo_configs
+from modelzoo.hub.staging import commit_dir, staging_dir
+from modelzoo.hub.stream import iter_zoo_batches
+from modelzoo.hub.versioning import VersionConflictError, check_same_release, version_tag
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 from modelzoo.storage.manifest import MANIFEST_NAME, Manifest, read_manifest
 from modelzoo.storage.reader import verify_zoo
-from modelzoo.versioning import VersionConflictError, check_same_release, version_tag
 
 #: Default maximum Parquet shard size (the Hub's convention is <= 500 MB per file).
 DEFAULT_MAX_SHARD_SIZE = 500 * 2**20
