@@ -7,7 +7,6 @@ on its own: ``python -m modelzoo.hub.cli merge ...``.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,20 +17,20 @@ from modelzoo.clickutil import ZooGroup
 from modelzoo.errors import ZooError
 from modelzoo.storage.manifest import Manifest
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12,
-          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}  # fmt: skip
-
 
 def parse_size(text: str) -> int:
-    """``"500MB"`` -> 500000000, ``"1GiB"`` -> 1073741824, ``"1234"`` -> 1234."""
-    m = _SIZE.match(text)
-    if not m:
-        raise click.BadParameter(f"{text!r} is not a size like 500MB or 1GiB")
-    unit = (m.group(2) or "").lower().removesuffix("b")
-    if unit not in _UNITS:
-        raise click.BadParameter(f"{text!r}: unknown unit")
-    n = int(float(m.group(1)) * _UNITS[unit])
+    """``"500MB"`` -> 500000000, ``"1GiB"`` -> 1073741824, ``"1234"`` -> 1234 (bytes).
+
+    Units as in ``datasets``' ``max_shard_size`` (its own parser): KB/MB/GB/TB powers of
+    1000, KiB/MiB/GiB/TiB powers of 1024.
+    """
+    from datasets.utils.py_utils import convert_file_size_to_int
+
+    text = text.strip()
+    try:
+        n = int(text) if text.isdigit() else convert_file_size_to_int(text.replace(" ", ""))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a size like 500MB or 1GiB") from None
     if n < 1:
         raise click.BadParameter("size must be at least 1 byte")
     return n
