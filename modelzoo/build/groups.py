@@ -7,6 +7,7 @@ its zoo rows per checkpoint.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -15,9 +16,10 @@ from typing import Any
 import pyarrow as pa
 import torch
 
+from modelzoo.architectures import ARCHITECTURES
 from modelzoo.build.recipe import Recipe
-from modelzoo.errors import RecipeError
-from modelzoo.sources import SourceData, load_source
+from modelzoo.errors import RecipeError, ZooError
+from modelzoo.sources import SOURCES, SourceData, load_source
 from modelzoo.storage.schema import METRIC_FIELDS, STATUS_DIVERGED, STATUS_OK, zoo_schema
 from modelzoo.training import Checkpoint, TrainConfig, train_one, train_population
 
@@ -76,6 +78,30 @@ def arch_kwargs_for(recipe: Recipe, data: SourceData) -> dict[str, Any]:
     }
 
 
+def worker_imports(recipe: Recipe, *, executor: str) -> tuple[str, ...]:
+    """Modules a worker process must import so the recipe's architecture and source exist.
+
+    Those of plugins (entry points) and of user modules that registered an architecture; a
+    fresh Ray worker has imported none of them.
+
+    Raises:
+        ZooError: the architecture was registered in ``__main__``, which Ray workers cannot
+            import.
+    """
+    module = ARCHITECTURES.get(recipe.architecture).factory.__module__
+    if module == "__main__" and executor != "local":
+        raise ZooError(
+            f"architecture {recipe.architecture!r} is registered in the __main__ script, which "
+            "Ray workers cannot import: move it into an importable module (or a plugin package "
+            "with a 'modelzoo.architectures' entry point), or use --executor local"
+        )
+    found = {module, ARCHITECTURES.origin(recipe.architecture), SOURCES.origin(recipe.source)}
+    return tuple(sorted(
+        m for m in found
+        if m and m != "__main__" and m != "modelzoo" and not m.startswith("modelzoo.")
+    ))  # fmt: skip
+
+
 @dataclass(frozen=True)
 class GroupJob:
     """Everything a worker needs to train groups of a build (picklable for Ray)."""
@@ -89,6 +115,12 @@ class GroupJob:
     n_params: int
     data_dir: str | None = None
     threads: int | None = None
+    imports: tuple[str, ...] = ()
+
+    def import_modules(self) -> None:
+        """Import the modules that register the job's architecture and source (in a worker)."""
+        for module in self.imports:
+            importlib.import_module(module)
 
     def load_data(self) -> SourceData:
         """The source dataset (cached per process)."""

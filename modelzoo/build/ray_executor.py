@@ -26,6 +26,7 @@ MAX_RETRIES = 3
 
 def train_group_ipc(job: GroupJob, cfgs: list[TrainConfig]) -> bytes:
     """Train one group in a Ray worker; return its rows as an Arrow IPC stream."""
+    job.import_modules()  # plugin and user architectures/sources, before any lookup
     data = job.load_data()
     sink = pa.BufferOutputStream()
     writer = None

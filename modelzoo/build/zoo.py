@@ -28,6 +28,7 @@ from modelzoo.build.groups import (
     arch_kwargs_for,
     group_tables,
     resume_plan,
+    worker_imports,
 )
 from modelzoo.build.ray_executor import run_groups_ray
 from modelzoo.build.recipe import Recipe, load_recipe, make_recipe
@@ -370,6 +371,7 @@ def build_zoo(
         recipe=rec, kwargs=probe.kwargs, checkpoints=rec.checkpoints(), device=str(dev),
         trainer=trainer, stackable=probe.stackable, n_params=probe.n_params,
         data_dir=None if data_dir is None else str(data_dir), threads=n_threads,
+        imports=worker_imports(rec, executor=executor),
     )  # fmt: skip
     with tqdm(total=len(plan.planned) * per_model, initial=len(finished) * per_model,
               disable=not progress, unit="model-epoch", dynamic_ncols=True,
