@@ -118,22 +118,22 @@ def test_ray_workers_import_user_and_plugin_modules(plugin_path: Path, tmp_path:
     assert p.stdout.split()[-2:] == ["2", "4"]
 
 
+def on_path(monkeypatch: pytest.MonkeyPatch, root: Path, group: str,
+            modules: dict[str, str]) -> None:
+    """Put a plugin distribution on sys.path: one entry point per module (``name=module``)."""
+    eps = "".join(f"{m.rsplit('.', 1)[-1]} = {m}\n" for m in modules)
+    files = {m.replace(".", "/") + ".py": text for m, text in modules.items()}
+    make_plugin(root, f"[{group}]\n{eps}", {"zoo_plugin_things/__init__.py": "", **files})
+    monkeypatch.syspath_prepend(str(root))
+
+
 def test_registry_loads_plugins_lazily_and_names_a_broken_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    group = "modelzoo_test.things"
-    make_plugin(tmp_path, f"""
-        [{group}]
-        good = zoo_plugin_things.good
-        bad = zoo_plugin_things.bad
-    """, {
-        "zoo_plugin_things/__init__.py": "",
-        "zoo_plugin_things/good.py": (
-            "from tests.test_plugins import THINGS\nTHINGS.add('good', 1)\n"
-        ),
-        "zoo_plugin_things/bad.py": "raise RuntimeError('broken on purpose')\n",
+    on_path(monkeypatch, tmp_path, "modelzoo_test.things", {
+        "zoo_plugin_things.good": "from tests.test_plugins import THINGS\nTHINGS.add('good', 1)\n",
+        "zoo_plugin_things.bad": "raise RuntimeError('broken on purpose')\n",
     })  # fmt: skip
-    monkeypatch.syspath_prepend(str(tmp_path))
     THINGS.add("builtin", 0)
     assert THINGS.get("builtin") == 0  # a known name never loads plugins
     assert not THINGS._plugins_loaded
@@ -144,12 +144,9 @@ def test_registry_loads_plugins_lazily_and_names_a_broken_one(
 def test_registry_plugin_names_their_module(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    group = "modelzoo_test.others"
-    make_plugin(tmp_path, f"""
-        [{group}]
-        other = zoo_plugin_other
-    """, {"zoo_plugin_other.py": "from tests.test_plugins import OTHERS\nOTHERS.add('other', 2)\n"})
-    monkeypatch.syspath_prepend(str(tmp_path))
+    on_path(monkeypatch, tmp_path, "modelzoo_test.others", {
+        "zoo_plugin_other": "from tests.test_plugins import OTHERS\nOTHERS.add('other', 2)\n",
+    })  # fmt: skip
     assert "other" in OTHERS and OTHERS.get("other") == 2
     assert OTHERS.origin("other") == "zoo_plugin_other"
     with pytest.raises(UnknownNameError, match="Did you mean 'other'"):
