@@ -1,4 +1,5 @@
-"""Comparison tables of result files: one row per method, one column per task (main score).
+"""Comparison tables of result files: one row per method, one column per task (main score;
+columns grouped by task type in the order of the types' evaluators).
 
 A cell reads ``0.930 [0.880, 0.960]`` for one seed and ``0.930 ± 0.010 [0.880, 0.960]`` for
 several: the mean over seeds, the standard deviation over seeds, and the 95% bootstrap interval
@@ -14,9 +15,9 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from benchmarks.registry import EVALUATORS
 from benchmarks.results import TaskResult
 
-_TYPE_ORDER = ("regression", "classification", "initialization", "generation")
 _COLUMNS = ["zoo", "method", "task", "metric", "mean", "std", "n_seeds", "ci_low", "ci_high",
             "ci_level", "ci_unit"]
 
@@ -50,6 +51,11 @@ def _cell(r: TaskResult) -> Cell:
     return Cell(ms.mean, ms.std, len(r.seeds), ci.low, ci.high, ci.level, ci.unit)
 
 
+def _type_order(task_type: str) -> int:
+    """Column position of a task type (its evaluator's ``order``; unknown types last)."""
+    return EVALUATORS.get(task_type).order if task_type in EVALUATORS else 1000
+
+
 def results_frames(results: Sequence[TaskResult]) -> dict[str, pd.DataFrame]:
     """One frame per zoo (``name-vVERSION``): index = methods, columns = tasks (by type, then
     name), cells = :class:`Cell` of the main score. For the same cell the newest result wins."""
@@ -59,7 +65,7 @@ def results_frames(results: Sequence[TaskResult]) -> dict[str, pd.DataFrame]:
     for r in sorted(results, key=lambda r: r.timestamp):
         by_zoo.setdefault(r.zoo.label, {})[(r.method.name, r.task.name)] = _cell(r)
         metrics[r.task.name] = r.main_score.metric
-        order[r.task.name] = (_TYPE_ORDER.index(r.task.type), r.task.name)
+        order[r.task.name] = (_type_order(r.task.type), r.task.name)
     frames = {}
     for zoo, cells in sorted(by_zoo.items()):
         methods = sorted({m for m, _ in cells})
