@@ -10,10 +10,13 @@ bold; a method is only *better* than another when their intervals do not overlap
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import pandas as pd
+from rich import box
+from rich.console import Console
+from rich.table import Table
 
 from benchmarks.registry import EVALUATORS
 from benchmarks.results import TaskResult
@@ -124,3 +127,36 @@ def to_csv(frames: dict[str, pd.DataFrame]) -> str:
         if isinstance(v, Cell)
     ]
     return pd.DataFrame(rows, columns=_COLUMNS).to_csv(index=False)
+
+
+def print_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    title: str | None = None,
+    wrap: Sequence[str] = (),
+) -> None:
+    """Print an aligned text table on stdout (``rich``; ``bench ls``, ``bench run`` and
+    ``bench leaderboard add`` summaries).
+
+    Args:
+        columns: column headers.
+        rows: cells (converted with ``str``).
+        title: a line above the table.
+        wrap: columns that may wrap in a narrow terminal (the others are never cut, so
+            names stay greppable); output that is not a terminal is not wrapped at all.
+    """
+    console = Console(highlight=False, emoji=False, markup=False)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False)
+    for c in columns:
+        table.add_column(c, no_wrap=c not in wrap, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    if console.is_terminal:
+        console.print(table)
+        return
+    plain = Console(highlight=False, emoji=False, markup=False, width=1000, no_color=True)
+    with plain.capture() as text:
+        plain.print(table)
+    print("\n".join(line.rstrip() for line in text.get().splitlines()))
