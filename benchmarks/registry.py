@@ -14,7 +14,8 @@ entry-point groups ``benchmarks.tasks`` and ``benchmarks.methods`` (``pyproject.
     [project.entry-points."benchmarks.methods"]
     my-method = "mypkg.method:MyMethod"  # a method class / factory, registered as "my-method"
 
-They are loaded lazily, once, on the first lookup in any of these registries (a module only
+They are loaded lazily, once, after the built-ins, on the first listing of any of these
+registries or lookup of a name that is not built in (a module only
 registers what it calls ``register_*`` for; a method factory is registered under the entry
 point's name unless its module registered it already). A plugin that fails to load raises
 :class:`PluginError` naming it, on that and every later lookup.
@@ -74,6 +75,8 @@ def load_plugins() -> None:
         return
     state.loading = True
     try:
+        for builtin in ("benchmarks.tasks", "benchmarks.methods"):  # plugins come after them
+            importlib.import_module(builtin)
         for group in PLUGIN_GROUPS:
             for ep in sorted(entry_points(group=group), key=lambda e: e.name):
                 try:
@@ -107,15 +110,17 @@ class PluginRegistry(Registry[T]):
         super().__init__(kind)
         self._builtins = builtins
 
-    def _ready(self) -> None:
-        if self._builtins is not None:
+    def _ready(self, name: object = None) -> None:
+        """Import the built-ins, then the plugins (for a ``name`` only if still missing)."""
+        if self._builtins is not None and (name is None or name not in self._items):
             self._builtins()
-        load_plugins()
+        if name is None or name not in self._items:
+            load_plugins()
 
     def get(self, name: str) -> T:
-        """The entry ``name`` (plugins loaded first), or an error with suggestions."""
-        if name not in self._items:
-            self._ready()
+        """The entry ``name`` (plugins loaded first if it is not built in), or an error with
+        suggestions."""
+        self._ready(name)
         return super().get(name)
 
     def names(self) -> list[str]:
@@ -124,8 +129,7 @@ class PluginRegistry(Registry[T]):
         return super().names()
 
     def __contains__(self, name: object) -> bool:
-        if name not in self._items:
-            self._ready()
+        self._ready(name)
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from benchmarks.errors import BenchmarkError
 from benchmarks.results import ConfidenceInterval, ScoreStat
 
 if TYPE_CHECKING:
@@ -55,14 +56,15 @@ class Evaluator(ABC):
         needs: method capabilities (:func:`benchmarks.methods.base.capabilities`), any of
             which lets a method do the type.
         items: what a leaderboard submission holds per task: ``"property"`` (per-checkpoint
-            predictions) or ``"samples"`` (weight vectors).
+            predictions), ``"samples"`` (weight vectors), or ``None``: the type cannot be
+            submitted (the default of :meth:`submission_items` and :meth:`rescore`).
         order: position of the type's columns in ``bench table`` (lower first).
     """
 
     type: ClassVar[str]
     metrics: ClassVar[tuple[str, ...]]
     needs: ClassVar[tuple[str, ...]]
-    items: ClassVar[Literal["property", "samples"]]
+    items: ClassVar[Literal["property", "samples"] | None] = None
     order: ClassVar[int] = 100
 
     # ------------------------------------------------------------------ declaration
@@ -132,18 +134,20 @@ class Evaluator(ABC):
 
     # ------------------------------------------------------------------ leaderboard
 
-    @abstractmethod
     def submission_items(
         self, result: TaskResult, table: dict[str, list[Any]], groups: list[list[int]],
         *, view: bool,
     ) -> Any:
         """The submission items of ``result`` from its saved predictions ``table`` (rows of
         each seed: ``groups``); ``view``: predictions of a held-out view."""
+        raise BenchmarkError(f"{self.type} tasks cannot be submitted to a leaderboard "
+                             f"({type(self).__name__} defines no submission_items)")
 
-    @abstractmethod
     def rescore(
         self, sub: TaskSubmission, task: TaskMetadata, held: HeldOutZoo, *, method: str,
         tolerance: float, notes: list[str],
     ) -> dict[str, ScoreStat]:
         """The board's own test scores of one submitted task (claims are never used);
         per-item claims that differ go to ``notes``."""
+        raise BenchmarkError(f"{self.type} tasks cannot be scored by a leaderboard "
+                             f"({type(self).__name__} defines no rescore)")
