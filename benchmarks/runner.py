@@ -39,7 +39,7 @@ from benchmarks.errors import (
     TaskNotApplicableError,
     ZooMismatchError,
 )
-from benchmarks.evaluators.base import Evaluator, SeedRun
+from benchmarks.evaluators.base import Evaluator, SeedContext, SeedRun
 from benchmarks.methods.base import TargetModel, capabilities, load_method, method_meta
 from benchmarks.registry import SUITES, TASKS, evaluator_for
 from benchmarks.results import (
@@ -307,7 +307,7 @@ def evaluate(
                 kept: dict[str, Any] = {}
                 raw[t.name].append(kept)
                 runs[t.name].append(evaluator_for(t.type).run_seed(
-                    t, m, z, seed, state=state, items=sink, raw=kept))
+                    SeedContext(t, m, z, seed, state, sink, kept)))
                 if sink is not None:
                     items[t.name].append(sink)
                 started[t.name] += time.perf_counter() - t0

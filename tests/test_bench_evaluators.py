@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from benchmarks import evaluate
-from benchmarks.evaluators import Evaluator, SeedRun
+from benchmarks.evaluators import Evaluator, SeedContext, SeedRun
 from benchmarks.registry import EVALUATORS, TASKS, register_evaluator, register_task
 from benchmarks.results import ConfidenceInterval, load_results
 from benchmarks.scoring import BootstrapSpec, sample_bootstrap
@@ -30,10 +30,9 @@ class RetrievalEvaluator(Evaluator):
     metrics = ("same_model_at_1",)
     needs = ("features",)
 
-    def run_seed(self, task: TaskMetadata, method: Any, zoo: Any, seed: int, *,
-                 state: dict[str, Any], items: dict[str, Any] | None = None,
-                 raw: dict[str, Any] | None = None) -> SeedRun:
-        x = np.asarray(method.features(zoo.splits["test"], zoo.manifest), dtype=np.float64)
+    def run_seed(self, ctx: SeedContext) -> SeedRun:
+        zoo, raw = ctx.zoo, ctx.raw
+        x = np.asarray(ctx.method.features(zoo.splits["test"], zoo.manifest), dtype=np.float64)
         x = (x - x.mean(0)) / (x.std(0) + 1e-12)
         ids = zoo.column("test", "model_id")
         dist = ((x[:, None] - x[None]) ** 2).sum(-1)

@@ -11,7 +11,7 @@ from benchmarks.evaluators import (  # noqa: F401  (each module registers its ev
     initialization,
     regression,
 )
-from benchmarks.evaluators.base import Evaluator, SeedRun
+from benchmarks.evaluators.base import Evaluator, SeedContext, SeedRun
 from benchmarks.evaluators.property import PropertyEvaluator
 from benchmarks.evaluators.sampling import SamplingEvaluator
 from benchmarks.registry import EVALUATORS, evaluator_for, register_evaluator
@@ -21,6 +21,7 @@ __all__ = [
     "Evaluator",
     "PropertyEvaluator",
     "SamplingEvaluator",
+    "SeedContext",
     "SeedRun",
     "evaluator_for",
     "register_evaluator",

@@ -33,6 +33,29 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class SeedContext:
+    """One seed of one task, as :meth:`Evaluator.run_seed` gets it.
+
+    Attributes:
+        task: the declaration.
+        method: a loaded method (:func:`benchmarks.methods.base.load_method`).
+        zoo: the opened zoo (``benchmarks.runner._Zoo`` or a leaderboard view).
+        seed: the seed.
+        state: shared by the tasks of this seed (e.g. cached features).
+        items: if not ``None``, to fill with per-item outputs (``--save-predictions``).
+        raw: if not ``None``, to fill with what :meth:`Evaluator.intervals` needs.
+    """
+
+    task: TaskMetadata
+    method: Any
+    zoo: _Zoo
+    seed: int
+    state: dict[str, Any] = field(default_factory=dict)
+    items: dict[str, Any] | None = None
+    raw: dict[str, Any] | None = None
+
+
+@dataclass
 class SeedRun:
     """What one seed of one task produced.
 
@@ -82,28 +105,8 @@ class Evaluator(ABC):
         return None
 
     @abstractmethod
-    def run_seed(
-        self,
-        task: TaskMetadata,
-        method: Any,
-        zoo: _Zoo,
-        seed: int,
-        *,
-        state: dict[str, Any],
-        items: dict[str, Any] | None = None,
-        raw: dict[str, Any] | None = None,
-    ) -> SeedRun:
-        """Score ``method`` on ``task`` for one seed.
-
-        Args:
-            task: the declaration.
-            method: a loaded method (:func:`benchmarks.methods.base.load_method`).
-            zoo: the opened zoo (``benchmarks.runner._Zoo`` or a leaderboard view).
-            seed: the seed.
-            state: shared by the tasks of this seed (e.g. cached features).
-            items: if given, filled with per-item outputs (``--save-predictions``).
-            raw: if given, filled with what :meth:`intervals` needs.
-        """
+    def run_seed(self, ctx: SeedContext) -> SeedRun:
+        """Score ``ctx.method`` on ``ctx.task`` for one seed (fit / sample, then score)."""
 
     @abstractmethod
     def intervals(

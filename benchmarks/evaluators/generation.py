@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from benchmarks.errors import BenchmarkError
-from benchmarks.evaluators.base import SeedRun
-from benchmarks.evaluators.sampling import SamplingEvaluator, sample_weights, source_data
+from benchmarks.evaluators.base import SeedContext, SeedRun
+from benchmarks.evaluators.sampling import Samples, SamplingEvaluator
 from benchmarks.finetune import (
     accuracy_of,
     distinct_model_scale,
@@ -32,7 +32,6 @@ from benchmarks.scoring import BootstrapSpec, percentile_bootstrap, sample_boots
 from modelzoo.storage import weights_tensor
 
 if TYPE_CHECKING:
-    from benchmarks.runner import _Zoo
     from benchmarks.tasks.metadata import TaskMetadata
 
 
@@ -47,22 +46,9 @@ class GenerationEvaluator(SamplingEvaluator):
     splits_needed = ("train", "test")
     sample_items = ("zero_shot_accuracy", "percentile", "novelty", "novel")
 
-    def run_seed(
-        self,
-        task: TaskMetadata,
-        method: Any,
-        zoo: _Zoo,
-        seed: int,
-        *,
-        state: dict[str, Any],
-        items: dict[str, Any] | None = None,
-        raw: dict[str, Any] | None = None,
-    ) -> SeedRun:
-        spec = task.finetune
-        assert spec is not None
-        target = zoo.target_model(task)
-        data = source_data(task, zoo)
-        weights = sample_weights(method, zoo, target, spec.n_models, seed)
+    def score_samples(self, ctx: SeedContext, samples: Samples) -> SeedRun:
+        target, data, weights = samples.target, samples.data, samples.weights
+        zoo, raw, items = ctx.zoo, ctx.raw, ctx.items
         acc = np.array([accuracy_of(model_from_weights(zoo.manifest, target, w, data)[0],
                                     data.x_test, data.y_test) for w in weights])
         # reference distribution: last checkpoints of the test-split models of that architecture
@@ -82,7 +68,7 @@ class GenerationEvaluator(SamplingEvaluator):
                          np.ones(len(tr_rows), bool))
         scale = distinct_model_scale(tr_w, tr_ids.tolist(), last.tolist())
         dist = nearest_distance(torch.as_tensor(weights), tr_w).numpy() / max(scale, 1e-12)
-        novel = dist > spec.novelty_threshold
+        novel = dist > samples.spec.novelty_threshold
         scores = {
             "zero_shot_accuracy": float(acc.mean()),
             "percentile": float(percentile.mean()),

@@ -13,15 +13,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from benchmarks.evaluators.base import SeedRun
-from benchmarks.evaluators.sampling import SamplingEvaluator, sample_weights, source_data
+from benchmarks.evaluators.base import SeedContext, SeedRun
+from benchmarks.evaluators.sampling import Samples, SamplingEvaluator
 from benchmarks.finetune import area_under_curve, finetune_curve, model_from_weights
 from benchmarks.registry import register_evaluator
 from benchmarks.results import ConfidenceInterval
 from benchmarks.scoring import BootstrapSpec, sample_bootstrap
 
 if TYPE_CHECKING:
-    from benchmarks.runner import _Zoo
     from benchmarks.tasks.metadata import TaskMetadata
 
 
@@ -33,22 +32,9 @@ class InitializationEvaluator(SamplingEvaluator):
     metrics = ("auc", "final_accuracy", "zero_shot_accuracy")
     order = 2
 
-    def run_seed(
-        self,
-        task: TaskMetadata,
-        method: Any,
-        zoo: _Zoo,
-        seed: int,
-        *,
-        state: dict[str, Any],
-        items: dict[str, Any] | None = None,
-        raw: dict[str, Any] | None = None,
-    ) -> SeedRun:
-        spec = task.finetune
-        assert spec is not None
-        target = zoo.target_model(task)
-        data = source_data(task, zoo)
-        weights = sample_weights(method, zoo, target, spec.n_models, seed)
+    def score_samples(self, ctx: SeedContext, samples: Samples) -> SeedRun:
+        spec, target, data, weights = samples.spec, samples.target, samples.data, samples.weights
+        zoo, seed, raw, items = ctx.zoo, ctx.seed, ctx.raw, ctx.items
         curves, loaded = [], []
         for i, w in enumerate(weights):
             model, n_loaded = model_from_weights(zoo.manifest, target, w, data)

@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from benchmarks.errors import MethodError, TaskNotApplicableError
-from benchmarks.evaluators.base import Evaluator, SeedRun
+from benchmarks.evaluators.base import Evaluator, SeedContext, SeedRun
 from benchmarks.methods.base import capabilities, head_of
 from benchmarks.results import ConfidenceInterval, ScoreStat
 from benchmarks.scoring import BootstrapSpec, cluster_bootstrap, fit_head, score_predictions
@@ -76,19 +76,10 @@ class PropertyEvaluator(Evaluator):
                     f"zoo {zoo.manifest.name} has no healthy {s}-split checkpoints, which "
                     f"{task.name} needs")
 
-    def run_seed(
-        self,
-        task: TaskMetadata,
-        method: Any,
-        zoo: _Zoo,
-        seed: int,
-        *,
-        state: dict[str, Any],
-        items: dict[str, Any] | None = None,
-        raw: dict[str, Any] | None = None,
-    ) -> SeedRun:
-        scores, details = property_seed(self, task, method, zoo, seed,
-                                        state.setdefault("features", {}), items, raw)
+    def run_seed(self, ctx: SeedContext) -> SeedRun:
+        scores, details = property_seed(self, ctx.task, ctx.method, ctx.zoo, ctx.seed,
+                                        ctx.state.setdefault("features", {}), ctx.items,
+                                        ctx.raw)
         return SeedRun(scores=scores, details=details)
 
     def intervals(

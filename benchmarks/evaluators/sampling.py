@@ -14,6 +14,8 @@ the submission claims with its own.
 from __future__ import annotations
 
 import tempfile
+from abc import abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,7 +23,7 @@ import numpy as np
 
 from benchmarks.data import ImageData, load_image_data
 from benchmarks.errors import MethodError, TaskNotApplicableError
-from benchmarks.evaluators.base import Evaluator
+from benchmarks.evaluators.base import Evaluator, SeedContext, SeedRun
 from benchmarks.results import ScoreStat
 
 if TYPE_CHECKING:
@@ -30,11 +32,29 @@ if TYPE_CHECKING:
     from benchmarks.methods.base import TargetModel
     from benchmarks.results import TaskResult
     from benchmarks.runner import _Zoo
-    from benchmarks.tasks.metadata import TaskMetadata
+    from benchmarks.tasks.metadata import FinetuneSpec, TaskMetadata
+
+
+@dataclass
+class Samples:
+    """One seed's samples and what they are for.
+
+    Attributes:
+        spec: the task's finetune settings.
+        target: the model the weights are for.
+        data: the task's source dataset.
+        weights: ``[spec.n_models, target.num_params]``.
+    """
+
+    spec: FinetuneSpec
+    target: TargetModel
+    data: ImageData
+    weights: np.ndarray
 
 
 class SamplingEvaluator(Evaluator):
-    """Scores a method's weight samples; subclasses give ``run_seed`` and ``intervals``.
+    """Scores a method's weight samples; subclasses give :meth:`score_samples` and
+    ``intervals``.
 
     Attributes:
         splits_needed: zoo splits that must have healthy checkpoints.
@@ -59,6 +79,18 @@ class SamplingEvaluator(Evaluator):
                 raise TaskNotApplicableError(
                     f"zoo {zoo.manifest.name} has no healthy {s}-split checkpoints, which "
                     f"{task.name} needs")
+
+    def run_seed(self, ctx: SeedContext) -> SeedRun:
+        spec = ctx.task.finetune
+        assert spec is not None
+        target = ctx.zoo.target_model(ctx.task)
+        data = source_data(ctx.task, ctx.zoo)
+        weights = sample_weights(ctx.method, ctx.zoo, target, spec.n_models, ctx.seed)
+        return self.score_samples(ctx, Samples(spec, target, data, weights))
+
+    @abstractmethod
+    def score_samples(self, ctx: SeedContext, samples: Samples) -> SeedRun:
+        """Score one seed's samples."""
 
     # ------------------------------------------------------------------ leaderboard
 
