@@ -91,6 +91,13 @@ class SaneConfig:
             latent sequences), ``"token"`` (one per token position) or ``"individual"`` (one
             per latent scalar); SANE's sampler defaults to ``individual``.
         sample_bandwidth: default KDE bandwidth of :func:`sane.sample` (SANE: 0.2).
+        token_norm: standardise every token by the mean/std of its own real entries (after
+            ``normalize``; padding stays 0) so tokens of differently scaled architectures
+            share one scale (MultiZoo-SANE). Sampling de-normalises decoded tokens with the
+            anchors' mean per-token statistics.
+        arch_embedding: add a learned embedding of the architecture (its key in the training
+            zoo; the id table is saved with the checkpoint) to every token in the encoder and
+            the decoder (architecture-aware positions for heterogeneous zoos).
     """
 
     d_model: int = 128
@@ -132,6 +139,8 @@ class SaneConfig:
     halo: int = -1
     sample_mode: KdeMode = "joint"
     sample_bandwidth: float = 0.05
+    token_norm: bool = False
+    arch_embedding: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs_range", "erase_scale", "erase_ratio"):
@@ -178,7 +187,7 @@ class SaneConfig:
                 f"not {self.grad_clip!r}"
             )
         for name in ("decay_2d_only", "drop_last", "view1_canonical", "noise_multiplicative",
-                     "denoise"):
+                     "denoise", "token_norm", "arch_embedding"):
             if not isinstance(getattr(self, name), bool):
                 raise ZooError(f"config: {name} must be true or false, not "
                                f"{getattr(self, name)!r}")

@@ -182,9 +182,10 @@ def _forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], config: San
     b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     n = b["x1"].shape[0]
     with _autocast(device):
+        arch = torch.cat([b["arch"], b["arch"]]) if "arch" in b else None
         _, y, p = model(
             torch.cat([b["x1"], b["x2"]]), torch.cat([b["pos"], b["pos"]]),
-            torch.cat([b["valid"], b["valid"]]),
+            torch.cat([b["valid"], b["valid"]]), arch,
         )  # fmt: skip
         token_mask = b["mask"] & b["valid"].unsqueeze(-1)
         mask = torch.cat([token_mask, token_mask])
@@ -303,16 +304,18 @@ def _train(
         _check_resume(ckpt, config, manifest, out)
         normalizer = Normalizer.from_state_dict(ckpt["normalizer"]) if ckpt["normalizer"] else None
         bounds = tuple(ckpt["max_positions"])
+        arch_ids = list(ckpt.get("arch_ids") or [])
         start_epoch = int(ckpt["epoch"]) + 1
         history = list(ckpt["history"])
     else:
         normalizer = fit_normalizer(train_rows, manifest) if config.normalize == "layer" else None
         bounds = max_positions(token_plans(manifest, config.token_size))
+        arch_ids = sorted(manifest.architectures) if config.arch_embedding else []
         start_epoch = 0
         history = []
 
     torch.manual_seed(config.seed)
-    model = Sane(config, bounds).to(device)
+    model = Sane(config, bounds, len(arch_ids)).to(device)
     net: torch.nn.Module = model
     if d.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -325,7 +328,7 @@ def _train(
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["rng"]["torch"])
-    archs = arch_data(manifest, config, normalizer)
+    archs = arch_data(manifest, config, normalizer, arch_ids)
     train_ds = SaneWindows(train_rows, archs, config, seed=config.seed)
     # validate on the architectures SANE trains on (the normaliser knows only those)
     val_rows = ZooRows(zoo, "validation", epochs_range=config.epochs_range,
@@ -397,6 +400,7 @@ def _train(
             "config": config.to_dict(),
             "normalizer": normalizer.state_dict() if normalizer is not None else {},
             "max_positions": list(bounds),
+            "arch_ids": list(arch_ids),
             "architectures": _architectures_payload(manifest),
             "zoo": {"name": manifest.name, "content_hash": manifest.content_hash,
                     "path": str(Path(zoo).resolve())},
