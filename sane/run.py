@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,11 +9,12 @@ from typing import Any
 
 import torch
 
+from modelzoo.device import autocast, resolve_device
 from modelzoo.errors import ZooError
 from modelzoo.storage import LayerSpec
 from modelzoo.storage.atomic import atomic_write_with
 from modelzoo.storage.manifest import Manifest
-from sane.config import SaneConfig, resolve_device
+from sane.config import SaneConfig
 from sane.model import Sane
 from sane.tokenize import Normalizer, TokenPlan, plan_tokens
 
@@ -150,12 +150,6 @@ class SaneRun:
                     "on a zoo with this architecture, or train one without --run"
                 ) from None
 
-    def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """bf16 autocast on CUDA, nothing on CPU."""
-        if self.device.startswith("cuda"):
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
 
 def load_run(run: str | Path, *, device: str | None = None) -> SaneRun:
     """Load a trained SANE run (directory with ``ckpt.pt``, or the file).
@@ -166,7 +160,7 @@ def load_run(run: str | Path, *, device: str | None = None) -> SaneRun:
     """
     ckpt = load_checkpoint(run)
     config = SaneConfig.from_dict(ckpt["config"])
-    dev = resolve_device(device) if device else config.resolved_device()
+    dev = str(resolve_device(device)) if device else config.resolved_device()
     arch_ids = [str(k) for k in ckpt.get("arch_ids") or []]
     model = Sane(config, tuple(ckpt["max_positions"]), len(arch_ids))
     model.load_state_dict(ckpt["model"])
@@ -279,7 +273,7 @@ def _apply_windows(
         v = torch.stack(vs).to(dev)
         a = torch.tensor([archs[si] for si, *_ in batch], dtype=torch.int64, device=dev)
         a = a if cfg.arch_embedding else None
-        with run.autocast():
+        with autocast(dev):
             y = run.model.decode(x, p, v, a) if decode else run.model.encode(x, p, v, a)
         y = y.float().cpu()
         for k, (si, start, a, b) in enumerate(batch):

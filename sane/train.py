@@ -10,7 +10,6 @@ finished epoch; on CPU the result is bit-identical to an uninterrupted run with 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from modelzoo.device import autocast
 from modelzoo.errors import ZooError
 from modelzoo.storage import read_manifest
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
@@ -165,12 +165,6 @@ def _all_mean(values: dict[str, float], weight: int, d: _Dist) -> tuple[dict[str
     return dict(zip(values, t[:-1].tolist())), int(t[-1])
 
 
-def _autocast(device: str) -> contextlib.AbstractContextManager[Any]:
-    if device.startswith("cuda"):
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def _forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], config: SaneConfig,
              device: str, d: _Dist | None = None):
     """Both augmented views in one forward pass (one call per step, as DDP expects).
@@ -181,7 +175,7 @@ def _forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], config: San
     """
     b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     n = b["x1"].shape[0]
-    with _autocast(device):
+    with autocast(device):
         arch = torch.cat([b["arch"], b["arch"]]) if "arch" in b else None
         _, y, p = model(
             torch.cat([b["x1"], b["x2"]]), torch.cat([b["pos"], b["pos"]]),

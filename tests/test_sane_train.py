@@ -369,7 +369,7 @@ def test_training_under_bf16_autocast(homo_zoo: Path, tmp_path: Path, monkeypatc
         entered.append(device)
         return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
 
-    monkeypatch.setattr(sane_train, "_autocast", cpu_bf16)
+    monkeypatch.setattr(sane_train, "autocast", cpu_bf16)
     cfg = CFG.replace(epochs=4, gamma=0.05, noise_prob=0.0)
     path = train(zoo=homo_zoo, out=tmp_path, config=cfg, progress=False)
     assert entered
