@@ -169,9 +169,11 @@ class SaneConfig(BaseModel):
     sample_bandwidth: PosFloat = 0.05
     """Default KDE bandwidth of :func:`sane.sample` (SANE: 0.2)."""
     token_norm: StrictBool = False
-    """Standardise every token by the mean/std of its own real entries (after ``normalize``; padding
-    stays 0) so tokens of differently scaled architectures share one scale (MultiZoo-SANE).
-    Sampling de-normalises decoded tokens with the anchors' mean per-token statistics.
+    """Standardise every token by the mean/std of its own real entries (after ``normalize``;
+    padding stays 0) so tokens of differently scaled architectures share one scale. Our reading
+    of MultiZoo-SANE's per-token normalisation (its code standardises the loss with masked batch
+    statistics: ``loss_norm="batch"``). Sampling de-normalises decoded tokens with the anchors'
+    mean per-token statistics.
     """
     arch_embedding: StrictBool = False
     """Add a learned embedding of the architecture (its key in the training zoo; the id table is

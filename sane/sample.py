@@ -16,6 +16,10 @@ initialised models (SANE d_model 128, 150 epochs, val recon MSE 0.006) anchors s
 0.94-0.96 test accuracy, reconstructions 0.93-0.95, ``joint`` samples 0.91-0.94 at bandwidth
 0.05 (0.47-0.63 at SANE's 0.2) and ``token`` samples chance level.
 
+Runs trained with ``token_norm`` decode standardised tokens; a new model has no per-token
+statistics of its own, so they are de-normalised with the anchors' mean per-token mean/std.
+Runs with ``arch_embedding`` encode and decode with the target architecture's id.
+
 Methods (SANE / MultiZoo-SANE):
 
 - ``kde``: ``n`` draws.
