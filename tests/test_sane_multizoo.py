@@ -21,7 +21,6 @@ from sane.model import Sane
 from sane.run import encode_sequences
 from sane.tokenize import token_destandardize, token_standardize
 from sane.train import _forward
-from tests import test_sane_train
 from tests.sane_fixtures import DIGITS_KW, digits_tensors, single_thread
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +31,6 @@ MULTI = CFG.replace(normalize="none", token_norm=True, loss_norm="batch", recon_
                     arch_embedding=True)
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
-hetero_zoo = test_sane_train.hetero_zoo  # the cnn_s + mlp zoo fixture
 
 
 @pytest.fixture(scope="module")

@@ -41,16 +41,6 @@ def homo_zoo(tiny_zoo: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def hetero_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """cnn_s + mlp in one zoo (``list<float32>`` weights, different sequence lengths)."""
-    out = tmp_path_factory.mktemp("sane") / "hetero"
-    with single_thread():
-        make_zoo(out, archs=(("cnn_s", "cnn_s", {}), ("mlp-16", "mlp", {"hidden": [16]})),
-                 models_per_arch=6, epochs=2, name="hetero")
-    return out
-
-
-@pytest.fixture(scope="session")
 def hetero_run(hetero_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sane") / "run-hetero"
     with single_thread():
