@@ -32,6 +32,7 @@ from modelzoo.build.groups import (
 )
 from modelzoo.build.ray_executor import run_groups_ray
 from modelzoo.build.recipe import Recipe, load_recipe, make_recipe
+from modelzoo.device import resolve_device
 from modelzoo.errors import RecipeError, StorageError, ZooError
 from modelzoo.sources import SourceData, load_source
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
@@ -45,19 +46,6 @@ from modelzoo.training.population import population_path
 
 #: CPUs (and intra-op threads) of one Ray task.
 RAY_TASK_CPUS = 1
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise ZooError(f"invalid device {device!r}: {e}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ZooError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
-    return dev
 
 
 NUMERICS_FILE = "numerics.json"
