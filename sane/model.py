@@ -3,14 +3,16 @@ tokens -> transformer decoder -> reconstructed tokens, plus a contrastive projec
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sane.config import SaneConfig
 
-__all__ = ["PositionEmbedding", "ProjectionHead", "Sane"]
+__all__ = ["Encoder", "EncoderLayer", "PositionEmbedding", "ProjectionHead", "Sane"]
 
 
 class PositionEmbedding(nn.Module):
@@ -54,19 +56,72 @@ class ProjectionHead(nn.Module):
         return self.net(z.flatten(1))
 
 
-def _transformer(cfg: SaneConfig) -> nn.TransformerEncoder:
-    layer = nn.TransformerEncoderLayer(
-        d_model=cfg.d_model,
-        nhead=cfg.n_heads,
-        dim_feedforward=4 * cfg.d_model,
-        dropout=cfg.dropout,
-        activation="gelu",
-        batch_first=True,
-        norm_first=True,
-    )
-    return nn.TransformerEncoder(
-        layer, cfg.n_layers, norm=nn.LayerNorm(cfg.d_model), enable_nested_tensor=False
-    )
+class EncoderLayer(nn.Module):
+    """Pre-LayerNorm transformer layer: the math, parameters and state-dict keys of
+    ``nn.TransformerEncoderLayer(norm_first=True, activation="gelu", batch_first=True)``.
+
+    One packed q/k/v projection and ``scaled_dot_product_attention`` on ``[B, H, W, d/H]``
+    views, without ``nn.MultiheadAttention``'s sequence-first transposes and copies; without
+    padding no attention mask is built (SDPA's unmasked kernel). Under a CPU autocast the
+    attention itself runs in float32 (CPU bfloat16 flash-attention backward is slow; it is a
+    small part of the FLOPs).
+
+    Args:
+        d_model: width.
+        n_heads: attention heads (divide ``d_model``).
+        dropout: dropout on attention weights, the MLP hidden layer and both residual branches.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        # registered in nn.TransformerEncoderLayer's order: same init draws, same keys
+        self.self_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.linear1 = nn.Linear(d_model, 4 * d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.linear2 = nn.Linear(4 * d_model, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+
+    def _attention(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        a = self.self_attn
+        b, t, d = x.shape
+        qkv = F.linear(x, a.in_proj_weight, a.in_proj_bias)
+        q, k, v = qkv.view(b, t, 3, a.num_heads, d // a.num_heads).permute(2, 0, 3, 1, 4)
+        mask = None if keep is None else keep[:, None, None, :]
+        p = a.dropout if self.training else 0.0
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), mask,
+                                                   dropout_p=p)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
+        return a.out_proj(y.transpose(1, 2).reshape(b, t, d))
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``[B, W, d]``; ``keep`` ``[B, W]`` bool, False for padding keys (None: none)."""
+        x = x + self.dropout1(self._attention(self.norm1(x), keep))
+        h = self.linear2(self.dropout(F.gelu(self.linear1(self.norm2(x)))))
+        return x + self.dropout2(h)
+
+
+class Encoder(nn.Module):
+    """``n_layers`` :class:`EncoderLayer` copies and a final LayerNorm; the state-dict keys of
+    ``nn.TransformerEncoder`` (``layers.{i}.*``, ``norm.*``), so old checkpoints load."""
+
+    def __init__(self, cfg: SaneConfig) -> None:
+        super().__init__()
+        layer = EncoderLayer(cfg.d_model, cfg.n_heads, cfg.dropout)
+        # one layer deep-copied, as nn.TransformerEncoder does (the same random draws)
+        self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(cfg.n_layers))
+        self.norm = nn.LayerNorm(cfg.d_model)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` ``[B, W, d]`` -> ``[B, W, d]``; ``keep`` as in :meth:`EncoderLayer.forward`."""
+        for layer in self.layers:
+            x = layer(x, keep)
+        return self.norm(x)
 
 
 class Sane(nn.Module):
@@ -87,10 +142,10 @@ class Sane(nn.Module):
         self.tokenizer = nn.Linear(c.token_size, c.d_model)
         self.pe = PositionEmbedding(max_positions, c.d_model)
         self.drop = nn.Dropout(c.dropout)
-        self.encoder = _transformer(c)
+        self.encoder = Encoder(c)
         self.enc_comp = nn.Linear(c.d_model, c.latent_dim)
         self.dec_comp = nn.Linear(c.latent_dim, c.d_model)
-        self.decoder = _transformer(c)
+        self.decoder = Encoder(c)
         self.detokenizer = nn.Linear(c.d_model, c.token_size)
         self.head = ProjectionHead(c.latent_dim, c.window_size, c.projection_dim)
         self.apply(self._init)
@@ -139,8 +194,9 @@ class Sane(nn.Module):
         return self.drop(h)
 
     @staticmethod
-    def _pad_mask(valid: torch.Tensor | None) -> torch.Tensor | None:
-        return None if valid is None or bool(valid.all()) else ~valid
+    def _keep(valid: torch.Tensor | None) -> torch.Tensor | None:
+        """The attention mask of keys to keep; None (no mask) when nothing is padding."""
+        return None if valid is None or bool(valid.all()) else valid
 
     def encode(
         self, x: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor | None = None,
@@ -155,7 +211,7 @@ class Sane(nn.Module):
             arch: ``[B]`` architecture ids (models with ``arch_embedding`` only).
         """
         h = self._embed(self.tokenizer(x), pos, arch)
-        h = self.encoder(h, src_key_padding_mask=self._pad_mask(valid))
+        h = self.encoder(h, self._keep(valid))
         z = self.enc_comp(h)
         return z if valid is None else z * valid.unsqueeze(-1).to(z.dtype)
 
@@ -165,7 +221,7 @@ class Sane(nn.Module):
     ) -> torch.Tensor:
         """Latent tokens ``[B, W, latent_dim]`` -> reconstructed tokens ``[B, W, S]``."""
         h = self._embed(self.dec_comp(z), pos, arch)
-        h = self.decoder(h, src_key_padding_mask=self._pad_mask(valid))
+        h = self.decoder(h, self._keep(valid))
         return self.detokenizer(h)
 
     def forward(

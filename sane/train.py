@@ -10,6 +10,7 @@ finished epoch; on CPU the result is bit-identical to an uninterrupted run with 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -165,6 +166,14 @@ def _all_mean(values: dict[str, float], weight: int, d: _Dist) -> tuple[dict[str
     return dict(zip(values, t[:-1].tolist())), int(t[-1])
 
 
+def _autocast(device: str, config: SaneConfig) -> contextlib.AbstractContextManager[Any]:
+    """The forward pass's autocast: ``config.precision == "bf16"`` on any device, else the
+    device default (bf16 on CUDA, none on the CPU)."""
+    if config.precision == "bf16":
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    return autocast(device)
+
+
 def _forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], config: SaneConfig,
              device: str, d: _Dist | None = None):
     """Both augmented views in one forward pass (one call per step, as DDP expects).
@@ -175,7 +184,7 @@ def _forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], config: San
     """
     b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     n = b["x1"].shape[0]
-    with autocast(device):
+    with _autocast(device, config):
         arch = torch.cat([b["arch"], b["arch"]]) if "arch" in b else None
         _, y, p = model(
             torch.cat([b["x1"], b["x2"]]), torch.cat([b["pos"], b["pos"]]),
