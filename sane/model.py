@@ -62,9 +62,8 @@ class EncoderLayer(nn.Module):
 
     One packed q/k/v projection and ``scaled_dot_product_attention`` on ``[B, H, W, d/H]``
     views, without ``nn.MultiheadAttention``'s sequence-first transposes and copies; without
-    padding no attention mask is built (SDPA's unmasked kernel). Under a CPU autocast the
-    attention itself runs in float32 (CPU bfloat16 flash-attention backward is slow; it is a
-    small part of the FLOPs).
+    padding no attention mask is built (SDPA's unmasked kernel). Under a CPU autocast
+    (``precision="bf16"``) attention runs as two bfloat16 matmuls around a float32 softmax.
 
     Args:
         d_model: width.
@@ -92,9 +91,12 @@ class EncoderLayer(nn.Module):
         mask = None if keep is None else keep[:, None, None, :]
         p = a.dropout if self.training else 0.0
         if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            with torch.autocast("cpu", enabled=False):
-                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), mask,
-                                                   dropout_p=p)
+            # bf16 matmuls, float32 softmax: ~2x faster than SDPA here (its CPU bf16 backward
+            # is slower than float32)
+            s = (q @ k.transpose(-2, -1)).float() * (q.shape[-1] ** -0.5)
+            if mask is not None:
+                s = s.masked_fill(~mask, float("-inf"))
+            y = F.dropout(s.softmax(-1), p, self.training) @ v
         else:
             y = F.scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
         return a.out_proj(y.transpose(1, 2).reshape(b, t, d))

@@ -192,13 +192,14 @@ def reference_step_flops(data: dict[str, torch.Tensor], config: dict[str, Any]) 
     return counted_flops(step)
 
 
-def train_ours(zoo: Path, work: Path, *, epochs: int, config: dict[str, Any]
-               ) -> dict[str, float]:
-    """Train :func:`sane.train` in the same configuration; tokens/s after the first step."""
+def train_ours(zoo: Path, work: Path, *, epochs: int, config: dict[str, Any],
+               precision: str = "default") -> dict[str, float]:
+    """Train :func:`sane.train` in the same configuration (``precision``: its
+    ``SaneConfig.precision``); tokens/s after the first step."""
     from sane import SaneConfig, train
     from sane.data import ZooRows
 
-    cfg = SaneConfig(**config, epochs=epochs, device="cpu")
+    cfg = SaneConfig(**config, epochs=epochs, device="cpu", precision=precision)
     n_rows = len(ZooRows(zoo, "train"))
     marks: list[float] = []
 
@@ -230,11 +231,25 @@ def ours_step_flops(zoo: Path, config: dict[str, Any]) -> int:
     return counted_flops(lambda: _forward(model, batch, cfg, "cpu")["loss"].backward())
 
 
+def gemm_gflops(dtype: torch.dtype, *, n: int = 1024, repeats: int = 5) -> float:
+    """Best GFLOP/s of an ``n x n`` matmul in ``dtype`` with the current thread count."""
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, n, generator=g).to(dtype) for _ in range(2))
+    torch.mm(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
 def compare(*, models: int = 32, epochs: int = 3, repeats: int = 2,
             zoo: Path | None = None, config: dict[str, Any] | None = None,
-            profile: bool = False) -> dict[str, Any]:
+            profile: bool = False, bf16: bool = True) -> dict[str, Any]:
     """Ours vs the reference-structured baseline, one thread, alternating runs (``profile``:
-    also the top kernels of one more epoch of ours)."""
+    also the top kernels of one more epoch of ours; ``bf16``: also ours with
+    ``precision="bf16"`` in the same alternation, reported beside, not as the ratio)."""
     from benchmarks.perf.roofline import profile_summary, sgemm_gflops
     from benchmarks.perf.sane_perf import _build
 
@@ -245,14 +260,18 @@ def compare(*, models: int = 32, epochs: int = 3, repeats: int = 2,
         if zoo is None:
             zoo = _build(work / "zoo", arch="cnn_s", models=models, epochs=3)
         data = tokenised_zoo(zoo, c["token_size"])
-        ours, ref = [], []
+        ours, ref, half = [], [], []
         for _ in range(repeats):
             ours.append(train_ours(zoo, work, epochs=epochs, config=c))
             ref.append(train_reference(data, epochs=epochs, config=c))
+            if bf16:
+                half.append(train_ours(zoo, work, epochs=epochs, config=c, precision="bf16"))
         f_ours, f_ref = ours_step_flops(zoo, c), reference_step_flops(data, c)
         prof = profile_summary(lambda: train_ours(zoo, work, epochs=1, config=c)) if profile \
             else []
     peak = sgemm_gflops(n=1024)
+    peak_bf16 = gemm_gflops(torch.bfloat16)
+    best_h = max((r["tokens_per_s"] for r in half), default=float("nan"))
     best_o = max(r["tokens_per_s"] for r in ours)
     best_r = max(r["tokens_per_s"] for r in ref)
     tokens_per_step = c["batch_size"] * c["window_size"] * 2
@@ -265,6 +284,8 @@ def compare(*, models: int = 32, epochs: int = 3, repeats: int = 2,
         "ours_gflops": f_ours / tokens_per_step * best_o / 1e9,
         "reference_gflops": f_ref / tokens_per_step * best_r / 1e9,
         "ours_step_gflop": f_ours / 1e9, "reference_step_gflop": f_ref / 1e9,
+        "bf16_tokens_per_s": best_h, "ratio_bf16": best_h / best_r,
+        "bf16_all": [r["tokens_per_s"] for r in half], "bf16_gemm_gflops_1thread": peak_bf16,
         "profile": prof, "load_1min": os.getloadavg()[0],
     }  # fmt: skip
 
@@ -282,6 +303,10 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"{name:<22} {r[f'{key}_tokens_per_s']:>9,.0f} {r[f'{key}_step_gflop']:>11.2f} "
               f"{gf:>8.1f} {gf / r['sgemm_gflops_1thread']:>8.1%}")
     print(f"ours / reference structure: {r['ratio']:.2f}x")
+    if r.get("bf16_all"):
+        print(f"ours with precision=bf16 (not the default): {r['bf16_tokens_per_s']:,.0f} "
+              f"tokens/s, {r['ratio_bf16']:.2f}x the reference structure (bf16 gemm peak "
+              f"1 thread {r['bf16_gemm_gflops_1thread']:.1f} GFLOP/s)")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -290,10 +315,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--models", type=int, default=32)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--no-bf16", action="store_true", help="skip ours with precision=bf16")
     p.add_argument("--json", help="also write the results to this JSON file")
     a = p.parse_args(argv)
-    return emit(compare(models=a.models, epochs=a.epochs, repeats=a.repeats), print_table,
-                a.json)
+    return emit(compare(models=a.models, epochs=a.epochs, repeats=a.repeats, bf16=not a.no_bf16),
+                print_table, a.json)
 
 
 if __name__ == "__main__":
