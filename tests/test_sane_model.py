@@ -8,7 +8,7 @@ import torch
 from modelzoo.errors import ZooError
 from sane.config import SaneConfig
 from sane.loss import masked_mse, nt_xent, sane_loss
-from sane.model import Sane
+from sane.model import Encoder, Sane
 from sane.run import sequence_windows
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # tests/conftest.py
@@ -164,3 +164,64 @@ def test_kde_modes() -> None:
                        kde_sample(anchors, 4, bandwidth=0.1, seed=3))
     with pytest.raises(ZooError, match="kde mode"):
         kde_sample(anchors, 1, bandwidth=0.1, mode="nope")
+
+
+def _torch_encoder(cfg: SaneConfig) -> torch.nn.TransformerEncoder:
+    """The stack Sane used before :class:`sane.model.Encoder` (checkpoints were saved from it)."""
+    layer = torch.nn.TransformerEncoderLayer(
+        d_model=cfg.d_model, nhead=cfg.n_heads, dim_feedforward=4 * cfg.d_model,
+        dropout=cfg.dropout, activation="gelu", batch_first=True, norm_first=True)
+    return torch.nn.TransformerEncoder(layer, cfg.n_layers, norm=torch.nn.LayerNorm(cfg.d_model),
+                                       enable_nested_tensor=False)
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(((a - b).abs().max() / b.abs().max()).detach())
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_encoder_is_torch_transformer_encoder(padded: bool) -> None:
+    cfg = CFG.replace(n_layers=2)
+    torch.manual_seed(0)
+    ours = Encoder(cfg)
+    torch.manual_seed(0)
+    ref = _torch_encoder(cfg)
+    # the same parameter names, order and initial values: old checkpoints and seeds hold
+    a, b = ours.state_dict(), ref.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    for p in ref.parameters():  # away from the init (zero biases, unit gains)
+        torch.nn.init.normal_(p, std=0.2)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(4, 12, cfg.d_model, generator=torch.Generator().manual_seed(1))
+    valid = torch.ones(4, 12, dtype=torch.bool)
+    if padded:
+        valid[1, 7:] = False
+    keep = valid[..., None]
+    for training in (True, False):
+        ours.train(training)
+        ref.train(training)
+        xo, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+        yo = ours(xo, valid if padded else None) * keep
+        yr = ref(xr, src_key_padding_mask=~valid if padded else None) * keep
+        yo.square().sum().backward()
+        yr.square().sum().backward()
+        assert _rel(yo, yr) < 1e-6 and _rel(xo.grad, xr.grad) < 1e-6
+        for (name, po), pr in zip(ours.named_parameters(), ref.parameters(), strict=True):
+            assert _rel(po.grad, pr.grad) < 1e-6, name
+        with torch.no_grad():  # torch's inference fast path
+            assert _rel(ours(x, valid if padded else None) * keep,
+                        ref(x, src_key_padding_mask=~valid if padded else None) * keep) < 1e-5
+
+
+def test_bf16_autocast_forward_is_close_to_float32() -> None:
+    torch.manual_seed(0)
+    model = Sane(CFG.replace(n_layers=2), (64, 4, 8))
+    x, pos = _inputs()
+    valid = torch.ones(3, 12, dtype=torch.bool)
+    valid[2, 9:] = False
+    z32, y32, p32 = model(x, pos, valid)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z16, y16, p16 = model(x, pos, valid)
+    assert y16.dtype == torch.bfloat16  # the matmuls ran in bfloat16
+    for a, b in ((z16, z32), (y16, y32), (p16, p32)):
+        assert a.isfinite().all() and 0 < _rel(a.float(), b) < 0.05

@@ -221,3 +221,19 @@ def test_a_run_saved_before_the_new_fields_resumes(tiny_zoo: Path, tmp_path: Pat
     with pytest.raises(ZooError, match="different config .*recon_norm"):
         train(zoo=tiny_zoo, out=tmp_path, config=CFG.replace(epochs=3, recon_norm="all"),
               progress=False)
+
+
+def test_precision_bf16_trains_close_to_float32(tiny_zoo: Path, tmp_path: Path) -> None:
+    hist = {}
+    for precision in ("default", "bf16"):
+        train(zoo=tiny_zoo, out=tmp_path / precision, progress=False,
+              config=CFG.replace(epochs=2, precision=precision))
+        ckpt = torch.load(tmp_path / precision / "ckpt.pt", weights_only=True)
+        assert ckpt["config"]["precision"] == precision
+        hist[precision] = [(h["train_loss"], h["val_loss"]) for h in ckpt["history"]]
+    for fp32, bf16 in zip(hist["default"], hist["bf16"], strict=True):
+        for a, b in zip(fp32, bf16, strict=True):
+            assert math.isfinite(b) and b != a  # bfloat16 really ran, and trains alike
+            assert abs(b - a) < 0.1 * abs(a)
+    with pytest.raises(ZooError, match="precision"):
+        SaneConfig(precision="fp16")
