@@ -315,7 +315,9 @@ class SaneWindows(torch.utils.data.Dataset):
                 and float(torch.rand(1, generator=g)) < cfg.permutation_prob
             ):
                 perm = random_permutation(ad.perm, generator=g)
-                index = torch.cat([perm, pad_ext])[index]
+                # index_select on the flat index: the values of ``[...][index]``, ~2x faster
+                index = torch.cat([perm, pad_ext]).index_select(0, index.reshape(-1)).view(
+                    index.shape)
             clean = gather_window(flat, index, win["mask"], ad.mean, ad.std)
             if cfg.token_norm:
                 clean = token_standardize(clean, win["mask"])[0]
