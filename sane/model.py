@@ -73,7 +73,8 @@ class EncoderLayer(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
         super().__init__()
-        # registered in nn.TransformerEncoderLayer's order: same init draws, same keys
+        # registered in nn.TransformerEncoderLayer's order: same init draws, same keys;
+        # self_attn only holds the parameters (in_proj_*, out_proj), its forward is not used
         self.self_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
         self.linear1 = nn.Linear(d_model, 4 * d_model)
         self.dropout = nn.Dropout(dropout)
