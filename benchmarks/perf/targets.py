@@ -33,7 +33,9 @@ TRIED = {
         "(~3%) and a data pipeline with permutations (~10 vs 3 ms a batch) are work the "
         "baseline does not do. Cheaper FLOPs: precision=bf16 (option, not the default; bfloat16 "
         "autocast, attention as bf16 matmuls around a float32 softmax; bf16 gemm ~4.4x the "
-        "float32 peak on this avx512_bf16 CPU) reaches ~2x (1.95-1.99x; step alone 2.6x)"),
+        "float32 peak on this avx512_bf16 CPU) reaches ~2x (1.95-1.99x; step alone 2.6x); "
+        "20 epochs at lr 1e-3 on a 64-model zoo ended at val recon 0.6599 vs 0.6603 in float32 "
+        "(one seed; downstream probes not measured)"),
 }
 
 
