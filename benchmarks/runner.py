@@ -88,6 +88,7 @@ from benchmarks.scoring import (
     sample_bootstrap,
     score_predictions,
 )
+from benchmarks.splits import task_rows, view_key
 from benchmarks.tasks.metadata import TaskMetadata
 from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
 from modelzoo.storage.manifest import Manifest
@@ -508,10 +509,11 @@ def evaluate(
         z = _Zoo(zoo_path, str(data_dir) if data_dir is not None else None)
     if suite is not None:
         todo = tasks_for_zoo(todo, {t.zoo.name for t in task_list}, z.manifest.name, say)
-    applicable = []
+    applicable, views = [], {}
     for t in todo:
         try:
-            check_applicable(t, z)
+            views[t.name] = task_rows(t, z)  # one architecture / source, or leave-one-out
+            check_applicable(t, views[t.name])
         except TaskNotApplicableError as e:
             if suite is None:
                 raise
@@ -535,20 +537,21 @@ def evaluate(
             if callable(getattr(m, "setup", None)):
                 m.setup(zoo=zoo_path, manifest=z.manifest, seed=seed,
                         workdir=work / f"{m.name}-seed{seed}")
-            feature_cache: dict[str, np.ndarray] = {}
+            feature_caches: dict[str, dict[str, np.ndarray]] = {}
             for t in todo:
+                zt, feature_cache = views[t.name], feature_caches.setdefault(view_key(t), {})
                 t0 = time.perf_counter()
                 sink: dict[str, Any] | None = {"seed": seed} if save_predictions else None
                 kept: dict[str, Any] = {}
                 raw[t.name].append(kept)
                 if t.is_property:
-                    scores, det = _property_seed(t, m, z, seed, feature_cache, sink, kept)
+                    scores, det = _property_seed(t, m, zt, seed, feature_cache, sink, kept)
                 elif t.type == "initialization":
-                    test, curve, det = _init_seed(t, m, z, seed, sink, kept)
+                    test, curve, det = _init_seed(t, m, zt, seed, sink, kept)
                     scores = {"test": test}
                     curves[t.name].append(curve)
                 else:
-                    test, det = _generation_seed(t, m, z, seed, sink, kept)
+                    test, det = _generation_seed(t, m, zt, seed, sink, kept)
                     scores = {"test": test}
                 if sink is not None:
                     items[t.name].append(sink)

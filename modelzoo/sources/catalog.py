@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -35,6 +36,27 @@ def read_digits() -> RawSource:
     )
 
 
+def _derived_digits(transform: Callable[[np.ndarray], np.ndarray], what: str) -> RawSource:
+    """Digits with ``transform`` applied to the uint8 images (labels and pool unchanged)."""
+    base = read_digits()
+    x, y = base.pools["train"]
+    return RawSource(
+        pools={"train": (np.ascontiguousarray(transform(x)), y)},
+        origin=f"{base.origin}, {what}",
+        scale=base.scale,
+    )
+
+
+def read_digits_transposed() -> RawSource:
+    """Bundled digits with every image transposed (rows <-> columns)."""
+    return _derived_digits(lambda x: x.transpose(0, 1, 3, 2), "transposed")
+
+
+def read_digits_inverted() -> RawSource:
+    """Bundled digits with inverted intensities (``16 - x``: dark strokes on white)."""
+    return _derived_digits(lambda x: (16 - x).astype(np.uint8), "inverted (16 - x)")
+
+
 _MNIST_NAMES = tuple(n for pair in MNIST_FILES.values() for n in pair)
 
 _SPECS = [
@@ -45,6 +67,26 @@ _SPECS = [
         in_shape=(1, 8, 8),
         url="https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
         bundled=read_digits,
+        partition="stratified",
+    ),
+    # derived from digits: same images, labels and (stratified) partition, a different input
+    # distribution; each has its own fingerprint (the name and the transformed pixels enter it)
+    SourceSpec(
+        name="digits_transposed",
+        description="scikit-learn 8x8 digits, every image transposed (derived, bundled)",
+        num_classes=10,
+        in_shape=(1, 8, 8),
+        url="https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
+        bundled=read_digits_transposed,
+        partition="stratified",
+    ),
+    SourceSpec(
+        name="digits_inverted",
+        description="scikit-learn 8x8 digits with inverted intensities (derived, bundled)",
+        num_classes=10,
+        in_shape=(1, 8, 8),
+        url="https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
+        bundled=read_digits_inverted,
         partition="stratified",
     ),
     SourceSpec(
