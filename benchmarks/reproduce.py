@@ -131,7 +131,8 @@ def reproduce(
     """Build the zoos, train SANE, run every method and write the tables; return the report.
 
     Args:
-        suite: a suite with a recorded reproduction (see :data:`REPRODUCTIONS`).
+        suite: a suite with a recorded reproduction (see :data:`REPRODUCTIONS`), or
+            ``digits-hetero-v1`` (:mod:`benchmarks.reproduce_hetero`).
         out: working folder (zoos/, sane/, results/, report.md); rerun to resume.
         quick: the smaller variant (unpinned zoos; marked in the report).
         seeds: seeds per method (default: the reproduction's, 1 with ``quick``).
@@ -145,9 +146,14 @@ def reproduce(
     from modelzoo.cli_publish import build_recipe_file
     from sane import SaneConfig, train
 
+    if suite == "digits-hetero-v1":  # several SANE runs and zoos: its own pipeline
+        from benchmarks.reproduce_hetero import reproduce_hetero
+
+        return reproduce_hetero(out=out, quick=quick, seeds=seeds, methods=methods,
+                                progress=progress)
     if suite not in REPRODUCTIONS:
         raise BenchmarkError(f"no reproduction recorded for suite {suite!r}; "
-                         f"choose from {', '.join(REPRODUCTIONS)}")
+                         f"choose from {', '.join(REPRODUCTIONS)}, digits-hetero-v1")
     rep = REPRODUCTIONS[suite]
     SUITES.get(suite)  # the suite itself must be registered
     chosen = tuple(methods or rep.methods)

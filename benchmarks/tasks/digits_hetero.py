@@ -3,8 +3,10 @@
 Property tasks pooled over the whole zoo and per architecture; leave-one-architecture-out and
 leave-one-source-out (head fitted and selected on the other groups' train / validation models,
 scored on the held-out group's test models; :mod:`benchmarks.splits`); generation and
-initialization per architecture (its digits-trained models). Names: ``digits-hetero-<what>``,
-``digits-hetero-<arch>-<what>``, ``digits-hetero-loao-<arch>-<what>``,
+initialization per architecture, on digits (the weight providers and SANE draw from the
+architecture's models of both sources; generation percentiles are against that architecture's
+test models of both sources, each at its own source's test accuracy). Names:
+``digits-hetero-<what>``, ``digits-hetero-<arch>-<what>``, ``digits-hetero-loao-<arch>-<what>``,
 ``digits-hetero-loso-<source>-<what>`` and ``digits-hetero-<arch>-loso-<source>-<what>``.
 """
 
@@ -63,16 +65,17 @@ GENERATIVE = tuple(
     register_task(t) for a in ARCHITECTURES for t in (
         TaskMetadata(
             name=f"digits-hetero-{a}-generation", type="generation", zoo=DIGITS_HETERO,
-            target="weights", rows=RowFilter(architecture=a, source="digits"),
-            description=f"Zero-shot accuracy of generated {a} weights on digits as "
-            f"percentiles of the zoo's digits-trained {a} test models, novel samples only.",
+            target="weights", rows=RowFilter(architecture=a),
+            description=f"Zero-shot accuracy on digits of generated {a} weights as "
+            f"percentiles of the zoo's {a} test models, novel samples only.",
             metrics=("novel_percentile", "zero_shot_accuracy", "percentile", "novelty",
                      "novel_fraction"),
             main_score="novel_percentile",
-            finetune=FinetuneSpec(source=None, epochs=0, n_models=8, novelty_threshold=0.1)),
+            finetune=FinetuneSpec(source="digits", epochs=0, n_models=8,
+                                  novelty_threshold=0.1)),
         TaskMetadata(
             name=f"digits-hetero-{a}-init", type="initialization", zoo=DIGITS_HETERO,
-            target="weights", rows=RowFilter(architecture=a, source="digits"),
+            target="weights", rows=RowFilter(architecture=a),
             description=f"Fine-tune {a} initialised from the method's weights on digits; area "
             "under the test-accuracy-per-epoch curve.",
             metrics=("auc", "final_accuracy", "zero_shot_accuracy"), main_score="auc",
