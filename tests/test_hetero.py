@@ -226,3 +226,36 @@ def test_padded_weight_stats_score_pooled_and_leave_one_out_tasks(mini_hetero: P
                    seeds=1, allow_unpinned=True)
     assert [r.task.name for r in res] == ["pooled", "loao"]
     assert all(r.main_score.ci is not None for r in res)
+
+
+def test_sane_windows_of_mixed_architectures_mask_their_padding(mini_hetero: Path) -> None:
+    """One token size for both architectures: the MLP's short neurons are padded, the mask
+    marks exactly its real weights, and the masked loss ignores whatever the padding holds."""
+    from sane import SaneConfig
+    from sane.data import SaneWindows, ZooRows, arch_data
+    from sane.loss import masked_mse
+
+    cfg = SaneConfig(token_size=289, window_size=93, normalize="none", loss_norm="batch",
+                     recon_norm="real")
+    rows = ZooRows(mini_hetero, "train")
+    manifest = read_manifest(mini_hetero)
+    ds = SaneWindows(rows, arch_data(manifest, cfg, None), cfg, seed=0, augment=False)
+    seen = set()
+    for i in range(len(rows)):
+        arch = rows.meta[i]["architecture"]
+        if arch in seen:
+            continue
+        seen.add(arch)
+        item = ds[i]
+        n_params = manifest.architectures[arch].n_params
+        assert int(item["mask"].sum()) == n_params  # the window covers the whole model
+        assert torch.all(item["t1"][~item["mask"]] == 0)
+        out = item["t1"] + 0.5 * item["mask"]  # error 0.5 on every real weight
+        garbage = out.clone()
+        garbage[~item["mask"]] = 1e3
+        a = masked_mse(out[None], item["t1"][None], item["mask"][None], norm="batch",
+                       over="real", valid=item["valid"][None])
+        b = masked_mse(garbage[None], item["t1"][None], item["mask"][None], norm="batch",
+                       over="real", valid=item["valid"][None])
+        assert torch.allclose(a, b)
+    assert seen == {"mlp", "cnn_s"}
