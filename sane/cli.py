@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import json
 import re
 import typing
@@ -11,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic.fields import FieldInfo
 
 from modelzoo.clickutil import ZooGroup
 from sane.config import SaneConfig
@@ -32,20 +31,9 @@ def main() -> None:
 _NOT_GENERATED = ("epochs_range", "erase_scale", "erase_ratio")
 
 
-def _field_help() -> dict[str, str]:
-    """Per-field help text from the ``Attributes:`` section of SaneConfig's docstring."""
-    doc = inspect.getdoc(SaneConfig) or ""
-    out: dict[str, str] = {}
-    name = None
-    for line in doc.split("Attributes:", 1)[-1].splitlines():
-        m = re.match(r"^    (\w+): (.*)$", line)
-        if m:
-            name = m.group(1)
-            out[name] = m.group(2).strip()
-        elif name and line.startswith("        "):
-            out[name] += " " + line.strip()
-    # plain text for the terminal: ``x`` -> x, :func:`sane.sample` -> sane.sample
-    return {k: re.sub(r":\w+:`([^`]*)`", r"\1", v).replace("``", "") for k, v in out.items()}
+def _plain(text: str | None) -> str:
+    """Docstring markup as terminal text: ``x`` -> x, :func:`sane.sample` -> sane.sample."""
+    return re.sub(r":\w+:`([^`]*)`", r"\1", " ".join((text or "").split())).replace("``", "")
 
 
 class _OptionalFloat(click.ParamType):
@@ -64,37 +52,50 @@ class _OptionalFloat(click.ParamType):
             self.fail(f"{value!r} is not a number or 'none'", param, ctx)
 
 
-def _option_type(hint: Any) -> Any:
-    """click type for a SaneConfig field's type hint (None: no option)."""
-    if hint in (int, float, str):
-        return hint
+def _option_type(field: FieldInfo) -> Any:
+    """click type of a SaneConfig field: its range (``ge``/``gt``/``le`` of the field) for
+    numbers, its choices for Literals (None: no option)."""
+    hint = field.annotation
+    if hint in (int, float):
+        bounds: dict[str, Any] = {}
+        for m in field.metadata:
+            for key, arg in (("ge", "min"), ("gt", "min"), ("le", "max")):
+                if getattr(m, key, None) is not None:
+                    bounds[arg] = getattr(m, key)
+                    bounds["min_open"] = bounds.get("min_open", False) or key == "gt"
+        if not bounds:
+            return hint
+        rng = click.IntRange if hint is int else click.FloatRange
+        if hint is int:
+            bounds.pop("min_open", None)
+        return rng(**bounds)
+    if hint is str:
+        return str
     if typing.get_origin(hint) is typing.Literal:
         return click.Choice([str(a) for a in typing.get_args(hint)])
-    args = set(typing.get_args(hint))
-    if args == {float, type(None)}:
+    args = typing.get_args(hint)
+    if len(args) == 2 and type(None) in args:
         return _OptionalFloat()
     return None
 
 
 def _override_options(fn: Any) -> Any:
     """One option per SaneConfig field (``--d-model``, ``--recon-norm`` ...), generated from
-    the dataclass, so new config fields reach ``sane train`` without CLI changes."""
-    hints = typing.get_type_hints(SaneConfig)
-    helps = _field_help()
-    for f in reversed(dataclasses.fields(SaneConfig)):
-        if f.name in _NOT_GENERATED:
+    the model's fields (type, range, description, default), so new config fields reach
+    ``sane train`` without CLI changes."""
+    for name, field in reversed(SaneConfig.model_fields.items()):
+        if name in _NOT_GENERATED:
             continue
-        flag = f"--{f.name.replace('_', '-')}"
-        help_ = helps.get(f.name, "") + f" [config default: {f.default!r}]"
-        hint = hints[f.name]
-        if hint is bool:
-            fn = click.option(f"{flag}/--no-{f.name.replace('_', '-')}", f.name, default=None,
+        flag = f"--{name.replace('_', '-')}"
+        help_ = _plain(field.description) + f" [config default: {field.default!r}]"
+        if field.annotation is bool:
+            fn = click.option(f"{flag}/--no-{name.replace('_', '-')}", name, default=None,
                               help=help_)(fn)
             continue
-        typ = _option_type(hint)
+        typ = _option_type(field)
         if typ is None:  # pragma: no cover - every other field type is handled above
-            raise TypeError(f"no CLI type for SaneConfig.{f.name}: {hint!r}")
-        fn = click.option(flag, f.name, type=typ, default=None, help=help_)(fn)
+            raise TypeError(f"no CLI type for SaneConfig.{name}: {field.annotation!r}")
+        fn = click.option(flag, name, type=typ, default=None, help=help_)(fn)
     return fn
 
 

@@ -1,15 +1,24 @@
-"""Typed SANE configuration (one dataclass; YAML in, plain dict out)."""
+"""Typed SANE configuration: one pydantic model (YAML in, plain dict out), whose fields are
+also the ``sane train`` options."""
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from modelzoo.device import resolve_device
 from modelzoo.errors import ZooError
 
 __all__ = ["SaneConfig", "config_for_zoo", "resolve_device"]
@@ -19,10 +28,27 @@ LossNorm = Literal["none", "batch"]
 ReconNorm = Literal["real", "all"]
 LrSchedule = Literal["cosine", "onecycle"]
 KdeMode = Literal["joint", "token", "individual"]
+PosInt = Annotated[StrictInt, Field(ge=1)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+PosFloat = Annotated[float, Field(gt=0.0)]
+NonNegFloat = Annotated[float, Field(ge=0.0)]
 
 
-@dataclass
-class SaneConfig:
+def _explain(e: ValidationError) -> str:
+    """One line per invalid field, unknown keys listed with the known ones."""
+    unknown = sorted(str(err["loc"][0]) for err in e.errors() if err["type"] == "extra_forbidden")
+    if unknown:
+        return (f"unknown SANE config key(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(SaneConfig.model_fields))}")
+    parts = []
+    for err in e.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        where = ".".join(str(x) for x in err["loc"])
+        parts.append(f"{where}: {msg} (got {err['input']!r})" if where else msg)
+    return "invalid SANE config: " + "; ".join(parts)
+
+
+class SaneConfig(BaseModel):
     """Hyperparameters of a SANE model, its training and its augmentations.
 
     Defaults follow SANE / MultiZoo-SANE where they apply (gamma 0.05, temperature 0.1,
@@ -36,165 +62,148 @@ class SaneConfig:
     an aligned zoo (``zoo align``; SANE's shipped configs train on canonical views),
     ``sample_mode="individual"`` with ``sample_bandwidth=0.2``.
 
-    Attributes:
-        d_model: transformer width (even, divisible by ``n_heads``).
-        n_heads: attention heads.
-        n_layers: transformer layers of the encoder and of the decoder each.
-        latent_dim: size of each latent token (compression of ``d_model``).
-        token_size: weights per token (fixed per SANE model, shared by all architectures).
-        window_size: tokens per training window (SANE trains on random windows).
-        projection_dim: output size of the contrastive projection head.
-        dropout: dropout in the transformers.
-        gamma: loss = gamma * NT-Xent + (1 - gamma) * masked reconstruction MSE.
-        temperature: NT-Xent temperature.
-        lr: peak learning rate.
-        lr_schedule: ``"cosine"``: linear warm-up over ``warmup_frac`` of the steps, then cosine
-            decay to ``lr * min_lr_ratio``; ``"onecycle"``: SANE's ``OneCycleLR`` (start at
-            ``lr / 25``, cosine up to ``lr`` at 30% of the steps, cosine down to
-            ``lr / 25 / 1e4``; ``min_lr_ratio`` and ``warmup_frac`` are not used).
-        min_lr_ratio: final learning rate as a fraction of ``lr`` (``cosine``).
-        warmup_frac: fraction of all steps spent warming up (``cosine``).
-        weight_decay: AdamW weight decay.
-        decay_2d_only: apply ``weight_decay`` to parameters with >= 2 dimensions only (matrices
-            and embeddings; not biases, LayerNorm gains), as SANE / nanoGPT do.
-        grad_clip: gradient-norm clip (None or 0: no clipping, as in SANE).
-        drop_last: drop the last, partial training batch of an epoch (SANE), so that every
-            contrastive step sees ``batch_size`` models.
-        epochs: training epochs.
-        batch_size: models (windows) per step.
-        seed: seed of everything random (data order, windows, augmentations, init).
-        device: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda[:i]"``.
-        num_workers: DataLoader worker processes (results do not depend on it).
-        epochs_range: inclusive ``[first, last]`` checkpoint epochs to train on (None: all).
-        normalize: ``"layer"``: per-layer standardisation fitted on the train split (SANE);
-            ``"none"``: raw weights (use with ``loss_norm="batch"`` for heterogeneous zoos).
-        loss_norm: ``"batch"``: standardise target and reconstruction by the target's masked
-            mean/std before the MSE (MultiZoo-SANE masked loss normalisation); ``"none"``.
-        recon_norm: what the reconstruction MSE averages over: ``"real"``: the real weights only
-            (padding ignored); ``"all"``: every token entry of the valid tokens, padding
-            included (SANE; padding targets are zero, so the MSE is the real weights' squared
-            error divided by all entries, and the same ``gamma`` weighs the contrastive term
-            more when tokens carry much padding).
-        permutation_prob: probability that a view is a random neuron permutation.
-        view1_canonical: keep the first view un-permuted (SANE ``view_1_canon``).
-        noise_prob: probability of adding Gaussian noise to a view.
-        noise_sigma: noise scale.
-        noise_multiplicative: ``w * (1 + sigma*eps)`` instead of ``w + sigma*eps``.
-        erase_prob: probability of random erasing on a view.
-        erase_scale: erased area range (fraction of the window).
-        erase_ratio: erased rectangle aspect ratio range.
-        denoise: reconstruct the clean (permuted) window instead of the augmented input (SANE
-            reconstructs its augmented input: False).
-        halo: context tokens on each side of a window when embedding/decoding whole sequences
-            (-1: ``window_size // 8``).
-        sample_mode: default KDE mode of :func:`sane.sample`: ``"joint"`` (one KDE over whole
-            latent sequences), ``"token"`` (one per token position) or ``"individual"`` (one
-            per latent scalar); SANE's sampler defaults to ``individual``.
-        sample_bandwidth: default KDE bandwidth of :func:`sane.sample` (SANE: 0.2).
+    Each field is documented where it is declared; ``sane train --help`` shows the same text
+    (one option per field). Invalid values raise a :class:`~modelzoo.errors.ZooError` naming
+    the field.
     """
 
-    d_model: int = 128
-    n_heads: int = 4
-    n_layers: int = 2
-    latent_dim: int = 16
-    token_size: int = 64
-    window_size: int = 64
-    projection_dim: int = 30
-    dropout: float = 0.0
-    gamma: float = 0.05
-    temperature: float = 0.1
-    lr: float = 1e-4
+    d_model: PosInt = 128
+    """Transformer width (even, divisible by ``n_heads``)."""
+    n_heads: PosInt = 4
+    """Attention heads."""
+    n_layers: PosInt = 2
+    """Transformer layers of the encoder and of the decoder each."""
+    latent_dim: PosInt = 16
+    """Size of each latent token (compression of ``d_model``)."""
+    token_size: PosInt = 64
+    """Weights per token (fixed per SANE model, shared by all architectures)."""
+    window_size: PosInt = 64
+    """Tokens per training window (SANE trains on random windows)."""
+    projection_dim: PosInt = 30
+    """Output size of the contrastive projection head."""
+    dropout: Fraction = 0.0
+    """Dropout in the transformers."""
+    gamma: Fraction = 0.05
+    """Loss = gamma * NT-Xent + (1 - gamma) * masked reconstruction MSE."""
+    temperature: PosFloat = 0.1
+    """NT-Xent temperature."""
+    lr: PosFloat = 1e-4
+    """Peak learning rate."""
     lr_schedule: LrSchedule = "cosine"
-    min_lr_ratio: float = 0.1
-    warmup_frac: float = 0.05
-    weight_decay: float = 3e-9
-    decay_2d_only: bool = False
-    grad_clip: float | None = 1.0
-    drop_last: bool = False
-    epochs: int = 30
-    batch_size: int = 32
-    seed: int = 0
+    """``"cosine"``: linear warm-up over ``warmup_frac`` of the steps, then cosine decay to ``lr *
+    min_lr_ratio``; ``"onecycle"``: SANE's ``OneCycleLR`` (start at ``lr / 25``, cosine up to
+    ``lr`` at 30% of the steps, cosine down to ``lr / 25 / 1e4``; ``min_lr_ratio`` and
+    ``warmup_frac`` are not used).
+    """
+    min_lr_ratio: Fraction = 0.1
+    """Final learning rate as a fraction of ``lr`` (``cosine``)."""
+    warmup_frac: Fraction = 0.05
+    """Fraction of all steps spent warming up (``cosine``)."""
+    weight_decay: NonNegFloat = 3e-9
+    """AdamW weight decay."""
+    decay_2d_only: StrictBool = False
+    """Apply ``weight_decay`` to parameters with >= 2 dimensions only (matrices and embeddings; not
+    biases, LayerNorm gains), as SANE / nanoGPT do.
+    """
+    grad_clip: NonNegFloat | None = 1.0
+    """Gradient-norm clip (None or 0: no clipping, as in SANE)."""
+    drop_last: StrictBool = False
+    """Drop the last, partial training batch of an epoch (SANE), so that every contrastive step sees
+    ``batch_size`` models.
+    """
+    epochs: PosInt = 30
+    """Training epochs."""
+    batch_size: PosInt = 32
+    """Models (windows) per step."""
+    seed: StrictInt = 0
+    """Seed of everything random (data order, windows, augmentations, init)."""
     device: str = "auto"
-    num_workers: int = 0
-    epochs_range: tuple[int, int] | None = None
+    """``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda[:i]"``."""
+    num_workers: Annotated[StrictInt, Field(ge=0)] = 0
+    """DataLoader worker processes (results do not depend on it)."""
+    epochs_range: tuple[StrictInt, StrictInt] | None = None
+    """Inclusive ``[first, last]`` checkpoint epochs to train on (None: all)."""
     normalize: Normalize = "layer"
+    """``"layer"``: per-layer standardisation fitted on the train split (SANE); ``"none"``: raw
+    weights (use with ``loss_norm="batch"`` for heterogeneous zoos).
+    """
     loss_norm: LossNorm = "none"
+    """``"batch"``: standardise target and reconstruction by the target's masked mean/std before the
+    MSE (MultiZoo-SANE masked loss normalisation); ``"none"``.
+    """
     recon_norm: ReconNorm = "real"
-    permutation_prob: float = 1.0
-    view1_canonical: bool = True
-    noise_prob: float = 1.0
-    noise_sigma: float = 0.1
-    noise_multiplicative: bool = True
-    erase_prob: float = 0.0
+    """What the reconstruction MSE averages over: ``"real"``: the real weights only (padding
+    ignored); ``"all"``: every token entry of the valid tokens, padding included (SANE; padding
+    targets are zero, so the MSE is the real weights' squared error divided by all entries, and
+    the same ``gamma`` weighs the contrastive term more when tokens carry much padding).
+    """
+    permutation_prob: Fraction = 1.0
+    """Probability that a view is a random neuron permutation."""
+    view1_canonical: StrictBool = True
+    """Keep the first view un-permuted (SANE ``view_1_canon``)."""
+    noise_prob: Fraction = 1.0
+    """Probability of adding Gaussian noise to a view."""
+    noise_sigma: NonNegFloat = 0.1
+    """Noise scale."""
+    noise_multiplicative: StrictBool = True
+    """``w * (1 + sigma*eps)`` instead of ``w + sigma*eps``."""
+    erase_prob: Fraction = 0.0
+    """Probability of random erasing on a view."""
     erase_scale: tuple[float, float] = (0.02, 0.33)
+    """Erased area range (fraction of the window)."""
     erase_ratio: tuple[float, float] = (0.3, 3.3)
-    denoise: bool = False
-    halo: int = -1
+    """Erased rectangle aspect ratio range."""
+    denoise: StrictBool = False
+    """Reconstruct the clean (permuted) window instead of the augmented input (SANE reconstructs its
+    augmented input: False).
+    """
+    halo: Annotated[StrictInt, Field(ge=-1)] = -1
+    """Context tokens on each side of a window when embedding/decoding whole sequences (-1:
+    ``window_size // 8``).
+    """
     sample_mode: KdeMode = "joint"
-    sample_bandwidth: float = 0.05
+    """Default KDE mode of :func:`sane.sample`: ``"joint"`` (one KDE over whole latent sequences),
+    ``"token"`` (one per token position) or ``"individual"`` (one per latent scalar); SANE's
+    sampler defaults to ``individual``.
+    """
+    sample_bandwidth: PosFloat = 0.05
+    """Default KDE bandwidth of :func:`sane.sample` (SANE: 0.2)."""
+    token_norm: StrictBool = False
+    """Standardise every token by the mean/std of its own real entries (after ``normalize``;
+    padding stays 0) so tokens of differently scaled architectures share one scale. Our reading
+    of MultiZoo-SANE's per-token normalisation (its code standardises the loss with masked batch
+    statistics: ``loss_norm="batch"``). Sampling de-normalises decoded tokens with the anchors'
+    mean per-token statistics.
+    """
+    arch_embedding: StrictBool = False
+    """Add a learned embedding of the architecture (its key in the training zoo; the id table is
+    saved with the checkpoint) to every token in the encoder and the decoder (architecture-aware
+    positions for heterogeneous zoos).
+    """
 
-    def __post_init__(self) -> None:
-        for name in ("epochs_range", "erase_scale", "erase_ratio"):
-            v = getattr(self, name)
-            if isinstance(v, list):
-                setattr(self, name, tuple(v))
-        self.validate()
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
-    def validate(self) -> None:
-        """Raise a ZooError naming the first invalid field."""
-        positive = ("d_model", "n_heads", "n_layers", "latent_dim", "token_size",
-                    "window_size", "projection_dim", "epochs", "batch_size")
-        for name in positive:
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ZooError(f"config: {name} must be a positive integer, not {v!r}")
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise ZooError(_explain(e)) from None
+
+    @field_validator("epochs_range")
+    @classmethod
+    def _ordered(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and v[0] > v[1]:
+            raise ValueError("must be [first, last] with first <= last")
+        return v
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> SaneConfig:
         if self.d_model % self.n_heads or self.d_model % 2:
-            raise ZooError(
-                f"config: d_model ({self.d_model}) must be even and divisible by n_heads "
+            raise ValueError(
+                f"d_model ({self.d_model}) must be even and divisible by n_heads "
                 f"({self.n_heads})"
             )
-        for name in ("gamma", "dropout", "permutation_prob", "noise_prob", "erase_prob",
-                     "warmup_frac", "min_lr_ratio"):
-            v = getattr(self, name)
-            if not 0.0 <= float(v) <= 1.0:
-                raise ZooError(f"config: {name} must be in [0, 1], not {v!r}")
-        if self.temperature <= 0 or self.lr <= 0 or self.weight_decay < 0 or self.noise_sigma < 0:
-            raise ZooError("config: temperature and lr must be > 0; weight_decay, noise_sigma >= 0")
-        if self.normalize not in ("layer", "none"):
-            raise ZooError(f"config: normalize must be 'layer' or 'none', not {self.normalize!r}")
-        if self.loss_norm not in ("none", "batch"):
-            raise ZooError(f"config: loss_norm must be 'none' or 'batch', not {self.loss_norm!r}")
-        if self.recon_norm not in ("real", "all"):
-            raise ZooError(f"config: recon_norm must be 'real' or 'all', not {self.recon_norm!r}")
-        if self.lr_schedule not in ("cosine", "onecycle"):
-            raise ZooError(
-                f"config: lr_schedule must be 'cosine' or 'onecycle', not {self.lr_schedule!r}"
-            )
-        if self.grad_clip is not None and (
-            isinstance(self.grad_clip, bool) or not self.grad_clip >= 0
-        ):
-            raise ZooError(
-                f"config: grad_clip must be a number >= 0, or None for no clipping, "
-                f"not {self.grad_clip!r}"
-            )
-        for name in ("decay_2d_only", "drop_last", "view1_canonical", "noise_multiplicative",
-                     "denoise"):
-            if not isinstance(getattr(self, name), bool):
-                raise ZooError(f"config: {name} must be true or false, not "
-                               f"{getattr(self, name)!r}")
-        if self.epochs_range is not None:
-            if len(self.epochs_range) != 2 or self.epochs_range[0] > self.epochs_range[1]:
-                raise ZooError(
-                    f"config: epochs_range must be [first, last] with first <= last, "
-                    f"not {self.epochs_range!r}"
-                )
-        if self.sample_mode not in ("joint", "token", "individual"):
-            raise ZooError(f"config: sample_mode must be 'joint', 'token' or 'individual', "
-                           f"not {self.sample_mode!r}")
-        if not self.sample_bandwidth > 0:
-            raise ZooError(f"config: sample_bandwidth must be > 0, not {self.sample_bandwidth!r}")
-        if self.num_workers < 0:
-            raise ZooError("config: num_workers must be >= 0")
+        return self
 
     @property
     def halo_size(self) -> int:
@@ -204,36 +213,13 @@ class SaneConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of primitives (safe for ``torch.load(weights_only=True)`` and YAML)."""
-        d = dataclasses.asdict(self)
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        return d
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SaneConfig:
-        """Build from a dict; unknown keys are an error (with the known ones listed)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ZooError(
-                f"unknown SANE config key(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
-        hints = typing.get_type_hints(cls)
-        fixed = dict(data)
-        for k, v in data.items():
-            # YAML 1.1 reads "1e-3" as a string: accept numbers written that way
-            num = hints[k] is float or (hints[k] == float | None and v is not None)
-            if num and isinstance(v, str | int) and not isinstance(v, bool):
-                try:
-                    fixed[k] = float(v)
-                except ValueError:
-                    raise ZooError(f"config: {k} must be a number, not {v!r}") from None
-        try:
-            return cls(**fixed)
-        except TypeError as e:
-            raise ZooError(f"invalid SANE config: {e}") from None
+        """Build from a dict (a YAML file's, a checkpoint's); unknown keys are an error, missing
+        ones take their defaults, numbers written as strings (YAML 1.1 ``1e-3``) are read."""
+        return cls(**data)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SaneConfig:
@@ -249,24 +235,11 @@ class SaneConfig:
 
     def replace(self, **changes: Any) -> SaneConfig:
         """A copy with some fields changed (validated)."""
-        return dataclasses.replace(self, **changes)
+        return type(self)(**{**self.model_dump(), **changes})
 
     def resolved_device(self) -> str:
         """The torch device string this config runs on."""
-        return resolve_device(self.device)
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; checks that CUDA exists if asked."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ZooError(f"device {device!r} requested but CUDA is not available: use --device cpu")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ZooError(f"unknown device {device!r}: use auto, cpu or cuda[:i]")
-    return device
+        return str(resolve_device(self.device))
 
 
 #: Settings of :func:`config_for_zoo` (chosen on validation models only; the numbers are in

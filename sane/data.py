@@ -35,7 +35,7 @@ from sane.augment import (
     random_permutation,
 )
 from sane.config import SaneConfig
-from sane.tokenize import Normalizer, TokenPlan, plan_tokens
+from sane.tokenize import Normalizer, TokenPlan, plan_tokens, token_standardize
 
 __all__ = [
     "META_COLUMNS",
@@ -189,14 +189,17 @@ class _ArchData:
     mean: torch.Tensor | None  # per-element normalisation, None: no normalisation
     std: torch.Tensor | None
     perm: PermutationSpec | None
+    arch_id: int = 0  # row of the architecture embedding (config.arch_embedding)
 
 
 def arch_data(
     manifest: Manifest,
     config: SaneConfig,
     normalizer: Normalizer | None,
+    arch_ids: Sequence[str] = (),
 ) -> dict[str, _ArchData]:
-    """Per-architecture plan, normalisation vectors and permutation spec."""
+    """Per-architecture plan, normalisation vectors, permutation spec and id (its index in
+    ``arch_ids``; 0 when absent)."""
     plans = token_plans(manifest, config.token_size)
     perms = permutation_specs(manifest)
     out = {}
@@ -204,7 +207,8 @@ def arch_data(
         mean = std = None
         if normalizer is not None and key in normalizer.stats:
             mean, std = normalizer.vectors(key, entry.layout)
-        out[key] = _ArchData(plans[key], mean, std, perms[key])
+        aid = list(arch_ids).index(key) if key in arch_ids else 0
+        out[key] = _ArchData(plans[key], mean, std, perms[key], aid)
     return out
 
 
@@ -243,7 +247,8 @@ class SaneWindows(torch.utils.data.Dataset):
     """Two augmented views of one random token window per zoo row.
 
     Items are dicts of tensors: ``x1``/``x2`` (inputs ``[W, S]``), ``t1``/``t2`` (reconstruction
-    targets), ``mask`` ``[W, S]``, ``pos`` ``[W, 3]``, ``valid`` ``[W]``.
+    targets), ``mask`` ``[W, S]``, ``pos`` ``[W, 3]``, ``valid`` ``[W]``, and with
+    ``config.arch_embedding`` ``arch`` (the architecture id, a 0-d int64 tensor).
 
     Args:
         rows: the zoo rows.
@@ -294,6 +299,8 @@ class SaneWindows(torch.utils.data.Dataset):
         out: dict[str, torch.Tensor] = {
             "mask": win["mask"], "pos": win["pos"], "valid": win["valid"]
         }
+        if cfg.arch_embedding:
+            out["arch"] = torch.tensor(ad.arch_id, dtype=torch.int64)
         pad_ext = torch.tensor([plan.n_params])
         for v in (1, 2):
             index = win["index"]
@@ -306,6 +313,8 @@ class SaneWindows(torch.utils.data.Dataset):
                 perm = random_permutation(ad.perm, generator=g)
                 index = torch.cat([perm, pad_ext])[index]
             clean = gather_window(flat, index, win["mask"], ad.mean, ad.std)
+            if cfg.token_norm:
+                clean = token_standardize(clean, win["mask"])[0]
             x = clean
             if self.augment:
                 if cfg.noise_sigma > 0 and float(torch.rand(1, generator=g)) < cfg.noise_prob:

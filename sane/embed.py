@@ -18,23 +18,35 @@ from modelzoo.storage.atomic import ensure_dir, replace_dir, storage_error
 from modelzoo.storage.schema import SPLITS
 from sane.data import ZooRows, gather_window
 from sane.run import SaneRun, encode_sequences, load_run
-from sane.tokenize import TokenPlan
+from sane.tokenize import TokenPlan, token_standardize
 
-__all__ = ["embed", "sequence_tokens"]
+__all__ = ["embed", "layer_tokens", "sequence_tokens"]
 
 #: Row columns copied next to each embedding.
 KEEP_COLUMNS = ("model_id", "architecture", "source", "epoch", "split", "val_acc", "test_acc")
 
 
-def sequence_tokens(
+def layer_tokens(
     run: SaneRun, arch: str, flat: torch.Tensor, layout: Sequence[Any]
 ) -> tuple[torch.Tensor, TokenPlan]:
-    """Normalised full token sequence ``[T, S]`` of one flat weight vector."""
+    """Full token sequence ``[T, S]`` of one flat weight vector, per-layer normalised as the
+    run was trained (before any per-token normalisation)."""
     plan = run.plan(layout)
     mean = std = None
     if run.normalizer is not None:
         mean, std = run.normalizer.vectors(arch, layout)
     return gather_window(flat, plan.index, plan.mask, mean, std), plan
+
+
+def sequence_tokens(
+    run: SaneRun, arch: str, flat: torch.Tensor, layout: Sequence[Any]
+) -> tuple[torch.Tensor, TokenPlan]:
+    """Normalised full token sequence ``[T, S]`` of one flat weight vector: the model's input
+    (:func:`layer_tokens`, then per token standardised for runs with ``token_norm``)."""
+    tokens, plan = layer_tokens(run, arch, flat, layout)
+    if run.config.token_norm:
+        tokens = token_standardize(tokens, plan.mask)[0]
+    return tokens, plan
 
 
 def _features(latent_dim: int) -> datasets.Features:
@@ -102,14 +114,15 @@ def embed(
         bar = tqdm(total=len(rows), disable=not progress, desc=f"embed {s}", leave=False)
         for lo in range(0, len(rows), chunk):
             ids = range(lo, min(lo + chunk, len(rows)))
-            seqs, plans = [], []
+            seqs, plans, arch_ids = [], [], []
             for i in ids:
                 arch = rows.meta[i]["architecture"]
                 layout = manifest.architectures[arch].layout
                 tok, plan = sequence_tokens(r, arch, rows.weights(i), layout)
                 seqs.append(tok)
                 plans.append(plan)
-            latents = encode_sequences(r, seqs, plans, batch_size=batch_size)
+                arch_ids.append(r.arch_id(arch, layout))
+            latents = encode_sequences(r, seqs, plans, batch_size=batch_size, archs=arch_ids)
             for i, z in zip(ids, latents, strict=True):
                 meta = rows.meta[i]
                 for k in KEEP_COLUMNS:

@@ -75,9 +75,12 @@ class Sane(nn.Module):
     Args:
         config: the SANE configuration (sizes).
         max_positions: exclusive bounds of the 3-part positions (from the zoo's layouts).
+        n_architectures: size of the architecture id table (``config.arch_embedding`` only).
     """
 
-    def __init__(self, config: SaneConfig, max_positions: tuple[int, int, int]) -> None:
+    def __init__(
+        self, config: SaneConfig, max_positions: tuple[int, int, int], n_architectures: int = 0
+    ) -> None:
         super().__init__()
         c = config
         self.config = c
@@ -95,6 +98,14 @@ class Sane(nn.Module):
         for name, p in self.named_parameters():
             if name.endswith(("linear2.weight", "out_proj.weight")):
                 nn.init.normal_(p, mean=0.0, std=scale)
+        # made after the rest is initialised: every other parameter is the same with or
+        # without it (and the default model's state dict is unchanged)
+        self.arch: nn.Embedding | None = None
+        if c.arch_embedding:
+            if n_architectures < 1:
+                raise ValueError("arch_embedding needs n_architectures >= 1")
+            self.arch = nn.Embedding(n_architectures, c.d_model)
+            nn.init.normal_(self.arch.weight, mean=0.0, std=0.02)
 
     @staticmethod
     def _init(module: nn.Module) -> None:
@@ -116,12 +127,24 @@ class Sane(nn.Module):
             if module.in_proj_bias is not None:
                 nn.init.zeros_(module.in_proj_bias)
 
+    def _embed(
+        self, h: torch.Tensor, pos: torch.Tensor, arch: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Positions (and the architecture embedding) added to token features ``h``."""
+        h = self.pe(h, pos)
+        if self.arch is not None:
+            if arch is None:
+                raise ValueError("this SANE model has arch_embedding: pass arch ids [B]")
+            h = h + self.arch(arch).unsqueeze(1)
+        return self.drop(h)
+
     @staticmethod
     def _pad_mask(valid: torch.Tensor | None) -> torch.Tensor | None:
         return None if valid is None or bool(valid.all()) else ~valid
 
     def encode(
-        self, x: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor | None = None
+        self, x: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor | None = None,
+        arch: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Tokens ``[B, W, S]`` -> latent tokens ``[B, W, latent_dim]``.
 
@@ -129,24 +152,27 @@ class Sane(nn.Module):
             x: weight tokens.
             pos: positions ``[B, W, 3]``.
             valid: ``[B, W]`` bool, False for padding tokens of sequences shorter than W.
+            arch: ``[B]`` architecture ids (models with ``arch_embedding`` only).
         """
-        h = self.drop(self.pe(self.tokenizer(x), pos))
+        h = self._embed(self.tokenizer(x), pos, arch)
         h = self.encoder(h, src_key_padding_mask=self._pad_mask(valid))
         z = self.enc_comp(h)
         return z if valid is None else z * valid.unsqueeze(-1).to(z.dtype)
 
     def decode(
-        self, z: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor | None = None
+        self, z: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor | None = None,
+        arch: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Latent tokens ``[B, W, latent_dim]`` -> reconstructed tokens ``[B, W, S]``."""
-        h = self.drop(self.pe(self.dec_comp(z), pos))
+        h = self._embed(self.dec_comp(z), pos, arch)
         h = self.decoder(h, src_key_padding_mask=self._pad_mask(valid))
         return self.detokenizer(h)
 
     def forward(
-        self, x: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor | None = None
+        self, x: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor | None = None,
+        arch: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns ``(z, reconstruction, projection)``."""
-        z = self.encode(x, pos, valid)
-        y = self.decode(z, pos, valid)
+        z = self.encode(x, pos, valid, arch)
+        y = self.decode(z, pos, valid, arch)
         return z, y, self.head(z)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,11 +9,12 @@ from typing import Any
 
 import torch
 
+from modelzoo.device import autocast, resolve_device
 from modelzoo.errors import ZooError
 from modelzoo.storage import LayerSpec
 from modelzoo.storage.atomic import atomic_write_with
 from modelzoo.storage.manifest import Manifest
-from sane.config import SaneConfig, resolve_device
+from sane.config import SaneConfig
 from sane.model import Sane
 from sane.tokenize import Normalizer, TokenPlan, plan_tokens
 
@@ -71,6 +71,7 @@ class SaneRun:
         device: torch device string.
         path: the checkpoint file.
         zoo: the training zoo: ``{"name", "content_hash", "path"}``.
+        arch_ids: architecture keys by embedding id (``config.arch_embedding``; else empty).
     """
 
     model: Sane
@@ -81,6 +82,7 @@ class SaneRun:
     device: str
     path: Path
     zoo: dict[str, Any] = field(default_factory=dict)
+    arch_ids: list[str] = field(default_factory=list)
 
     def layout(self, arch: str) -> list[LayerSpec]:
         """Layout of an architecture key the run knows."""
@@ -90,6 +92,31 @@ class SaneRun:
                 f"{', '.join(sorted(self.architectures))}"
             )
         return [LayerSpec(**s) for s in self.architectures[arch]["layout"]]
+
+    def arch_id(self, key: str, layout: Sequence[LayerSpec] | None = None) -> int:
+        """Embedding id of an architecture key (0 for runs without ``arch_embedding``).
+
+        A key the run was not trained on falls back to the training architecture with the
+        same layer layout (e.g. the same network under another key in another zoo).
+
+        Raises:
+            ZooError: the run has ``arch_embedding`` and knows neither the key nor the layout.
+        """
+        if not self.config.arch_embedding:
+            return 0
+        if key in self.arch_ids:
+            return self.arch_ids.index(key)
+        if layout is not None:
+            dumped = [s.model_dump(mode="json") for s in layout]
+            same = [i for i, k in enumerate(self.arch_ids)
+                    if self.architectures.get(k, {}).get("layout") == dumped]
+            if same:
+                return same[0]
+        raise ZooError(
+            f"this SANE run embeds architectures and was trained on "
+            f"{', '.join(self.arch_ids)}, not on {key!r} (nor on its layer layout): use a run "
+            "trained on a zoo with this architecture, or one trained without arch_embedding"
+        )
 
     def plan(self, layout: Sequence[LayerSpec]) -> TokenPlan:
         """Token plan of a layout, checked against the model's position bounds."""
@@ -113,6 +140,7 @@ class SaneRun:
             where = f"zoo {manifest.name} architecture {key!r} ({entry.name})"
             try:
                 self.plan(entry.layout)
+                self.arch_id(key, entry.layout)
                 if self.normalizer is not None:
                     self.normalizer.vectors(key, entry.layout)
             except ZooError as e:
@@ -121,12 +149,6 @@ class SaneRun:
                     f"architectures {', '.join(sorted(self.architectures))}: use a run trained "
                     "on a zoo with this architecture, or train one without --run"
                 ) from None
-
-    def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """bf16 autocast on CUDA, nothing on CPU."""
-        if self.device.startswith("cuda"):
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
 
 def load_run(run: str | Path, *, device: str | None = None) -> SaneRun:
@@ -138,13 +160,14 @@ def load_run(run: str | Path, *, device: str | None = None) -> SaneRun:
     """
     ckpt = load_checkpoint(run)
     config = SaneConfig.from_dict(ckpt["config"])
-    dev = resolve_device(device) if device else config.resolved_device()
-    model = Sane(config, tuple(ckpt["max_positions"]))
+    dev = str(resolve_device(device)) if device else config.resolved_device()
+    arch_ids = [str(k) for k in ckpt.get("arch_ids") or []]
+    model = Sane(config, tuple(ckpt["max_positions"]), len(arch_ids))
     model.load_state_dict(ckpt["model"])
     model.to(dev).eval()
     norm = Normalizer.from_state_dict(ckpt["normalizer"]) if ckpt.get("normalizer") else None
     return SaneRun(model, config, norm, dict(ckpt["architectures"]), int(ckpt["epoch"]), dev,
-                   ckpt_path(run), dict(ckpt.get("zoo") or {}))
+                   ckpt_path(run), dict(ckpt.get("zoo") or {}), arch_ids)
 
 
 def sequence_windows(n_tokens: int, window: int, halo: int) -> list[tuple[int, int, int]]:
@@ -179,13 +202,15 @@ def encode_sequences(
     plans: Sequence[TokenPlan],
     *,
     batch_size: int = 64,
+    archs: Sequence[int] | None = None,
 ) -> list[torch.Tensor]:
     """Latent tokens ``[T_i, latent_dim]`` for whole token sequences ``[T_i, S]``.
 
     Long sequences are encoded window by window with halo context; windows of all sequences
-    are batched together.
+    are batched together. ``archs``: each sequence's architecture id (:meth:`SaneRun.arch_id`;
+    needed by runs with ``arch_embedding``).
     """
-    return _apply_windows(run, tokens, plans, batch_size=batch_size, decode=False)
+    return _apply_windows(run, tokens, plans, batch_size=batch_size, decode=False, archs=archs)
 
 
 def decode_sequences(
@@ -194,9 +219,11 @@ def decode_sequences(
     plans: Sequence[TokenPlan],
     *,
     batch_size: int = 64,
+    archs: Sequence[int] | None = None,
 ) -> list[torch.Tensor]:
-    """Reconstructed tokens ``[T_i, S]`` from whole latent sequences ``[T_i, latent_dim]``."""
-    return _apply_windows(run, latents, plans, batch_size=batch_size, decode=True)
+    """Reconstructed tokens ``[T_i, S]`` from whole latent sequences ``[T_i, latent_dim]``
+    (``archs`` as in :func:`encode_sequences`)."""
+    return _apply_windows(run, latents, plans, batch_size=batch_size, decode=True, archs=archs)
 
 
 @torch.no_grad()
@@ -207,8 +234,15 @@ def _apply_windows(
     *,
     batch_size: int,
     decode: bool,
+    archs: Sequence[int] | None = None,
 ) -> list[torch.Tensor]:
     cfg = run.config
+    if archs is None:
+        if cfg.arch_embedding:
+            raise ZooError("this SANE run has arch_embedding: pass archs= (SaneRun.arch_id)")
+        archs = [0] * len(seqs)
+    elif len(archs) != len(seqs):
+        raise ZooError(f"{len(archs)} architecture ids for {len(seqs)} sequences")
     w, halo = cfg.window_size, cfg.halo_size
     out_dim = cfg.token_size if decode else cfg.latent_dim
     outs = [torch.zeros(s.shape[0], out_dim) for s in seqs]
@@ -237,8 +271,10 @@ def _apply_windows(
         x = torch.stack(xs).to(dev)
         p = torch.stack(ps).to(dev)
         v = torch.stack(vs).to(dev)
-        with run.autocast():
-            y = run.model.decode(x, p, v) if decode else run.model.encode(x, p, v)
+        a = torch.tensor([archs[si] for si, *_ in batch], dtype=torch.int64, device=dev)
+        a = a if cfg.arch_embedding else None
+        with autocast(dev):
+            y = run.model.decode(x, p, v, a) if decode else run.model.encode(x, p, v, a)
         y = y.float().cpu()
         for k, (si, start, a, b) in enumerate(batch):
             outs[si][a:b] = y[k, a - start : b - start]

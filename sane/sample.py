@@ -16,6 +16,10 @@ initialised models (SANE d_model 128, 150 epochs, val recon MSE 0.006) anchors s
 0.94-0.96 test accuracy, reconstructions 0.93-0.95, ``joint`` samples 0.91-0.94 at bandwidth
 0.05 (0.47-0.63 at SANE's 0.2) and ``token`` samples chance level.
 
+Runs trained with ``token_norm`` decode standardised tokens; a new model has no per-token
+statistics of its own, so they are de-normalised with the anchors' mean per-token mean/std.
+Runs with ``arch_embedding`` encode and decode with the target architecture's id.
+
 Methods (SANE / MultiZoo-SANE):
 
 - ``kde``: ``n`` draws.
@@ -46,9 +50,9 @@ from modelzoo.storage import LayerSpec, load_flat_weights, read_manifest
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 from modelzoo.storage.manifest import Manifest
 from sane.data import ZooRows
-from sane.embed import sequence_tokens
+from sane.embed import layer_tokens
 from sane.run import SaneRun, decode_sequences, encode_sequences, load_run
-from sane.tokenize import TokenPlan, tokens_to_vector
+from sane.tokenize import TokenPlan, token_destandardize, token_standardize, tokens_to_vector
 
 __all__ = ["METHODS", "ScoreFn", "kde_sample", "load_sample", "sample"]
 
@@ -106,6 +110,10 @@ class _Target:
     kwargs: dict[str, Any]
     layout: list[LayerSpec]
     plan: TokenPlan
+    arch_id: int = 0
+    #: per-token mean/std ``[T]`` that de-normalise decoded tokens (runs with token_norm)
+    token_mean: torch.Tensor | None = None
+    token_std: torch.Tensor | None = None
 
 
 def _choose_arch(manifest: Manifest, run: SaneRun, architecture: str | None) -> str:
@@ -147,9 +155,11 @@ def _decode_models(
     run: SaneRun, target: _Target, latents: torch.Tensor, batch_size: int
 ) -> list[nn.Module]:
     toks = decode_sequences(run, list(latents), [target.plan] * len(latents),
-                            batch_size=batch_size)
+                            batch_size=batch_size, archs=[target.arch_id] * len(latents))
     models = []
     for tok in toks:
+        if target.token_mean is not None and target.token_std is not None:
+            tok = token_destandardize(tok, target.plan.mask, target.token_mean, target.token_std)
         vec = tokens_to_vector(tok, target.layout)
         if run.normalizer is not None:
             vec = run.normalizer.denormalize(vec, target.key, target.layout)
@@ -256,10 +266,18 @@ def sample(
     for col in ("activation", "dropout"):  # per-row hyperparameters of the best anchor
         if rows.meta[idx[0]].get(col) is not None:
             kwargs[col] = rows.meta[idx[0]][col]
-    target = _Target(key, entry.name, kwargs, list(entry.layout), r.plan(entry.layout))
-    seqs = [sequence_tokens(r, key, rows.weights(i), entry.layout)[0] for i in idx]
+    target = _Target(key, entry.name, kwargs, list(entry.layout), r.plan(entry.layout),
+                     r.arch_id(key, entry.layout))
+    seqs = [layer_tokens(r, key, rows.weights(i), entry.layout)[0] for i in idx]
+    if r.config.token_norm:
+        # new models have no per-token statistics of their own: use the anchors' mean ones
+        normed = [token_standardize(t, target.plan.mask) for t in seqs]
+        seqs = [y for y, _, _ in normed]
+        target.token_mean = torch.stack([m for _, m, _ in normed]).mean(0)
+        target.token_std = torch.stack([sd for _, _, sd in normed]).mean(0)
     anchors = torch.stack(encode_sequences(r, seqs, [target.plan] * len(seqs),
-                                           batch_size=batch_size))
+                                           batch_size=batch_size,
+                                           archs=[target.arch_id] * len(seqs)))
 
     scores: list[float | None]
     if method == "kde":

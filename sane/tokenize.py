@@ -37,9 +37,14 @@ __all__ = [
     "layer_groups",
     "neuron_token_size",
     "plan_tokens",
+    "token_destandardize",
+    "token_standardize",
     "tokenize",
     "tokens_to_vector",
 ]
+
+#: Smallest per-token std :func:`token_standardize` divides by (constant tokens keep scale 1).
+TOKEN_STD_MIN = 1e-8
 
 
 @dataclass(frozen=True)
@@ -423,3 +428,40 @@ def _element_layer_cached(key: tuple[tuple[str, tuple[int, ...], int], ...]) -> 
             s = by_name[name]
             out[s.offset : s.offset + s.numel] = li
     return out
+
+
+def token_standardize(
+    tokens: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Standardise every token by the mean/std of its own real (mask True) entries.
+
+    The per-token normalisation of ``SaneConfig(token_norm=True)`` for heterogeneous zoos:
+    ``y = (x - mean_t) / std_t`` on the real entries, padding stays 0. ``std_t`` is the
+    population std over the token's real entries; below :data:`TOKEN_STD_MIN` (a constant or
+    one-value token) it is 1, so the inverse stays exact.
+
+    Args:
+        tokens: ``[..., T, S]`` token values.
+        mask: bool ``[..., T, S]``, True where a real weight sits.
+
+    Returns:
+        ``(standardised tokens, mean [..., T], std [..., T])``; :func:`token_destandardize`
+        inverts it.
+    """
+    m = mask.to(tokens.dtype)
+    n = m.sum(-1).clamp(min=1.0)
+    mean = (tokens * m).sum(-1) / n
+    var = (((tokens - mean.unsqueeze(-1)) * m) ** 2).sum(-1) / n
+    std = var.sqrt()
+    std = torch.where(std > TOKEN_STD_MIN, std, torch.ones_like(std))
+    y = (tokens - mean.unsqueeze(-1)) / std.unsqueeze(-1) * m
+    return y, mean, std
+
+
+def token_destandardize(
+    tokens: torch.Tensor, mask: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+) -> torch.Tensor:
+    """Inverse of :func:`token_standardize`: ``x = y * std_t + mean_t`` on real entries, 0 on
+    padding. ``mean``/``std`` are ``[..., T]`` (broadcast against ``tokens`` ``[..., T, S]``)."""
+    m = mask.to(tokens.dtype)
+    return (tokens * std.unsqueeze(-1).to(tokens.dtype) + mean.unsqueeze(-1).to(tokens.dtype)) * m

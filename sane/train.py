@@ -10,7 +10,6 @@ finished epoch; on CPU the result is bit-identical to an uninterrupted run with 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from modelzoo.device import autocast
 from modelzoo.errors import ZooError
 from modelzoo.storage import read_manifest
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
@@ -165,12 +165,6 @@ def _all_mean(values: dict[str, float], weight: int, d: _Dist) -> tuple[dict[str
     return dict(zip(values, t[:-1].tolist())), int(t[-1])
 
 
-def _autocast(device: str) -> contextlib.AbstractContextManager[Any]:
-    if device.startswith("cuda"):
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def _forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], config: SaneConfig,
              device: str, d: _Dist | None = None):
     """Both augmented views in one forward pass (one call per step, as DDP expects).
@@ -181,10 +175,11 @@ def _forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], config: San
     """
     b = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     n = b["x1"].shape[0]
-    with _autocast(device):
+    with autocast(device):
+        arch = torch.cat([b["arch"], b["arch"]]) if "arch" in b else None
         _, y, p = model(
             torch.cat([b["x1"], b["x2"]]), torch.cat([b["pos"], b["pos"]]),
-            torch.cat([b["valid"], b["valid"]]),
+            torch.cat([b["valid"], b["valid"]]), arch,
         )  # fmt: skip
         token_mask = b["mask"] & b["valid"].unsqueeze(-1)
         mask = torch.cat([token_mask, token_mask])
@@ -303,16 +298,18 @@ def _train(
         _check_resume(ckpt, config, manifest, out)
         normalizer = Normalizer.from_state_dict(ckpt["normalizer"]) if ckpt["normalizer"] else None
         bounds = tuple(ckpt["max_positions"])
+        arch_ids = list(ckpt.get("arch_ids") or [])
         start_epoch = int(ckpt["epoch"]) + 1
         history = list(ckpt["history"])
     else:
         normalizer = fit_normalizer(train_rows, manifest) if config.normalize == "layer" else None
         bounds = max_positions(token_plans(manifest, config.token_size))
+        arch_ids = sorted(manifest.architectures) if config.arch_embedding else []
         start_epoch = 0
         history = []
 
     torch.manual_seed(config.seed)
-    model = Sane(config, bounds).to(device)
+    model = Sane(config, bounds, len(arch_ids)).to(device)
     net: torch.nn.Module = model
     if d.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -325,7 +322,7 @@ def _train(
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["rng"]["torch"])
-    archs = arch_data(manifest, config, normalizer)
+    archs = arch_data(manifest, config, normalizer, arch_ids)
     train_ds = SaneWindows(train_rows, archs, config, seed=config.seed)
     # validate on the architectures SANE trains on (the normaliser knows only those)
     val_rows = ZooRows(zoo, "validation", epochs_range=config.epochs_range,
@@ -397,6 +394,7 @@ def _train(
             "config": config.to_dict(),
             "normalizer": normalizer.state_dict() if normalizer is not None else {},
             "max_positions": list(bounds),
+            "arch_ids": list(arch_ids),
             "architectures": _architectures_payload(manifest),
             "zoo": {"name": manifest.name, "content_hash": manifest.content_hash,
                     "path": str(Path(zoo).resolve())},

@@ -54,6 +54,18 @@ def var_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def hetero_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cnn_s + mlp-16 in one zoo (``list<float32>`` weights, different sequence lengths)."""
+    from tests.sane_fixtures import make_zoo, single_thread
+
+    out = tmp_path_factory.mktemp("sane") / "hetero"
+    with single_thread():
+        make_zoo(out, archs=(("cnn_s", "cnn_s", {}), ("mlp-16", "mlp", {"hidden": [16]})),
+                 models_per_arch=6, epochs=2, name="hetero")
+    return out
+
+
 @pytest.fixture(scope="module")
 def single_thread() -> Iterator[None]:
     """Module-scoped single-threaded torch (``pytest.mark.usefixtures("single_thread")``)."""

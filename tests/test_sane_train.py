@@ -41,16 +41,6 @@ def homo_zoo(tiny_zoo: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def hetero_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """cnn_s + mlp in one zoo (``list<float32>`` weights, different sequence lengths)."""
-    out = tmp_path_factory.mktemp("sane") / "hetero"
-    with single_thread():
-        make_zoo(out, archs=(("cnn_s", "cnn_s", {}), ("mlp-16", "mlp", {"hidden": [16]})),
-                 models_per_arch=6, epochs=2, name="hetero")
-    return out
-
-
-@pytest.fixture(scope="session")
 def hetero_run(hetero_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sane") / "run-hetero"
     with single_thread():
@@ -369,7 +359,7 @@ def test_training_under_bf16_autocast(homo_zoo: Path, tmp_path: Path, monkeypatc
         entered.append(device)
         return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
 
-    monkeypatch.setattr(sane_train, "_autocast", cpu_bf16)
+    monkeypatch.setattr(sane_train, "autocast", cpu_bf16)
     cfg = CFG.replace(epochs=4, gamma=0.05, noise_prob=0.0)
     path = train(zoo=homo_zoo, out=tmp_path, config=cfg, progress=False)
     assert entered
