@@ -54,7 +54,10 @@ def test_reproduce_hetero_quick(tiny_card: Path, tmp_path: Path) -> None:
     assert not any("loao" in t for t in by_method["sane-per-arch"])
     # the unseen runs score the leave-one-architecture-out tasks and that architecture's weights
     assert "digits-hetero-loao-mlp-test-acc" in by_method["sane-unseen"]
-    assert "digits-hetero-cnn_s-generation" in by_method["sane-unseen"]
+    assert "digits-hetero-mlp-generation" in by_method["sane-unseen"]
+    # a run without cnn_s (trained on MLPs only) cannot tokenize cnn_s: said, not scored
+    assert not any("cnn_s" in t for t in by_method["sane-unseen"])
+    assert "Not scored: `sane-unseen` with run `without-cnn_s`" in report
     assert not any("cnn_l" in t or "ctc_cnn" in t for ts in by_method.values() for t in ts)
     assert "| digits-hetero-mlp-test-acc | sane-pooled | sane-per-arch |" in report
     assert "| digits-hetero-loao-mlp-test-acc | sane-pooled | sane-unseen |" in report
