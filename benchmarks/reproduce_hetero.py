@@ -53,7 +53,17 @@ SANE_CONFIG: dict[str, Any] = {
 }
 BASELINES = ("chance", "weight-stats-padded-linear", "weight-stats-padded-gbt", "random-init",
              "zoo-init", "weights-kde")
-SANE_METHODS = ("sane-pooled", "sane-per-arch", "sane-unseen")
+#: Extra options of a run over :data:`SANE_CONFIG`: ``pooled-multizoo`` adds the MultiZoo
+#: options of ``sane/configs/multizoo.yaml`` (per-token standardisation, a learned
+#: architecture embedding); it cannot embed an architecture it did not see, so it has no
+#: ``unseen`` counterpart.
+RUN_OPTIONS: dict[str, dict[str, Any]] = {
+    "pooled-multizoo": {"token_norm": True, "arch_embedding": True},
+}
+#: Pairs of SANE methods compared on the same test rows by :func:`paired_table`.
+PAIRS = (("sane-pooled", "sane-per-arch"), ("sane-pooled", "sane-unseen"),
+         ("sane-pooled-multizoo", "sane-per-arch"), ("sane-pooled-multizoo", "sane-pooled"))
+SANE_METHODS = ("sane-pooled", "sane-pooled-multizoo", "sane-per-arch", "sane-unseen")
 METHODS = (*BASELINES, *SANE_METHODS)
 #: Architectures that get a ``without-<a>`` SANE run (``sane-unseen``); None: all of them.
 UNSEEN: tuple[str, ...] | None = None
@@ -123,8 +133,8 @@ def _plan(zoos: dict[str, Path], chosen: Sequence[str],
         if m in BASELINES:
             method = load_method(m)
             plan.append((m, None, [t.name for t in tasks if supports(method, t)]))
-        elif m == "sane-pooled":
-            plan.append((m, "pooled", [t.name for t in tasks]))
+        elif m in ("sane-pooled", "sane-pooled-multizoo"):
+            plan.append((m, m.removeprefix("sane-"), [t.name for t in tasks]))
         elif m == "sane-per-arch":  # architecture a's own tasks (not those leaving it out)
             plan += [(m, f"arch-{a}", [t.name for t in tasks
                                        if t.rows is not None and t.rows.architecture == a])
@@ -186,15 +196,17 @@ def reproduce_hetero(
     if "zoos" not in timings:
         timed("zoos", t0)
     plan = _plan(zoos, chosen, unseen)
-    cfg = SaneConfig.from_dict({**SANE_CONFIG, **(sane_config or {}),
-                                **({"epochs": QUICK["sane_epochs"]} if quick else {})})
     for run in sorted({r for _, r, _ in plan if r is not None}):
-        zoo = zoos["all" if run == "pooled" else run]
-        if not (root / "sane" / run / "ckpt.pt").exists() or f"sane {run}" not in timings:
-            say(f"sane train {run} on {zoo.name} ({cfg.epochs} epochs)")
-            t0 = time.perf_counter()
-            with limit_threads(resolve_threads(None)):
-                train(zoo=zoo, out=root / "sane" / run, config=cfg, progress=False)
+        cfg = SaneConfig.from_dict({**SANE_CONFIG, **RUN_OPTIONS.get(run, {}),
+                                    **(sane_config or {}),
+                                    **({"epochs": QUICK["sane_epochs"]} if quick else {})})
+        zoo = zoos["all" if run.startswith("pooled") else run]
+        fresh = not (root / "sane" / run / "ckpt.pt").exists()
+        say(f"sane train {run} on {zoo.name} ({cfg.epochs} epochs)")
+        t0 = time.perf_counter()
+        with limit_threads(resolve_threads(None)):  # resumes (or returns) a started run
+            train(zoo=zoo, out=root / "sane" / run, config=cfg, progress=False)
+        if fresh:  # a run found finished keeps its first time
             timed(f"sane {run}", t0)
     n_seeds = seeds or 1
     spath = root / "skipped.json"
@@ -261,8 +273,8 @@ def comparison_table(results: Sequence[TaskResult]) -> str:
 
 
 def paired_table(results: Sequence[TaskResult], res_dir: Path, zoo: Path) -> str:
-    """Markdown: pooled SANE minus per-architecture / unseen SANE on the same test models
-    (difference of the main score, 95% paired bootstrap interval over test models)."""
+    """Markdown: the differences of the main score of the :data:`PAIRS` of SANE methods on
+    the same test models, each with its 95% paired bootstrap interval over test models."""
     from modelzoo.storage import load_zoo
 
     by = {(r.task.name, r.method.name): r for r in results}
@@ -270,16 +282,16 @@ def paired_table(results: Sequence[TaskResult], res_dir: Path, zoo: Path) -> str
                       if TASKS.get(n).is_property})
     truth = load_zoo(zoo)["test"].select_columns(
         list(dict.fromkeys(["model_id", "epoch", *targets]))).to_pandas()
-    lines = ["| task | pooled | other | difference [95% paired CI] |", "|---|---|---|---:|"]
+    lines = ["| task | a | b | a - b [95% paired CI] |", "|---|---|---|---:|"]
     for name in SUITES.get(SUITE).tasks:
         task = TASKS.get(name)
-        if not task.is_property or (name, "sane-pooled") not in by:
+        if not task.is_property:
             continue
-        for other in ("sane-per-arch", "sane-unseen"):
-            if (name, other) not in by:
+        for first, other in PAIRS:
+            if (name, first) not in by or (name, other) not in by:
                 continue
             a, b = (load_predictions(by[(name, m)], res_dir).to_pandas()
-                    for m in ("sane-pooled", other))
+                    for m in (first, other))
             if not (a.model_id.equals(b.model_id) and a.epoch.equals(b.epoch)):
                 raise BenchmarkError(f"{name}: the two methods predicted different rows")
             y = a[["model_id", "epoch"]].merge(truth, how="left")[task.target].to_numpy()
@@ -288,8 +300,8 @@ def paired_table(results: Sequence[TaskResult], res_dir: Path, zoo: Path) -> str
                 y, pa_, pb = class_labels(y), class_labels(pa_), class_labels(pb)
             ci = paired_difference(metric=task.main_score, y=y, predictions_a=[pa_],
                                    predictions_b=[pb], groups=a.model_id.to_numpy())
-            diff = by[(name, "sane-pooled")].main_score.mean - by[(name, other)].main_score.mean
+            diff = by[(name, first)].main_score.mean - by[(name, other)].main_score.mean
             band = "[n/a]" if ci.low is None or ci.high is None else \
                 f"[{ci.low:+.3f}, {ci.high:+.3f}]"
-            lines.append(f"| {name} | sane-pooled | {other} | {diff:+.3f} {band} |")
+            lines.append(f"| {name} | {first} | {other} | {diff:+.3f} {band} |")
     return "## Pooled vs per-architecture SANE (paired)\n\n" + "\n".join(lines) + "\n"
