@@ -25,24 +25,22 @@ def ls_cmd(what: str) -> None:
     """List registered tasks, suites and methods."""
     from benchmarks import METHODS, SUITES, TASKS
     from benchmarks.methods.base import capabilities, load_method
+    from benchmarks.table import print_table
 
     if what in ("all", "suites"):
-        click.echo("Suites:")
-        for key in SUITES.names():
-            s = SUITES.get(key)
-            click.echo(f"  {key:24s} {len(s.tasks)} tasks  {s.description}")
+        print_table(("suite", "tasks", "description"),
+                    ((k, len(SUITES.get(k).tasks), SUITES.get(k).description)
+                     for k in SUITES.names()), title="Suites", wrap=("description",))
     if what in ("all", "tasks"):
-        click.echo("Tasks:")
-        for name in TASKS.names():
-            t = TASKS.get(name)
-            click.echo(f"  {name:24s} {t.type:15s} {t.main_score:17s} "
-                       f"{t.zoo.name} v{t.zoo.version}  {t.description}")
+        tasks = [TASKS.get(name) for name in TASKS.names()]
+        print_table(("task", "type", "main score", "zoo", "description"),
+                    ((t.name, t.type, t.main_score, f"{t.zoo.name} v{t.zoo.version}",
+                      t.description) for t in tasks), title="Tasks", wrap=("description",))
     if what in ("all", "methods"):
-        click.echo("Methods:")
-        for name in METHODS.names():
-            caps = ", ".join(sorted(capabilities(load_method(name))))
-            click.echo(f"  {name:24s} {caps}")
-        click.echo("  module:object            any user method (see benchmarks/methods/base.py)")
+        rows = [(name, ", ".join(sorted(capabilities(load_method(name)))))
+                for name in METHODS.names()]
+        rows.append(("module:object", "any user method (see benchmarks/methods/base.py)"))
+        print_table(("method", "capabilities"), rows, title="Methods")
 
 
 @cli.command("run")
@@ -112,6 +110,13 @@ def run_cmd(
                             heldout=heldout)
     if not results:
         raise ZooError(f"method {method!r} can do none of the tasks asked for")
+    from benchmarks.table import print_table
+
+    print_table(("zoo", "task", "main score", "mean ± std [95% CI]"),
+                ((r.zoo.label, r.task.name, r.main_score.metric,
+                  f"{r.main_score.mean:.4f} ± {r.main_score.std:.4f}"
+                  + (f" {r.main_score.ci}" if r.main_score.ci is not None else ""))
+                 for r in results))
     click.echo(f"wrote {len(results)} result file(s) under {out}")
 
 

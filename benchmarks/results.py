@@ -112,7 +112,9 @@ class TaskInfo(BaseModel):
 
     name: str
     version: int = 1
-    type: Literal["regression", "classification", "initialization", "generation"]
+    type: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$",
+                      description="Task type: regression, classification, initialization, "
+                                  "generation, or one a plugin registers.")
     target: str
     main_score: str
     description: str = ""

@@ -9,10 +9,12 @@ Conventions:
 * A correlation of a constant prediction (or a constant target) is undefined; it is recorded
   as 0.0 (no rank information) so that result files stay valid JSON. The same holds for R²
   of a constant target.
-* Heads are chosen on the validation split by the task's main score: ``linear`` =
-  ``StandardScaler`` + ``Ridge(alpha)`` (regression) or ``LogisticRegression(C)``
-  (classification), alpha / C on a log grid; ``gbt`` = ``HistGradientBoosting*`` over a small
-  grid of learning rate and minimum leaf size. The chosen head is fitted on train only.
+* Heads are chosen on the validation split by the task's main score among the candidates of
+  the task type's evaluator (:mod:`benchmarks.evaluators.regression`: ``linear`` =
+  ``StandardScaler`` + ``Ridge(alpha)``; :mod:`~benchmarks.evaluators.classification`:
+  ``LogisticRegression(C)``; alpha / C on a log grid; ``gbt`` = ``HistGradientBoosting*`` over
+  a small grid of learning rate and minimum leaf size). The chosen head is fitted on train
+  only.
 
 Confidence intervals (:func:`cluster_bootstrap`): rows are checkpoints, but checkpoints of one
 model are not independent, so the unit of resampling is the **model**: each of ``n_resamples``
@@ -43,11 +45,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 from sklearn.base import BaseEstimator, clone
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, r2_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from benchmarks.errors import BenchmarkError
 from benchmarks.results import ConfidenceInterval
@@ -100,22 +98,6 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 
 
-def head_grid(head: str, task_type: str, seed: int) -> list[tuple[dict[str, Any], BaseEstimator]]:
-    """Candidate heads ``(params, estimator)`` for ``head`` and ``task_type``."""
-    if head == "linear" and task_type == "regression":
-        return [({"alpha": a}, make_pipeline(StandardScaler(), Ridge(alpha=a)))
-                for a in (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)]
-    if head == "linear":
-        return [({"C": c}, make_pipeline(StandardScaler(),
-                                         LogisticRegression(C=c, max_iter=2000)))
-                for c in (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)]
-    cls = HistGradientBoostingRegressor if task_type == "regression" else \
-        HistGradientBoostingClassifier
-    return [({"learning_rate": lr, "min_samples_leaf": leaf},
-             cls(learning_rate=lr, min_samples_leaf=leaf, max_iter=100, random_state=seed))
-            for lr in (0.05, 0.1) for leaf in (5, 20)]
-
-
 @dataclass
 class HeadFit:
     """The selected head: its parameters, validation score and predictions per split."""
@@ -127,26 +109,23 @@ class HeadFit:
 
 def fit_head(
     *,
-    head: str,
-    task_type: str,
+    candidates: Sequence[tuple[dict[str, Any], BaseEstimator]],
     main_score: str,
     x: dict[str, np.ndarray],
     y: dict[str, np.ndarray],
-    seed: int,
 ) -> HeadFit:
     """Fit every candidate head on train, keep the best on validation by ``main_score``.
 
     Args:
-        head: ``linear`` or ``gbt``.
-        task_type: ``regression`` or ``classification``.
+        candidates: ``(params, estimator)`` pairs, from the task type's evaluator
+            (:meth:`benchmarks.evaluators.property.PropertyEvaluator.head_grid`).
         main_score: metric name in :data:`METRICS` used for selection.
         x: features per split (``train``, ``validation``, ``test``).
         y: targets per split.
-        seed: random state of stochastic heads.
     """
     metric = METRICS[main_score]
     best: HeadFit | None = None
-    for params, est in head_grid(head, task_type, seed):
+    for params, est in candidates:
         model = clone(est)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence / constant-feature warnings

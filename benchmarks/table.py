@@ -1,4 +1,5 @@
-"""Comparison tables of result files: one row per method, one column per task (main score).
+"""Comparison tables of result files: one row per method, one column per task (main score;
+columns grouped by task type in the order of the types' evaluators).
 
 A cell reads ``0.930 [0.880, 0.960]`` for one seed and ``0.930 ± 0.010 [0.880, 0.960]`` for
 several: the mean over seeds, the standard deviation over seeds, and the 95% bootstrap interval
@@ -9,14 +10,17 @@ bold; a method is only *better* than another when their intervals do not overlap
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import pandas as pd
+from rich import box
+from rich.console import Console
+from rich.table import Table
 
+from benchmarks.registry import EVALUATORS
 from benchmarks.results import TaskResult
 
-_TYPE_ORDER = ("regression", "classification", "initialization", "generation")
 _COLUMNS = ["zoo", "method", "task", "metric", "mean", "std", "n_seeds", "ci_low", "ci_high",
             "ci_level", "ci_unit"]
 
@@ -50,6 +54,11 @@ def _cell(r: TaskResult) -> Cell:
     return Cell(ms.mean, ms.std, len(r.seeds), ci.low, ci.high, ci.level, ci.unit)
 
 
+def _type_order(task_type: str) -> int:
+    """Column position of a task type (its evaluator's ``order``; unknown types last)."""
+    return EVALUATORS.get(task_type).order if task_type in EVALUATORS else 1000
+
+
 def results_frames(results: Sequence[TaskResult]) -> dict[str, pd.DataFrame]:
     """One frame per zoo (``name-vVERSION``): index = methods, columns = tasks (by type, then
     name), cells = :class:`Cell` of the main score. For the same cell the newest result wins."""
@@ -59,7 +68,7 @@ def results_frames(results: Sequence[TaskResult]) -> dict[str, pd.DataFrame]:
     for r in sorted(results, key=lambda r: r.timestamp):
         by_zoo.setdefault(r.zoo.label, {})[(r.method.name, r.task.name)] = _cell(r)
         metrics[r.task.name] = r.main_score.metric
-        order[r.task.name] = (_TYPE_ORDER.index(r.task.type), r.task.name)
+        order[r.task.name] = (_type_order(r.task.type), r.task.name)
     frames = {}
     for zoo, cells in sorted(by_zoo.items()):
         methods = sorted({m for m, _ in cells})
@@ -118,3 +127,36 @@ def to_csv(frames: dict[str, pd.DataFrame]) -> str:
         if isinstance(v, Cell)
     ]
     return pd.DataFrame(rows, columns=_COLUMNS).to_csv(index=False)
+
+
+def print_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    title: str | None = None,
+    wrap: Sequence[str] = (),
+) -> None:
+    """Print an aligned text table on stdout (``rich``; ``bench ls``, ``bench run`` and
+    ``bench leaderboard add`` summaries).
+
+    Args:
+        columns: column headers.
+        rows: cells (converted with ``str``).
+        title: a line above the table.
+        wrap: columns that may wrap in a narrow terminal (the others are never cut, so
+            names stay greppable); output that is not a terminal is not wrapped at all.
+    """
+    console = Console(highlight=False, emoji=False, markup=False)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False)
+    for c in columns:
+        table.add_column(c, no_wrap=c not in wrap, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    if console.is_terminal:
+        console.print(table)
+        return
+    plain = Console(highlight=False, emoji=False, markup=False, width=1000, no_color=True)
+    with plain.capture() as text:
+        plain.print(table)
+    print("\n".join(line.rstrip() for line in text.get().splitlines()))

@@ -6,9 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 import benchmarks
-from benchmarks.registry import METHODS, SUITES, TASKS, register_suite
+from benchmarks.registry import EVALUATORS, METHODS, SUITES, TASKS, register_suite
 from benchmarks.tasks.metadata import (
-    TYPE_METRICS,
     FinetuneSpec,
     Suite,
     TaskMetadata,
@@ -25,7 +24,7 @@ BASE = dict(name="t", description="d", type="regression", zoo=ZOO, target="test_
 def test_registered_task_is_consistent(name: str) -> None:
     task = TASKS.get(name)
     assert task.name == name
-    assert set(task.metrics) <= set(TYPE_METRICS[task.type])
+    assert set(task.metrics) <= set(EVALUATORS.get(task.type).metrics)
     assert task.main_score in task.metrics
     assert task.zoo.name and task.zoo.version  # pinned
     assert (task.finetune is not None) == (task.type in ("initialization", "generation"))
@@ -42,7 +41,7 @@ def test_suites_are_versioned_and_resolve(key: str) -> None:
 
 def test_digits_suite_covers_every_task_type_and_target() -> None:
     tasks = [TASKS.get(t) for t in SUITES.get("digits-v1").tasks]
-    assert {t.type for t in tasks} == set(TYPE_METRICS)
+    assert {t.type for t in tasks} == set(EVALUATORS.names())
     targets = {t.target for t in tasks if t.is_property}
     assert {"test_acc", "ggap", "epoch", "activation", "init", "optimizer"} <= targets
     regression = [t for t in tasks if t.type == "regression"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.leaderboard import load_board
-from benchmarks.leaderboard.render import SORT_JS, render_board
+from benchmarks.leaderboard.render import SORT_JS, board_table, render_board, to_html
 from tests.leaderboard_fixtures import IMG_AUTHOR, SCRIPT_NAME, LbEnv
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -38,12 +38,27 @@ def test_page_escapes_submitted_text(site: Path) -> None:
     page = site.read_text()
     assert page.count("<script>") == 1 and page.count("</script>") == 1  # ours only
     assert "<script>window.__pwned" not in page and "<img src=x" not in page
-    assert "&lt;script&gt;window.__pwned = 1; document.title = &#x27;pwned&#x27;;&lt;/script&gt;" \
+    assert "&lt;script&gt;window.__pwned = 1; document.title = &#39;pwned&#39;;&lt;/script&gt;" \
         in page
-    assert "&lt;img src=x onerror=&quot;window.__pwned = 2&quot;&gt;" in page
+    assert "&lt;img src=x onerror=&#34;window.__pwned = 2&#34;&gt;" in page
     csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)
     assert csp and "default-src 'none'" in csp.group(1) and "script-src 'sha256-" in csp.group(1)
     assert SORT_JS in page and "http://" not in page.split("<body>")[0]  # no external loads
+
+
+def test_template_escapes_every_submitted_field(lb_env: LbEnv) -> None:
+    """Autoescaping covers each field the template shows, attributes included (not only the
+    name and authors of the fixture board)."""
+    index, entries = load_board(lb_env.props_board)
+    evil = '"><script>alert(1)</script><b x="'
+    method = entries[0].method.model_copy(update={
+        "display_name": evil, "name": evil, "version": evil, "authors": [evil],
+        "description": evil, "url": 'https://x.org/"onmouseover="alert(1)'})
+    hostile = [entries[0].model_copy(update={"method": method, "id": evil})]
+    page = to_html(board_table(index, hostile))
+    assert page.count("<script>") == 1 and "<b x=" not in page and "alert(1)</script>" not in page
+    assert '"onmouseover=' not in page and "&#34;onmouseover=&#34;alert(1)" in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 6
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ An add writes the new entry and submission files (temp file, fsync, rename), the
 index the same way; the index rename is the commit. Until then, readers see the old board:
 files that the index does not name are ignored, and the next add deletes them. A failure
 before the commit removes what the add wrote, so the folder is as it was. Adds hold an
-exclusive ``flock`` on ``.lock``, so concurrent adds cannot lose each other's entries.
+exclusive lock on ``.lock`` (``filelock``), so concurrent adds cannot lose each other's entries.
 
 Claimed scores are never trusted: the board records the scores it recomputes from the
 predictions. Claims that differ beyond the tolerance are recorded as ``discrepancies`` and
@@ -22,14 +22,14 @@ reported; with ``strict=True`` such a submission is rejected instead.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from pydantic import ValidationError
 
 import modelzoo
@@ -174,14 +174,9 @@ def open_board_zoo(root: Path, index: BoardIndex, zoo: str | Path | None, *,
     return HeldOutZoo(zoo, data_dir=data_dir)
 
 
-@contextlib.contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    with open(root / LOCK_NAME, "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+def _locked(root: Path) -> FileLock:
+    """The board's exclusive lock (``filelock``: ``flock`` on POSIX, ``msvcrt`` on Windows)."""
+    return FileLock(root / LOCK_NAME)
 
 
 def _collect_garbage(root: Path, index: BoardIndex) -> None:

@@ -80,8 +80,10 @@ def add_cmd(submission: Path, board: Path, zoo: Path | None, max_bytes: int, tol
                                data_dir=data_dir, progress=click.echo)
     except ZooError as e:
         raise ZooError(f"rejected, the board is unchanged: {e}") from None
-    for s in entry.scores:
-        click.echo(f"  {s.task:24s} {s.main_score:17s} {s.main}")
+    from benchmarks.table import print_table
+
+    print_table(("task", "main score", "board's score"),
+                ((s.task, s.main_score, s.main) for s in entry.scores))
 
 
 @leaderboard_group.command("init")

@@ -1,7 +1,8 @@
 """Render a board as Markdown, CSV and one static HTML page (sortable, no network).
 
 Every text that comes from a submission is escaped for its output: HTML entities in the page
-(and a Content-Security-Policy that only allows the page's own script, by hash), Markdown
+(a jinja2 template with autoescaping, ``templates/leaderboard.html.j2``, and a
+Content-Security-Policy that only allows the page's own script and style, by hash), Markdown
 and HTML metacharacters in the Markdown table, and spreadsheet formulas (``=``, ``+``, ``-``,
 ``@`` at the start of a text cell) in the CSV.
 """
@@ -11,12 +12,14 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
-import html
 import io
 import statistics
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
-from typing import Any
+
+import jinja2
+from markupsafe import Markup
 
 from benchmarks.leaderboard.board import load_board
 from benchmarks.leaderboard.schema import BoardEntry, BoardIndex
@@ -159,134 +162,51 @@ def to_csv(table: Table) -> str:
 
 # --------------------------------------------------------------------------- HTML
 
-SORT_JS = """\
-"use strict";
-(function () {
-  var table = document.getElementById("leaderboard");
-  if (!table || !table.tHead) { return; }
-  var body = table.tBodies[0];
-  var heads = table.tHead.rows[0].cells;
-  function key(row, col, numeric) {
-    var v = row.cells[col].getAttribute("data-value") || "";
-    if (!numeric) { return v; }
-    var x = parseFloat(v);
-    return isNaN(x) ? -Infinity : x;
-  }
-  function sortBy(col) {
-    var th = heads[col];
-    var numeric = th.getAttribute("data-type") === "num";
-    var state = th.getAttribute("aria-sort");
-    var desc = state === "none" ? numeric : state === "ascending";
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function (a, b) {
-      var x = key(a, col, numeric), y = key(b, col, numeric);
-      var c = numeric ? (x < y ? -1 : (x > y ? 1 : 0)) : x.localeCompare(y);
-      return desc ? -c : c;
-    });
-    rows.forEach(function (r) { body.appendChild(r); });
-    for (var i = 0; i < heads.length; i++) {
-      heads[i].setAttribute("aria-sort", i === col ? (desc ? "descending" : "ascending") : "none");
-    }
-  }
-  Array.prototype.forEach.call(heads, function (th, col) {
-    th.addEventListener("click", function () { sortBy(col); });
-  });
-})();
-"""
-
-STYLE = """\
-body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
-table { border-collapse: collapse; font-size: 0.9rem; }
-th, td { border-bottom: 1px solid #ddd; padding: 0.35rem 0.6rem; text-align: left; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-th button { all: inherit; cursor: pointer; padding: 0; border: 0; }
-th[aria-sort="ascending"] button::after { content: " \\25B2"; }
-th[aria-sort="descending"] button::after { content: " \\25BC"; }
-small { color: #666; }
-"""
+_TEMPLATES = "templates"
+#: The page's sort script and style sheet (package files; the CSP allows exactly these).
+SORT_JS = resources.files(__package__).joinpath(_TEMPLATES, "sort.js").read_text("utf-8")
+STYLE = resources.files(__package__).joinpath(_TEMPLATES, "style.css").read_text("utf-8")
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader(__package__, _TEMPLATES), autoescape=True,
+    trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+    undefined=jinja2.StrictUndefined)
 
 
 def _csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
-def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
-
-
 def to_html(table: Table) -> str:
-    """A self-contained page: the table, a sort script, a CSP that allows nothing else."""
+    """A self-contained page (``templates/leaderboard.html.j2``, autoescaped): the table, a
+    sort script, a CSP that allows nothing else."""
     csp = (f"default-src 'none'; script-src {_csp_hash(SORT_JS)}; "
            f"style-src {_csp_hash(STYLE)}; img-src 'none'; base-uri 'none'; form-action 'none'")
-    heads = [("rank", "#", "num"), ("method", "Method", "text"), ("version", "Version", "text"),
-             ("authors", "Authors", "text"), ("average", "Average", "num"),
-             *[(f"task:{t}", f"{t}", "num") for t, _ in table.tasks],
-             ("added", "Added", "text"), ("verified", "Verified", "text")]
-    metric = dict(table.tasks)
-    th = []
-    for key, label, kind in heads:
-        task = key.removeprefix("task:") if key.startswith("task:") else None
-        sub = f"<br><small>{_e(metric[task])}</small>" if task else ""
-        tip = f' title="{_e(_describe(task))}"' if task else ""
-        sort = "descending" if key == "average" else "none"
-        th.append(f'<th scope="col" data-key="{_e(key)}" data-type="{kind}" class="{kind}"'
-                  f'{tip} aria-sort="{sort}"><button type="button">{_e(label)}</button>{sub}</th>')
-    body = []
+    heads = [{"key": key, "label": label, "kind": kind, "metric": None, "tip": "",
+              "sort": "descending" if key == "average" else "none"}
+             for key, label, kind in (("rank", "#", "num"), ("method", "Method", "text"),
+                                      ("version", "Version", "text"),
+                                      ("authors", "Authors", "text"),
+                                      ("average", "Average", "num"))]
+    heads += [{"key": f"task:{t}", "label": t, "kind": "num", "metric": m,
+               "tip": _describe(t), "sort": "none"} for t, m in table.tasks]
+    heads += [{"key": key, "label": label, "kind": "text", "metric": None, "tip": "",
+               "sort": "none"} for key, label in (("added", "Added"), ("verified", "Verified"))]
+    rows = []
     for r in table.rows:
         m = r.entry.method
-        name = _e(m.display_name)
-        if m.url:
-            name = f'<a href="{_e(m.url)}" rel="nofollow noopener noreferrer">{name}</a>'
-        desc = f"<br><small>{_e(m.description)}</small>" if m.description else ""
-        cells = [
-            f'<td class="num" data-value="{r.rank}">{r.rank}</td>',
-            f'<td class="method" data-value="{_e(m.display_name.casefold())}">{name}'
-            f"<br><small>{_e(m.name)}</small>{desc}</td>",
-            f'<td data-value="{_e(m.version)}">{_e(m.version)}</td>',
-            f'<td data-value="{_e(", ".join(m.authors).casefold())}">'
-            f'{_e(", ".join(m.authors))}</td>',
-            f'<td class="num" data-value="{r.average!r}">{r.average:.4f}</td>',
-        ]
-        for t, _ in table.tasks:
-            c = r.tasks.get(t)
-            cells.append(f'<td class="num" data-value="{c.mean!r}">{_e(c)}</td>' if c else
-                         '<td class="num" data-value="">–</td>')
-        added = r.entry.added.isoformat()
-        cells.append(f'<td data-value="{_e(added)}">{_e(r.entry.added.date().isoformat())}</td>')
-        cells.append(f'<td class="verified" data-value="{int(r.entry.verified)}">'
-                     f"{_e(_verified_text(r.entry))}</td>")
-        body.append(f'<tr data-entry="{_e(r.entry.id)}">' + "".join(cells) + "</tr>")
-    empty = "" if table.rows else "<p>No entries yet.</p>"
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(table.title)}</title>
-<style>{STYLE}</style>
-</head>
-<body>
-<h1>{_e(table.title)}</h1>
-<p>Scores are recomputed by the board from the submitted predictions (never the claimed
-numbers). Average is the unweighted mean of the tasks' main scores. Click a column header
-to sort. Verified: the maintainer re-ran the installed method on the label-free view and got
-the same scores.</p>
-<h2>Rules</h2>
-<ul id="rules">
-{"".join(f"<li>{_e(r)}</li>" for r in table.rules)}
-</ul>
-<table id="leaderboard">
-<thead><tr>{"".join(th)}</tr></thead>
-<tbody>
-{chr(10).join(body)}
-</tbody>
-</table>
-{empty}
-<script>{SORT_JS}</script>
-</body>
-</html>
-"""
+        cells = [{"value": repr(c.mean), "text": str(c)} if (c := r.tasks.get(t)) else None
+                 for t, _ in table.tasks]
+        rows.append({
+            "id": r.entry.id, "rank": r.rank, "display_name": m.display_name,
+            "sort_name": m.display_name.casefold(), "url": m.url, "name": m.name,
+            "description": m.description, "version": m.version,
+            "authors": ", ".join(m.authors), "sort_authors": ", ".join(m.authors).casefold(),
+            "average_value": repr(r.average), "average": f"{r.average:.4f}", "cells": cells,
+            "added": r.entry.added.isoformat(), "added_date": r.entry.added.date().isoformat(),
+            "verified": int(r.entry.verified), "verified_text": _verified_text(r.entry)})
+    return _ENV.get_template("leaderboard.html.j2").render(
+        csp=Markup(csp), title=table.title, style=Markup(STYLE), script=Markup(SORT_JS),
+        rules=table.rules, heads=heads, rows=rows)
 
 
 def render_board(*, board: str | Path, out: str | Path) -> list[Path]:

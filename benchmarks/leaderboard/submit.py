@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import ValidationError
 
 import modelzoo
@@ -16,26 +15,15 @@ from benchmarks.leaderboard.errors import LeaderboardError
 from benchmarks.leaderboard.safety import parse_submission_bytes, validation_summary
 from benchmarks.leaderboard.schema import (
     MethodCard,
-    PropertyItems,
-    RowItems,
-    SampleItems,
     Submission,
     TaskSubmission,
     json_bytes,
 )
 from benchmarks.leaderboard.score import HeldOutZoo
 from benchmarks.leaderboard.view import HeldOutView, is_view
-from benchmarks.registry import SUITES, TASKS
+from benchmarks.registry import SUITES, TASKS, evaluator_for
 from benchmarks.results import TaskResult, load_predictions, load_results, utc_now
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
-
-#: Per-sample columns of generation predictions that are claimed per item.
-_GENERATION_ITEMS = ("zero_shot_accuracy", "percentile", "novelty", "novel")
-
-
-def _float32_list(values: Any) -> list[float]:
-    """float32 values as the shortest decimal that round-trips (about half the JSON size)."""
-    return [float(str(v)) for v in np.asarray(values, dtype=np.float32)]
 
 
 def _flat_meta(meta: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -70,41 +58,7 @@ def _task_submission(result: TaskResult, root: Path, *, view: bool = False) -> T
     without claims: the local scores are on the public zoo, not on the board's rows)."""
     table = load_predictions(result, root).to_pydict()
     groups = _by_seed(table, result.seeds)
-    numeric = result.task.type == "regression"
-    if view and result.task.type in ("regression", "classification"):
-        if "row_id" not in table:
-            raise LeaderboardError(f"{result.task.name}: the saved predictions are not for a "
-                                   "held-out view; run `bench run --heldout VIEW` first")
-        rows = [table["row_id"][i] for i in groups[0]]
-        for g in groups[1:]:
-            if [table["row_id"][i] for i in g] != rows:
-                raise LeaderboardError(f"{result.task.name}: seeds predict different rows")
-        items: PropertyItems | RowItems | SampleItems = RowItems(
-            kind="rows", row_id=rows,
-            predictions=[[float(table["prediction"][i]) if numeric
-                          else str(table["prediction"][i]) for i in g] for g in groups])
-    elif result.task.type in ("regression", "classification"):
-        first = groups[0]
-        ids = [table["model_id"][i] for i in first]
-        epochs = [int(table["epoch"][i]) for i in first]
-        for g in groups[1:]:
-            if [table["model_id"][i] for i in g] != ids:
-                raise LeaderboardError(f"{result.task.name}: seeds predict different items")
-        preds = [[float(table["prediction"][i]) if numeric else str(table["prediction"][i])
-                  for i in g] for g in groups]
-        items = PropertyItems(
-            kind="property", model_id=ids, epoch=epochs, predictions=preds)
-    else:
-        det = result.details.get("per_seed", [{}])[0]
-        item_scores = {k: [[float(table[k][i]) for i in g] for g in groups]
-                       for k in _GENERATION_ITEMS if k in table}
-        curves = ([[[float(x) for x in table["curve"][i]] for i in g] for g in groups]
-                  if "curve" in table else [])
-        items = SampleItems(
-            kind="samples", architecture=str(det["architecture"]),
-            activation=str(det["activation"]),
-            weights=[[_float32_list(table["weights"][i]) for i in g] for g in groups],
-            item_scores={} if view else item_scores, curves=[] if view else curves)
+    items = evaluator_for(result.task.type).submission_items(result, table, groups, view=view)
     claimed = {} if view else {m: s.mean for m, s in result.scores.get("test", {}).items()}
     return TaskSubmission(
         task=result.task.name, task_version=result.task.version, type=result.task.type,

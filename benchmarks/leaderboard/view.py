@@ -29,10 +29,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from benchmarks.evaluators.property import HELDOUT as HELDOUT_SPLIT
 from benchmarks.leaderboard.errors import LeaderboardError
 from benchmarks.leaderboard.schema import ZooPin
 from benchmarks.methods.base import TargetModel
-from benchmarks.runner import _HELDOUT as HELDOUT_SPLIT
 from benchmarks.runner import _Zoo
 from benchmarks.tasks.metadata import TaskMetadata
 from modelzoo.storage.atomic import atomic_write_bytes, atomic_write_with, ensure_dir

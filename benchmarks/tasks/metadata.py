@@ -2,7 +2,8 @@
 
 A task is data, not code: a :class:`TaskMetadata` instance declared in a ~20-line module
 under ``benchmarks/tasks/`` and registered in :data:`benchmarks.registry.TASKS`. The runner
-(:mod:`benchmarks.runner`) interprets it according to its ``type``.
+(:mod:`benchmarks.runner`) interprets it with the evaluator of its ``type``
+(:mod:`benchmarks.evaluators`).
 """
 
 from __future__ import annotations
@@ -11,29 +12,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-#: Task types and what the runner does for each.
-TaskType = Literal["regression", "classification", "initialization", "generation"]
+from modelzoo.errors import UnknownNameError
 
-#: Metrics each task type may report (the names used in result files).
-TYPE_METRICS: dict[str, tuple[str, ...]] = {
-    "regression": ("kendall_tau", "r2", "spearman"),
-    "classification": ("accuracy", "balanced_accuracy"),
-    "initialization": ("auc", "final_accuracy", "zero_shot_accuracy"),
-    "generation": (
-        "novel_percentile",
-        "zero_shot_accuracy",
-        "percentile",
-        "novelty",
-        "novel_fraction",
-    ),
-}
-
-#: Zoo columns a property task may predict, per type. Every hyperparameter column a zoo can
-#: vary is a classification target; numeric ones (``lr``, ``dropout``...) are scored as class
-#: labels (see :func:`benchmarks.scoring.class_labels`).
-REGRESSION_TARGETS = ("test_acc", "ggap", "epoch", "test_loss", "train_acc", "val_acc")
-CLASSIFICATION_TARGETS = ("activation", "init", "optimizer", "lr", "weight_decay", "dropout",
-                          "batch_size", "train_fraction", "schedule")
+#: A task type: the name of a registered evaluator (``regression``, ``classification``,
+#: ``initialization``, ``generation`` built in; see :mod:`benchmarks.evaluators`). The metrics
+#: and targets a type allows are its evaluator's ``metrics`` / ``targets``.
+TaskType = str
 
 _NAME = r"^[a-z0-9][a-z0-9._-]*$"
 
@@ -131,11 +115,12 @@ class TaskMetadata(BaseModel):
     Attributes:
         name: unique task name (lower case, digits, ``.-_``).
         description: one or two sentences for ``bench ls`` and result tables.
-        type: regression | classification (property prediction), initialization, generation.
+        type: a registered task type (its evaluator): regression | classification (property
+            prediction), initialization, generation, or one a plugin adds.
         zoo: the pinned zoo.
         target: the zoo column predicted (property tasks) or ``"weights"`` (init / generation).
         splits: fit on train, select on validation, score on test.
-        metrics: reported metrics; all must be valid for ``type``.
+        metrics: reported metrics; all must be among the evaluator's ``metrics``.
         main_score: the metric used to rank methods (one of ``metrics``).
         finetune: settings of initialization / generation tasks.
         rows: keep only these rows of the zoo (e.g. one architecture of a heterogeneous zoo).
@@ -160,24 +145,20 @@ class TaskMetadata(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> TaskMetadata:
-        allowed = TYPE_METRICS[self.type]
-        bad = [m for m in self.metrics if m not in allowed]
+        from benchmarks.registry import EVALUATORS  # registers the built-in evaluators
+
+        try:
+            evaluator = EVALUATORS.get(self.type)
+        except UnknownNameError as e:
+            raise ValueError(str(e).strip("\"'")) from None
+        bad = [m for m in self.metrics if m not in evaluator.metrics]
         if bad:
-            raise ValueError(f"metrics {bad} are not valid for {self.type} tasks ({allowed})")
+            raise ValueError(
+                f"metrics {bad} are not valid for {self.type} tasks ({evaluator.metrics})")
         if self.main_score not in self.metrics:
             raise ValueError(f"main_score {self.main_score!r} must be one of metrics")
-        if self.type == "regression" and self.target not in REGRESSION_TARGETS:
-            raise ValueError(f"regression target must be one of {REGRESSION_TARGETS}")
-        if self.type == "classification" and self.target not in CLASSIFICATION_TARGETS:
-            raise ValueError(f"classification target must be one of {CLASSIFICATION_TARGETS}")
-        generative = self.type in ("initialization", "generation")
-        if generative and self.target != "weights":
-            raise ValueError(f"{self.type} tasks have target 'weights'")
-        if generative and self.finetune is None:
-            raise ValueError(f"{self.type} tasks need a finetune spec")
-        if not generative and self.finetune is not None:
-            raise ValueError("only initialization / generation tasks take a finetune spec")
-        if self.holdout is not None and generative:
+        evaluator.validate(self)
+        if self.holdout is not None and self.finetune is not None:
             raise ValueError("holdout applies to property tasks only")
         if self.holdout is not None and self.rows is not None and \
                 getattr(self.rows, self.holdout.by) is not None:
@@ -186,8 +167,10 @@ class TaskMetadata(BaseModel):
 
     @property
     def is_property(self) -> bool:
-        """Whether this is a property-prediction (regression / classification) task."""
-        return self.type in ("regression", "classification")
+        """Whether this is a property-prediction task (per-checkpoint predictions)."""
+        from benchmarks.registry import EVALUATORS
+
+        return EVALUATORS.get(self.type).items == "property"
 
 
 class Suite(BaseModel):
