@@ -143,7 +143,7 @@ def reproduce(
         BenchmarkError: no reproduction is recorded for ``suite``, or an unknown method.
     """
     from benchmarks import evaluate
-    from modelzoo.cli_publish import build_recipe_file
+    from modelzoo.hub.cli import build_recipe_file
     from sane import SaneConfig, train
 
     if suite == "digits-hetero-v1":  # several SANE runs and zoos: its own pipeline

@@ -91,7 +91,7 @@ class Alignment:
 def _zoo_tables(root: Path, manifest: Manifest, columns: list[str] | None = None,
                 files: list[int] | None = None) -> Iterator[tuple[int, pa.Table]]:
     """``(file index, table)`` for every record batch of the zoo's shards."""
-    from modelzoo.merge import iter_zoo_batches
+    from modelzoo.hub.stream import iter_zoo_batches
 
     for fi, f in enumerate(manifest.files):
         if f.num_rows == 0 or (files is not None and fi not in files):
@@ -333,7 +333,7 @@ def align_zoo(
         ZooError: several architectures in the zoo, a bad reference or epoch, a used ``out``.
         CorruptZooError: the input zoo does not match its manifest.
     """
-    from modelzoo.versioning import check_version
+    from modelzoo.hub.versioning import check_version
 
     if version is not None:
         version = check_version(version)

@@ -116,7 +116,7 @@ def build(
     if executor != "local":
         opts.update(executor=executor, address=address)
     if recipe is not None:
-        from modelzoo.cli_publish import build_recipe_file
+        from modelzoo.hub.cli import build_recipe_file
 
         manifest = build_recipe_file(recipe, **opts)
     else:
@@ -220,7 +220,7 @@ def validate(path: Path) -> None:
     """Check the zoo at PATH: every shard against its checksum in zoo.json, and the models
     against the recorded plan (every model the recipe plans present once, with all its
     checkpoints, and nothing else)."""
-    from modelzoo.plan import verify_plan
+    from modelzoo.build.plan import verify_plan
     from modelzoo.storage import verify_zoo
 
     m = verify_zoo(path)
@@ -283,7 +283,7 @@ def align(zoo: Path, out: Path, reference: str, epoch: str, max_iter: int, name:
     )
 
 
-from modelzoo.cli_publish import diff, merge, publish  # noqa: E402
+from modelzoo.hub.cli import diff, merge, publish  # noqa: E402
 
 main.add_command(merge)
 main.add_command(diff)

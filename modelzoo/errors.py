@@ -40,3 +40,7 @@ class IncompleteZooError(CorruptZooError):
 
 class NotPermutableError(ZooError, ValueError):
     """An architecture has no function-preserving neuron permutation (e.g. skip connections)."""
+
+
+class PluginError(ZooError, ImportError):
+    """An installed plugin (a Python entry point) failed to load."""

@@ -1,12 +1,20 @@
-"""A small generic registry with "did you mean" errors (timm / lm-eval style)."""
+"""A small generic registry with "did you mean" errors (timm / lm-eval style).
+
+A registry may name an entry-point group (``modelzoo.architectures``, ``modelzoo.sources``):
+installed packages that declare entry points in that group are plugins. Loading an entry point
+imports its module, which registers its objects as built-in modules do (``@register_arch``,
+``SOURCES.add``). Plugins load on the first lookup of a name the registry does not hold, or
+when the registry is listed, so a broken plugin never affects lookups of built-in names.
+"""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
-from modelzoo.errors import UnknownNameError
+from modelzoo.errors import PluginError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -16,11 +24,41 @@ class Registry(Generic[T]):
 
     Args:
         kind: What is registered, used in error messages (e.g. ``"architecture"``).
+        group: Entry-point group whose plugins register into this registry.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, group: str | None = None) -> None:
         self.kind = kind
+        self.group = group
         self._items: dict[str, T] = {}
+        self._origins: dict[str, str] = {}
+        self._plugins_loaded = group is None
+
+    def load_plugins(self) -> None:
+        """Import the modules of the group's entry points (once); they register themselves.
+
+        Raises:
+            PluginError: a plugin failed to import (names the package and entry point).
+        """
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for ep in sorted(entry_points(group=self.group), key=lambda e: e.name):
+            before = set(self._items)
+            try:
+                ep.load()
+            except Exception as e:  # noqa: BLE001  (any error of foreign code)
+                dist = getattr(ep.dist, "name", None) or "an installed package"
+                raise PluginError(
+                    f"the {self.group} plugin {ep.name!r} ({ep.value}) of {dist} failed to "
+                    f"load: {type(e).__name__}: {e}. Fix or uninstall that package"
+                ) from e
+            for key in set(self._items) - before:
+                self._origins[key] = ep.module
+
+    def origin(self, name: str) -> str | None:
+        """The module of the plugin that registered ``name`` (None: not from a plugin)."""
+        return self._origins.get(name)
 
     def register(self, name: str | None = None) -> Callable[[T], T]:
         """Decorator registering ``obj`` under ``name`` (default: its ``__name__``)."""
@@ -42,6 +80,8 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """Return the object registered as ``name`` or raise with suggestions."""
+        if name not in self._items:
+            self.load_plugins()
         try:
             return self._items[name]
         except KeyError:
@@ -49,6 +89,7 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         """The error text for an unknown ``name``."""
+        self.load_plugins()
         close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         return (
@@ -56,14 +97,18 @@ class Registry(Generic[T]):
         )
 
     def names(self) -> list[str]:
-        """All registered names, sorted."""
+        """All registered names (plugins included), sorted."""
+        self.load_plugins()
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
+        if name not in self._items:
+            self.load_plugins()
         return name in self._items
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        self.load_plugins()
         return len(self._items)

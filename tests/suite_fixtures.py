@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from modelzoo.build import build_zoo
-from modelzoo.recipe import Recipe, load_recipe
+from modelzoo.build.recipe import Recipe, load_recipe
 from modelzoo.storage import SPLITS, load_zoo
 from modelzoo.storage.schema import STATUS_OK
 from tests.bench_fixtures import one_thread

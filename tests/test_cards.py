@@ -9,15 +9,16 @@ import pytest
 import yaml
 
 from modelzoo.build import plan_groups
-from modelzoo.cards import (
+from modelzoo.build.recipe import load_recipe
+from modelzoo.hub.cards import (
     PLOT_NAME,
     plot_accuracy,
     render_card,
     size_category,
     zoo_stats,
 )
-from modelzoo.merge import is_mix_file, load_mix, zoo_configs
-from modelzoo.recipe import load_recipe
+from modelzoo.hub.configs import zoo_configs
+from modelzoo.hub.mix import is_mix_file, load_mix
 from modelzoo.storage import load_zoo, read_manifest
 
 CARDS = sorted((Path(__file__).resolve().parents[1] / "cards").glob("*.yaml"))

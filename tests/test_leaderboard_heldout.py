@@ -45,7 +45,7 @@ from benchmarks.registry import SUITES, TASKS
 from benchmarks.results import load_results
 from benchmarks.scoring import score_predictions
 from modelzoo.build import build_zoo
-from modelzoo.recipe import load_recipe
+from modelzoo.build.recipe import load_recipe
 from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
 from tests.bench_fixtures import one_thread
 from tests.leaderboard_fixtures import Combo, snapshot

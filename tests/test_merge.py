@@ -19,14 +19,9 @@ from click.testing import CliRunner
 from modelzoo.architectures import create_model
 from modelzoo.cli import main as zoo_cli
 from modelzoo.errors import CorruptZooError
-from modelzoo.merge import (
-    ALL_CONFIG,
-    DEFAULT_CONFIG,
-    MergeConflictError,
-    build_mix,
-    merge_zoos,
-    zoo_configs,
-)
+from modelzoo.hub.configs import ALL_CONFIG, DEFAULT_CONFIG, zoo_configs
+from modelzoo.hub.merge import MergeConflictError, merge_zoos
+from modelzoo.hub.mix import build_mix
 from modelzoo.storage import load_flat_weights, load_zoo, read_manifest, verify_zoo
 from tests.merge_fixtures import make_synthetic_zoo
 
@@ -258,7 +253,7 @@ def test_cli_merge_subprocess_reports_conflict(tmp_path: Path) -> None:
 
 
 def test_build_mix_builds_members_and_merges(tmp_path: Path) -> None:
-    from modelzoo.cli_publish import build_recipe_file
+    from modelzoo.hub.cli import build_recipe_file
 
     out = tmp_path / "mix"
     m = build_mix(mix=ROOT / "cards" / "hetero-mix.yaml", out=out, models=2, epochs=1,
@@ -278,8 +273,8 @@ def test_build_mix_builds_members_and_merges(tmp_path: Path) -> None:
 def test_build_recipe_file_dispatches_plain_recipes_and_refuses_mix_only_options(
     tmp_path: Path,
 ) -> None:
-    from modelzoo.cli_publish import build_recipe_file
     from modelzoo.errors import ZooError
+    from modelzoo.hub.cli import build_recipe_file
 
     m = build_recipe_file(ROOT / "cards" / "digits-mlp.yaml", out=tmp_path / "mlp", models=2,
                           epochs=1, max_train=32, arch=None, grid=None)  # fmt: skip

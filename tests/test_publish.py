@@ -19,10 +19,12 @@ from click.testing import CliRunner
 
 from modelzoo.cli import main as zoo_cli
 from modelzoo.errors import CorruptZooError
-from modelzoo.merge import ALL_CONFIG, merge_zoos, zoo_configs
-from modelzoo.publish import PublishError, publish_zoo
+from modelzoo.hub.configs import ALL_CONFIG, zoo_configs
+from modelzoo.hub.merge import merge_zoos
+from modelzoo.hub.publish import publish_zoo
+from modelzoo.hub.upload import PublishError
+from modelzoo.hub.versioning import VersionConflictError
 from modelzoo.storage import load_zoo, read_manifest
-from modelzoo.versioning import VersionConflictError
 from tests.merge_fixtures import make_synthetic_zoo
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,9 +10,8 @@ from click.testing import CliRunner
 
 from modelzoo.cli import main as zoo_cli
 from modelzoo.errors import ZooError
-from modelzoo.merge import merge_zoos
-from modelzoo.storage import read_manifest
-from modelzoo.versioning import (
+from modelzoo.hub.merge import merge_zoos
+from modelzoo.hub.versioning import (
     VersionConflictError,
     bump_version,
     check_same_release,
@@ -20,6 +19,7 @@ from modelzoo.versioning import (
     parse_version,
     version_tag,
 )
+from modelzoo.storage import read_manifest
 from tests.merge_fixtures import make_synthetic_zoo
 
 RECIPE = {"architecture": "mlp", "source": "digits", "epochs": 1, "grid": {"lr": [0.001]}}

@@ -37,7 +37,7 @@ from benchmarks.leaderboard.schema import BoardIndex, HeldOutInfo, ZooPin, json_
 from benchmarks.leaderboard.view import ViewManifest, ViewTarget, write_view
 from benchmarks.registry import TASKS
 from benchmarks.runner import _Zoo, check_applicable
-from modelzoo.recipe import Recipe, load_recipe, make_recipe
+from modelzoo.build.recipe import Recipe, load_recipe, make_recipe
 from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 from modelzoo.storage.manifest import split_hashes

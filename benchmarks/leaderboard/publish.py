@@ -16,12 +16,14 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 
 from benchmarks.leaderboard.board import load_board
 from benchmarks.leaderboard.errors import LeaderboardError
 from benchmarks.leaderboard.render import board_table, to_markdown
+from modelzoo.errors import ZooError
+from modelzoo.hub.upload import upload_folder as hub_upload
 from modelzoo.storage.atomic import atomic_write_bytes, atomic_write_with, ensure_dir
+from modelzoo.storage.card import dataset_card as card_markdown
 
 DATA_FILE = "data/train-00000-of-00001.parquet"
 
@@ -88,14 +90,14 @@ def dataset_card(board: str | Path, *, license: str = "cc-by-4.0") -> str:
     }
     zoo = index.zoo
     table = to_markdown(board_table(index, entries)).split("\n", 2)[2]  # drop the title
-    return (
-        "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n\n"
+    return card_markdown(
         f"# Leaderboard: {index.suite}\n\n"
         + (f"Zoo: `{zoo.name}` v{zoo.version} (content `{zoo.content_hash}`).\n\n" if zoo else "")
         + "Each row is one metric of one task of one entry; every score was recomputed by the "
         "board from the submitted per-item predictions against the zoo's held-out labels.\n\n"
         "```python\nfrom datasets import load_dataset\nrows = load_dataset(REPO_OR_FOLDER, "
-        "split=\"train\")\n```\n\n" + table
+        "split=\"train\")\n```\n\n" + table,
+        **header,
     )
 
 
@@ -128,20 +130,14 @@ def upload_folder(folder: Path, *, repo_id: str, private: bool, token: str | Non
     """Create the dataset repo if needed and upload ``folder`` in one commit.
 
     Raises:
-        LeaderboardError: no network / token, or the Hub refused (message says which).
+        LeaderboardError: offline, no network / token, or the Hub refused (message says which).
     """
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
     try:
-        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
-                          commit_message="Update leaderboard")
-    except Exception as e:  # noqa: BLE001  (network, auth and Hub errors all end here)
-        first = str(e).splitlines()[0].rstrip(".") if str(e) else ""
+        hub_upload(folder, repo_id=repo_id, private=private, token=token,
+                   commit_message="Update leaderboard")  # fmt: skip
+    except ZooError as e:
         raise LeaderboardError(
-            f"cannot upload {folder} to the Hub dataset {repo_id}: {type(e).__name__}: "
-            f"{first}. Check the network and your token "
-            "(HF_TOKEN or `hf auth login`); the folder is complete and can be uploaded later "
-            f"with `bench leaderboard publish --repo-id {repo_id}` or `hf upload`."
+            f"cannot upload {folder} to the Hub dataset {repo_id}: {e}. The folder is complete "
+            f"and can be uploaded later with `bench leaderboard publish --repo-id {repo_id}` "
+            "or `hf upload`."
         ) from None

@@ -60,7 +60,7 @@ class _PeakAnon:
 def _build(out: Path, *, arch: str, models: int, epochs: int, arch_kwargs: dict | None = None,
            max_train: int | None = None) -> Path:
     from modelzoo.build import build_zoo
-    from modelzoo.recipe import make_recipe
+    from modelzoo.build.recipe import make_recipe
 
     recipe = make_recipe({
         "name": out.name, "architecture": arch, "arch_kwargs": arch_kwargs or {},

@@ -50,7 +50,7 @@ class ArchInfo:
     defaults: dict[str, Any] = field(default_factory=dict)
 
 
-ARCHITECTURES: Registry[ArchInfo] = Registry("architecture")
+ARCHITECTURES: Registry[ArchInfo] = Registry("architecture", group="modelzoo.architectures")
 
 
 def register_arch(

@@ -94,7 +94,7 @@ class SourceSpec:
         return " ".join(parts)
 
 
-SOURCES: Registry[SourceSpec] = Registry("source dataset")
+SOURCES: Registry[SourceSpec] = Registry("source dataset", group="modelzoo.sources")
 
 
 @dataclass(frozen=True, eq=False)

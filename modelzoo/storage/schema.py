@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pyarrow as pa
+
+from modelzoo.hparams import hparam_columns
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
-#: Hyperparameter columns, in order, with their Arrow types.
-HPARAM_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
-    ("seed", pa.int64()),
-    ("lr", pa.float64()),
-    ("weight_decay", pa.float64()),
-    ("dropout", pa.float64()),
-    ("activation", pa.string()),
-    ("init", pa.string()),
-    ("optimizer", pa.string()),
-    ("batch_size", pa.int32()),
-    ("train_fraction", pa.float64()),
-    ("schedule", pa.string()),
-)
+#: Hyperparameter columns, in order, with their Arrow types (declared by TrainConfig).
+HPARAM_FIELDS: tuple[tuple[str, pa.DataType], ...] = hparam_columns()
 
 #: Metric columns (float32), per checkpoint.
 METRIC_FIELDS: tuple[str, ...] = (
@@ -36,12 +29,15 @@ STATUS_OK = "ok"
 STATUS_DIVERGED = "diverged"
 
 
-def zoo_schema(n_params: int | None) -> pa.Schema:
+def zoo_schema(
+    n_params: int | None, hparams: Sequence[tuple[str, pa.DataType]] = HPARAM_FIELDS
+) -> pa.Schema:
     """Arrow schema of a zoo.
 
     Args:
         n_params: fixed weight-vector length for homogeneous zoos
             (``fixed_size_list<float32>``); ``None`` for heterogeneous zoos (``list<float32>``).
+        hparams: the hyperparameter columns (default: those TrainConfig declares).
     """
     weights_type = (
         pa.list_(pa.float32(), n_params) if n_params is not None else pa.list_(pa.float32())
@@ -51,7 +47,7 @@ def zoo_schema(n_params: int | None) -> pa.Schema:
         pa.field("architecture", pa.string()),
         pa.field("source", pa.string()),
         pa.field("epoch", pa.int32()),
-        *[pa.field(n, t) for n, t in HPARAM_FIELDS],
+        *[pa.field(n, t) for n, t in hparams],
         *[pa.field(n, pa.float32()) for n in METRIC_FIELDS],
         pa.field("status", pa.string()),
         pa.field("split", pa.string()),

@@ -34,6 +34,7 @@ from modelzoo.storage.atomic import (
     fsync_dir,
     storage_error,
 )
+from modelzoo.storage.card import dataset_card
 from modelzoo.storage.manifest import (
     MANIFEST_NAME,
     ArchitectureEntry,
@@ -361,14 +362,14 @@ def minimal_card(name: str, description: str = "", splits: Iterable[str] = SPLIT
 
     Only splits with rows are listed: ``datasets`` refuses a split whose files hold no data.
     """
-    lines = ["---", "configs:", "- config_name: default", "  data_files:"]
-    for split in splits:
-        lines += [f"  - split: {split}", f"    path: {split}/*.arrow"]
-    lines += ["tags:", "- model-zoo", "- weight-space-learning", "---", "", f"# {name}", ""]
+    lines = [f"# {name}", ""]
     if description:
         lines += [description, ""]
     lines.append("A model zoo built with the model-zoo toolkit. `zoo info .` summarises it.")
-    return "\n".join(lines) + "\n"
+    configs = [{"config_name": "default", "data_files": [
+        {"split": split, "path": f"{split}/*.arrow"} for split in splits]}]  # fmt: skip
+    return dataset_card("\n".join(lines) + "\n", configs=configs,
+                        tags=["model-zoo", "weight-space-learning"])  # fmt: skip
 
 
 def check_plan(planned: set[str], present: Iterable[str], *, where: str) -> None:

@@ -3,50 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from modelzoo.errors import RecipeError
+from modelzoo.hparams import INITS, OPTIMIZERS, SCHEDULES, TrainConfig
 
-INITS: tuple[str, ...] = (
-    "default",
-    "uniform",
-    "normal",
-    "kaiming_uniform",
-    "kaiming_normal",
-    "xavier_uniform",
-    "xavier_normal",
-)
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
-
-
-class TrainConfig(BaseModel):
-    """Hyperparameters of one model of a zoo (the flat hyperparameter columns)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    seed: int = 0
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    activation: str = "relu"
-    init: str = "kaiming_uniform"
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    batch_size: int = Field(64, gt=0)
-    train_fraction: float = Field(1.0, gt=0, le=1)
-    schedule: Literal["constant", "onecycle"] = "constant"
-
-    def group_key(self) -> tuple:
-        """Models sharing this key run the same function and data shapes: one population."""
-        return (self.activation, self.dropout, self.batch_size, self.train_fraction)
-
-    def optim_key(self) -> tuple:
-        """Models sharing this key can share one optimizer over stacked parameters."""
-        return (self.optimizer, self.lr, self.weight_decay, self.schedule)
-
+__all__ = ["INITS", "OPTIMIZERS", "SCHEDULES", "TrainConfig"]  # declared in modelzoo.hparams
 
 def init_weights_(model: nn.Module, scheme: str, generator: torch.Generator) -> nn.Module:
     """Re-initialise ``model`` in place with ``scheme`` drawing from ``generator``.
@@ -96,9 +60,6 @@ def make_optimizer(
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, **kw)
     return torch.optim.SGD(params, momentum=0.9, **kw)
-
-
-SCHEDULES: tuple[str, ...] = ("constant", "onecycle")
 
 
 def make_scheduler(

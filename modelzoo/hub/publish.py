@@ -12,13 +12,12 @@ The repository layout is the one the Hub and ``datasets`` read without a loading
 so ``datasets.load_dataset(folder)`` / ``load_dataset(folder, "<config>")`` work offline, and
 ``load_dataset("user/name", revision="v1.0.0")`` is the read path once uploaded. A published
 version never changes: publishing again the same version and content is a no-op, anything else
-into the same folder or tag is refused (:class:`~modelzoo.versioning.VersionConflictError`).
+into the same folder or tag is refused (:class:`~modelzoo.hub.versioning.VersionConflictError`).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -29,29 +28,30 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
-from modelzoo.cards import PLOT_NAME, plot_accuracy, render_card, zoo_stats
 from modelzoo.errors import StorageError, ZooError
-from modelzoo.merge import (
-    ZooConfig,
-    commit_dir,
-    iter_zoo_batches,
-    staging_dir,
-    zoo_configs,
+from modelzoo.hub.cards import PLOT_NAME, plot_accuracy, render_card, zoo_stats
+from modelzoo.hub.configs import ZooConfig, zoo_configs
+from modelzoo.hub.staging import commit_dir, staging_dir
+from modelzoo.hub.stream import iter_zoo_batches
+from modelzoo.hub.upload import (
+    check_reachable,
+    check_repo_id,
+    default_endpoint,
+    hub_api,
+    hub_error,
+    transport_errors,
+    upload_folder,
 )
+from modelzoo.hub.versioning import check_same_release, version_tag
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 from modelzoo.storage.manifest import MANIFEST_NAME, Manifest, read_manifest
 from modelzoo.storage.reader import verify_zoo
-from modelzoo.versioning import VersionConflictError, check_same_release, version_tag
 
 #: Default maximum Parquet shard size (the Hub's convention is <= 500 MB per file).
 DEFAULT_MAX_SHARD_SIZE = 500 * 2**20
 #: Target Parquet row-group size (keeps the dataset viewer and streaming responsive).
 ROW_GROUP_BYTES = 64 * 2**20
 _ROW_OVERHEAD = 256  # bytes of metadata columns per row, for shard sizing
-
-
-class PublishError(ZooError):
-    """Uploading to the Hugging Face Hub failed (network, authentication, permissions)."""
 
 
 class PublishResult(BaseModel):
@@ -228,52 +228,6 @@ def write_hub_folder(
 # ---------------------------------------------------------------------------------------------
 
 
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    env = os.environ.get("HF_HUB_OFFLINE", "").strip().upper()
-    return env in {"1", "ON", "YES", "TRUE"} or bool(constants.HF_HUB_OFFLINE)
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """Exception types the Hub client raises for network failures (httpx or requests based)."""
-    from huggingface_hub.errors import HfHubHTTPError
-
-    errs: list[type[BaseException]] = [OSError, HfHubHTTPError]
-    for mod in ("httpx2", "httpx", "requests"):
-        try:
-            m = __import__(mod)
-        except ImportError:
-            continue
-        base = getattr(m, "HTTPError", None) or getattr(m, "RequestException", None)
-        if isinstance(base, type):
-            errs.append(base)
-    return tuple(errs)
-
-
-def _hub_error(endpoint: str, e: BaseException) -> PublishError:
-    msg = str(e).splitlines()[0] if str(e) else e.__class__.__name__
-    return PublishError(
-        f"cannot publish to the Hugging Face Hub at {endpoint}: {msg}. Check the network, "
-        "HF_ENDPOINT and your token (`hf auth login` or HF_TOKEN); or write the repository to "
-        "a local folder with --out and upload it later"
-    )
-
-
-def _check_reachable(endpoint: str, timeout: float) -> None:
-    if _offline():
-        raise PublishError(
-            "cannot publish to the Hugging Face Hub: offline mode is enabled (HF_HUB_OFFLINE=1). "
-            "Unset it to upload, or write the repository to a local folder with --out"
-        )
-    from huggingface_hub import get_session
-
-    try:
-        get_session().get(f"{endpoint}/api/status", timeout=timeout)
-    except _transport_errors() as e:
-        raise _hub_error(endpoint, e) from None
-
-
 def _published_manifest(api: Any, repo_id: str, tag: str, endpoint: str) -> Manifest | None:
     """The zoo.json of an existing tag, or None when the tag does not exist."""
     import json
@@ -301,32 +255,25 @@ def _upload(
     endpoint: str,
     timeout: float,
 ) -> PublishResult:
-    from huggingface_hub import HfApi
-
-    _check_reachable(endpoint, timeout)
-    api = HfApi(endpoint=endpoint, token=token)
+    check_reachable(endpoint, timeout)
+    api = hub_api(endpoint, token)
+    url = f"{endpoint}/datasets/{repo_id}"
     try:
         api.create_repo(repo_id, repo_type="dataset", exist_ok=True, private=private)
         existing = _published_manifest(api, repo_id, tag, endpoint)
-        url = f"{endpoint}/datasets/{repo_id}"
-        if existing is not None:
-            check_same_release(existing, manifest, where=f"{repo_id}@{tag}")
-            return PublishResult(repo_id=repo_id, revision=tag, unchanged=True, url=url)
-        info = api.upload_folder(
-            repo_id=repo_id, folder_path=str(folder), repo_type="dataset",
-            commit_message=f"Publish {manifest.name} v{manifest.version}",
-            commit_description=f"content hash {manifest.content_hash}",
-            delete_patterns=["data/**", PLOT_NAME],
-        )  # fmt: skip
-        api.create_tag(
-            repo_id, tag=tag, repo_type="dataset", revision=info.oid,
-            tag_message=f"{manifest.name} v{manifest.version} ({manifest.content_hash})",
-        )  # fmt: skip
-    except VersionConflictError:
-        raise
-    except _transport_errors() as e:
-        raise _hub_error(endpoint, e) from None
-    return PublishResult(repo_id=repo_id, revision=tag, commit=info.oid, url=url)
+    except transport_errors() as e:
+        raise hub_error(endpoint, e) from None
+    if existing is not None:
+        check_same_release(existing, manifest, where=f"{repo_id}@{tag}")
+        return PublishResult(repo_id=repo_id, revision=tag, unchanged=True, url=url)
+    commit = upload_folder(
+        folder, repo_id=repo_id, api=api, endpoint=endpoint, private=private,
+        commit_message=f"Publish {manifest.name} v{manifest.version}",
+        commit_description=f"content hash {manifest.content_hash}",
+        delete_patterns=["data/**", PLOT_NAME], tag=tag,
+        tag_message=f"{manifest.name} v{manifest.version} ({manifest.content_hash})",
+    )  # fmt: skip
+    return PublishResult(repo_id=repo_id, revision=tag, commit=commit, url=url)
 
 
 def publish_zoo(
@@ -369,10 +316,10 @@ def publish_zoo(
     root = Path(zoo)
     manifest = verify_zoo(root) if verify else read_manifest(root)
     tag = revision or version_tag(manifest.version)
-    endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or _default_endpoint()).rstrip("/")
+    endpoint = (endpoint or default_endpoint()).rstrip("/")
     if repo_id is not None:
-        _check_repo_id(repo_id)
-        _check_reachable(endpoint, timeout)  # fail fast, before writing anything
+        check_repo_id(repo_id)
+        check_reachable(endpoint, timeout)  # fail fast, before writing anything
     result = PublishResult()
     if out is not None:
         folder = Path(out)
@@ -417,15 +364,3 @@ def publish_zoo(
         update={"repo_id": hub.repo_id, "revision": hub.revision, "commit": hub.commit,
                 "url": hub.url, "unchanged": hub.unchanged}  # fmt: skip
     )
-
-
-def _default_endpoint() -> str:
-    from huggingface_hub import constants
-
-    return constants.ENDPOINT
-
-
-def _check_repo_id(repo_id: str) -> None:
-    parts = repo_id.split("/")
-    if len(parts) != 2 or not all(parts) or any(p in (".", "..") for p in parts):
-        raise ZooError(f"--repo-id must look like user/name, got {repo_id!r}")

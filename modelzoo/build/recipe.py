@@ -2,48 +2,60 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
-from modelzoo.architectures import ACTIVATIONS, ARCHITECTURES
+from modelzoo.architectures import ARCHITECTURES
 from modelzoo.errors import RecipeError
+from modelzoo.hparams import TrainConfig, column_of
 from modelzoo.storage.schema import SPLITS
-from modelzoo.training.config import INITS, OPTIMIZERS, SCHEDULES, TrainConfig
+
+#: The order zoos built so far enumerate their grids in (it fixes the order of models and so
+#: their groups); hyperparameters declared later in TrainConfig are enumerated after these.
+GRID_ORDER: tuple[str, ...] = (
+    "seed", "activation", "init", "optimizer", "lr", "weight_decay", "dropout", "batch_size",
+    "train_fraction", "schedule",
+)  # fmt: skip
 
 
-class Grid(BaseModel):
-    """Hyperparameter grid: every combination is trained once per seed."""
+class GridBase(BaseModel):
+    """Hyperparameter grid: every combination is trained once per seed.
+
+    Its fields (one list per hyperparameter, default: the hyperparameter's default) are
+    derived from a TrainConfig class by :func:`grid_model`.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    seed: list[int] = Field(default_factory=lambda: [0])
-    activation: list[str] = Field(default_factory=lambda: ["relu"])
-    init: list[str] = Field(default_factory=lambda: ["kaiming_uniform"])
-    optimizer: list[str] = Field(default_factory=lambda: ["adam"])
-    lr: list[float] = Field(default_factory=lambda: [1e-3])
-    weight_decay: list[float] = Field(default_factory=lambda: [0.0])
-    dropout: list[float] = Field(default_factory=lambda: [0.0])
-    batch_size: list[int] = Field(default_factory=lambda: [64])
-    train_fraction: list[float] = Field(default_factory=lambda: [1.0])
-    schedule: list[str] = Field(default_factory=lambda: ["constant"])
+    config_class: ClassVar[type[TrainConfig]] = TrainConfig
 
     @model_validator(mode="after")
-    def _check(self) -> Grid:
+    def _check(self) -> GridBase:
         for name in type(self).model_fields:
             values = getattr(self, name)
             if not values:
                 raise ValueError(f"grid.{name} is empty")
             if len(set(values)) != len(values):
                 raise ValueError(f"grid.{name} has duplicates: {values}")
-        allowed = {"activation": ACTIVATIONS, "init": INITS, "optimizer": OPTIMIZERS,
-                   "schedule": SCHEDULES}
-        for name, ok in allowed.items():
+        for name, f in self.config_class.model_fields.items():
+            ok = column_of(f).choices
+            if ok is None:
+                continue
             bad = [v for v in getattr(self, name) if v not in ok]
             if bad:
                 raise ValueError(f"grid.{name} has unknown {bad}; choose from {', '.join(ok)}")
@@ -75,10 +87,29 @@ class Grid(BaseModel):
                 if len(out) >= total:
                     return out
                 try:
-                    out.append(TrainConfig(seed=s, **dict(zip(names, c))))
+                    out.append(self.config_class(seed=s, **dict(zip(names, c))))
                 except ValidationError as e:
                     raise RecipeError(f"invalid grid value: {e}") from None
         return out
+
+
+def grid_model(config: type[TrainConfig] = TrainConfig, name: str = "Grid") -> type[GridBase]:
+    """The grid of ``config``'s hyperparameters: a list field per hyperparameter, in
+    :data:`GRID_ORDER` then declaration order; named choices are checked against the
+    declared values."""
+    fields = config.model_fields
+    order = [n for n in GRID_ORDER if n in fields] + [n for n in fields if n not in GRID_ORDER]
+    defs: dict[str, Any] = {}
+    for n in order:
+        f = fields[n]
+        item = str if column_of(f).choices is not None else f.annotation
+        defs[n] = (list[item], Field(default_factory=functools.partial(list, [f.default])))
+    grid = create_model(name, __base__=GridBase, __module__=__name__, **defs)
+    grid.config_class = config
+    return grid
+
+
+Grid = grid_model(TrainConfig)
 
 
 class SplitSpec(BaseModel):

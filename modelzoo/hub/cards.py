@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, Field
 
-from modelzoo.merge import ZooConfig, iter_zoo_batches, zoo_configs
+from modelzoo.hub.configs import ZooConfig, zoo_configs
+from modelzoo.hub.stream import iter_zoo_batches
+from modelzoo.storage.card import dataset_card
 from modelzoo.storage.manifest import Manifest, read_manifest
 from modelzoo.storage.schema import HPARAM_FIELDS, SPLITS, STATUS_OK
 
@@ -235,15 +236,23 @@ def card_front_matter(
         "tags": list(dict.fromkeys(tags)),
         "task_categories": ["tabular-regression", "tabular-classification"],
         "size_categories": [size_category(manifest.num_rows)],
-        "configs": [
-            {
-                "config_name": c.name,
-                **({"default": True} if len(configs) == 1 or c.architecture is None else {}),
-                "data_files": [{"split": s, "path": p} for s, p in data_files[c.name].items()],
-            }
-            for c in configs
-        ],
+        "configs": hub_configs(configs, data_files),
     }
+
+
+def hub_configs(
+    configs: list[ZooConfig], data_files: dict[str, dict[str, str]]
+) -> list[dict[str, Any]]:
+    """The card's ``configs`` list: each config's files per split; ``all``/``default`` first
+    choice of ``load_dataset`` (``default: true``)."""
+    return [
+        {
+            "config_name": c.name,
+            **({"default": True} if len(configs) == 1 or c.architecture is None else {}),
+            "data_files": [{"split": s, "path": p} for s, p in data_files[c.name].items()],
+        }
+        for c in configs
+    ]
 
 
 def render_card(
@@ -365,4 +374,18 @@ def render_card(
     citations = [c for c in dict.fromkeys(citations) if c]
     if citations:
         lines += ["## Citation", "", "```bibtex", "\n\n".join(citations), "```", ""]
-    return "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + "\n".join(lines)
+    return dataset_card("\n".join(lines), **front)
+
+
+def local_card(
+    *, name: str, description: str, configs: list[ZooConfig], data_files: dict[str, dict]
+) -> str:
+    """README.md of a local zoo folder: YAML ``configs`` so ``load_dataset(dir, cfg)`` works."""
+    body = [f"# {name}", ""]
+    if description:
+        body += [description, ""]
+    body.append("Configs: " + ", ".join(f"`{c.name}`" for c in configs) + ".")
+    body.append("")
+    body.append("A merged model zoo built with the model-zoo toolkit. `zoo info .` summarises it.")
+    return dataset_card("\n".join(body) + "\n", configs=hub_configs(configs, data_files),
+                        tags=["model-zoo", "weight-space-learning"])  # fmt: skip

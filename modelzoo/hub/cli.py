@@ -1,13 +1,12 @@
 """``zoo merge|diff|publish``: share, version and mix zoos (thin click layer over the API).
 
 These commands are registered on the ``zoo`` group (``modelzoo.cli``); this module also runs
-on its own: ``python -m modelzoo.cli_publish merge ...``.
+on its own: ``python -m modelzoo.hub.cli merge ...``.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,20 +17,20 @@ from modelzoo.clickutil import ZooGroup
 from modelzoo.errors import ZooError
 from modelzoo.storage.manifest import Manifest
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12,
-          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}  # fmt: skip
-
 
 def parse_size(text: str) -> int:
-    """``"500MB"`` -> 500000000, ``"1GiB"`` -> 1073741824, ``"1234"`` -> 1234."""
-    m = _SIZE.match(text)
-    if not m:
-        raise click.BadParameter(f"{text!r} is not a size like 500MB or 1GiB")
-    unit = (m.group(2) or "").lower().removesuffix("b")
-    if unit not in _UNITS:
-        raise click.BadParameter(f"{text!r}: unknown unit")
-    n = int(float(m.group(1)) * _UNITS[unit])
+    """``"500MB"`` -> 500000000, ``"1GiB"`` -> 1073741824, ``"1234"`` -> 1234 (bytes).
+
+    Units as in ``datasets``' ``max_shard_size`` (its own parser): KB/MB/GB/TB powers of
+    1000, KiB/MiB/GiB/TiB powers of 1024.
+    """
+    from datasets.utils.py_utils import convert_file_size_to_int
+
+    text = text.strip()
+    try:
+        n = int(text) if text.isdigit() else convert_file_size_to_int(text.replace(" ", ""))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a size like 500MB or 1GiB") from None
     if n < 1:
         raise click.BadParameter("size must be at least 1 byte")
     return n
@@ -44,7 +43,7 @@ def build_recipe_file(recipe: str | Path, **kwargs: Any) -> Manifest:
     For a mix, ``models``/``epochs``/``max_train``/``data_dir``/``group_size``/``trainer``/
     ``device``/``progress`` apply to every member; other build options are refused.
     """
-    from modelzoo.merge import build_mix, is_mix_file
+    from modelzoo.hub.mix import build_mix, is_mix_file
 
     if not is_mix_file(recipe):
         from modelzoo.build import build_zoo
@@ -97,7 +96,8 @@ def merge(
     Example:
       zoo merge zoos/cnn_s-digits zoos/mlp-digits --out zoos/mix --version 1.0.0
     """
-    from modelzoo.merge import merge_zoos, zoo_configs
+    from modelzoo.hub.configs import zoo_configs
+    from modelzoo.hub.merge import merge_zoos
 
     m = merge_zoos(zoos=list(zoos), out=out, name=name, version=version,
                    description=description, license=license_, verify=verify)  # fmt: skip
@@ -119,7 +119,7 @@ def diff(old: Path, new: Path, as_json: bool, exit_code: bool) -> None:
     Models added/removed/changed, split moves, metadata (version, recipe fields, layouts,
     source fingerprints) and version-policy warnings.
     """
-    from modelzoo.versioning import diff_zoos
+    from modelzoo.hub.versioning import diff_zoos
 
     d = diff_zoos(old=old, new=new)
     if as_json:
@@ -162,7 +162,7 @@ def publish(
     A published version never changes: the same version and content again is a no-op,
     different content under the same folder or tag is refused (bump the version).
     """
-    from modelzoo.publish import publish_zoo
+    from modelzoo.hub.publish import publish_zoo
 
     if out is None and repo_id is None:
         raise click.UsageError("give --out DIR and/or --repo-id user/name")

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from modelzoo.errors import ZooError
+from modelzoo.hub.stream import model_hashes_where
 from modelzoo.storage.manifest import Manifest, read_manifest
 
 
@@ -216,8 +217,6 @@ def diff_zoos(*, old: str | Path, new: str | Path, deep: bool = True) -> ZooDiff
     Returns:
         A :class:`ZooDiff` (``.summary()`` renders it).
     """
-    from modelzoo.merge import model_hashes_where
-
     a, b = read_manifest(old), read_manifest(new)
     ref = lambda m: ZooRef(  # noqa: E731
         name=m.name, version=m.version, content_hash=m.content_hash,

@@ -15,8 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from modelzoo.build.recipe import Recipe
 from modelzoo.errors import IncompleteZooError, RecipeError
-from modelzoo.recipe import Recipe
 from modelzoo.storage.manifest import Manifest, read_manifest
 from modelzoo.storage.writer import check_plan
 

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from modelzoo.build.groups import GroupJob, group_tables
 from modelzoo.errors import ZooError
-
-if TYPE_CHECKING:
-    from modelzoo.build import GroupJob
-    from modelzoo.training import TrainConfig
+from modelzoo.threads import limit_threads
+from modelzoo.training import TrainConfig
 
 #: Times Ray re-runs a group whose worker died (a killed process, a lost node).
 MAX_RETRIES = 3
@@ -28,9 +26,7 @@ MAX_RETRIES = 3
 
 def train_group_ipc(job: GroupJob, cfgs: list[TrainConfig]) -> bytes:
     """Train one group in a Ray worker; return its rows as an Arrow IPC stream."""
-    from modelzoo.build import group_tables
-    from modelzoo.threads import limit_threads
-
+    job.import_modules()  # plugin and user architectures/sources, before any lookup
     data = job.load_data()
     sink = pa.BufferOutputStream()
     writer = None
