@@ -80,7 +80,7 @@ def architecture_of(task: TaskMetadata) -> str | None:
 
 
 def _merge(roots: Sequence[Path], out: Path, name: str, mix: Any) -> Path:
-    from modelzoo.merge import merge_zoos
+    from modelzoo.hub.merge import merge_zoos
 
     if not (out / "zoo.json").exists():
         merge_zoos(zoos=roots, out=out, name=name, version=mix.version,
@@ -93,7 +93,7 @@ def build_zoos(root: Path, *, card: Path, quick: bool,
                say: Callable[[str], None]) -> dict[str, Path]:
     """Build the card's members once and merge them: ``all``, ``arch-<a>``, ``without-<a>``."""
     from modelzoo.build import build_zoo
-    from modelzoo.merge import load_mix
+    from modelzoo.hub.mix import load_mix
 
     mix, members = load_mix(card)
     roots: dict[str, Path] = {}

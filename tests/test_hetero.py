@@ -17,7 +17,7 @@ from benchmarks.methods.weight_stats import STATS, layer_statistics, padded_stat
 from benchmarks.registry import SUITES, TASKS
 from benchmarks.splits import row_masks
 from benchmarks.tasks.metadata import HoldOut, RowFilter, TaskMetadata, ZooRef
-from modelzoo.merge import build_mix, load_mix
+from modelzoo.hub.mix import build_mix, load_mix
 from modelzoo.sources import clear_cache, load_source
 from modelzoo.storage import load_zoo, read_manifest, weights_tensor
 
