@@ -119,6 +119,41 @@ def paper_table(results: Sequence[TaskResult], cells: Sequence[PaperCell]) -> st
     return "\n".join(lines) + "\n"
 
 
+def chosen_methods(suite: str, methods: Sequence[str] | None,
+                   allowed: Sequence[str]) -> tuple[str, ...]:
+    """``methods`` (default: all of ``allowed``), checked against ``allowed``.
+
+    Raises:
+        BenchmarkError: a method that is not part of the reproduction.
+    """
+    chosen = tuple(methods or allowed)
+    unknown = [m for m in chosen if m not in allowed]
+    if unknown:
+        raise BenchmarkError(f"methods {unknown} are not part of the {suite} reproduction "
+                             f"({', '.join(allowed)})")
+    return chosen
+
+
+class Timings:
+    """Seconds per step in ``OUT/timings.json``, kept across resumed runs.
+
+    Args:
+        root: the reproduction's working folder.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "timings.json"
+        self.values: dict[str, float] = (json.loads(self.path.read_text())
+                                         if self.path.exists() else {})
+
+    def record(self, step: str, t0: float, *, fresh: bool = True) -> None:
+        """Store ``step``'s time since ``t0`` (a step found finished, not ``fresh``, keeps
+        its first time) and write the file."""
+        if fresh:
+            self.values[step] = round(time.perf_counter() - t0, 1)
+        atomic_write_bytes(self.path, json.dumps(self.values, indent=1).encode())
+
+
 def reproduce(
     *,
     suite: str,
@@ -156,21 +191,11 @@ def reproduce(
                          f"choose from {', '.join(REPRODUCTIONS)}, digits-hetero-v1")
     rep = REPRODUCTIONS[suite]
     SUITES.get(suite)  # the suite itself must be registered
-    chosen = tuple(methods or rep.methods)
-    unknown = [m for m in chosen if m not in rep.methods]
-    if unknown:
-        raise BenchmarkError(f"methods {unknown} are not part of the {suite} reproduction "
-                         f"({', '.join(rep.methods)})")
+    chosen = chosen_methods(suite, methods, rep.methods)
     say = progress or (lambda _msg: None)
     root = ensure_dir(Path(out))
-    # seconds per step, kept across resumed runs (a step found finished keeps its first time)
-    tpath = root / "timings.json"
-    timings: dict[str, float] = json.loads(tpath.read_text()) if tpath.exists() else {}
-
-    def timed(step: str, t0: float, *, fresh: bool) -> None:
-        if fresh:  # a step found finished (built by an earlier run) keeps its first time
-            timings[step] = time.perf_counter() - t0
-        atomic_write_bytes(tpath, json.dumps(timings, indent=1).encode())
+    timings = Timings(root)
+    timed = timings.record
     over = {"models": rep.quick["models"], "epochs": rep.quick["epochs"]} if quick else {}
     zoos: dict[str, Path] = {}
     for name, card in rep.cards.items():
@@ -219,8 +244,8 @@ def reproduce(
             "[95% bootstrap interval over test models].", ""]
     text = "\n".join(head) + to_markdown(results_frames(results)) + "\n## Beside the papers\n\n"
     text += paper_table(results, rep.paper)
-    total = sum(timings.values())
+    total = sum(timings.values.values())
     text += (f"\n## Time ({total / 60:.0f} min in all)\n\n"
-             + "\n".join(f"- {k}: {v:.0f} s" for k, v in timings.items()))
+             + "\n".join(f"- {k}: {v:.0f} s" for k, v in timings.values.items()))
     atomic_write_bytes(report, (text + "\n").encode())
     return report

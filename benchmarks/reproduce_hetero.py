@@ -29,6 +29,7 @@ import numpy as np
 
 from benchmarks.errors import BenchmarkError, MethodError
 from benchmarks.registry import SUITES, TASKS
+from benchmarks.reproduce import Timings, chosen_methods
 from benchmarks.results import TaskResult, load_predictions, load_results
 from benchmarks.scoring import class_labels, paired_difference
 from benchmarks.tasks.metadata import TaskMetadata
@@ -177,24 +178,15 @@ def reproduce_hetero(
     from benchmarks.methods.sane_method import Sane
     from sane import SaneConfig, train
 
-    chosen = tuple(methods or METHODS)
-    unknown = [m for m in chosen if m not in METHODS]
-    if unknown:
-        raise BenchmarkError(f"methods {unknown} are not part of the {SUITE} reproduction "
-                             f"({', '.join(METHODS)})")
+    chosen = chosen_methods(SUITE, methods, METHODS)
     say = progress or (lambda _msg: None)
     root = ensure_dir(Path(out))
-    tpath = root / "timings.json"
-    timings: dict[str, float] = json.loads(tpath.read_text()) if tpath.exists() else {}
-
-    def timed(step: str, t0: float) -> None:
-        timings[step] = round(time.perf_counter() - t0, 1)
-        atomic_write_bytes(tpath, json.dumps(timings, indent=1).encode())
+    timings = Timings(root)
+    timed = timings.record
 
     t0 = time.perf_counter()
     zoos = build_zoos(root, card=ROOT / (card or CARD), quick=quick, say=say)
-    if "zoos" not in timings:
-        timed("zoos", t0)
+    timed("zoos", t0, fresh="zoos" not in timings.values)
     plan = _plan(zoos, chosen, unseen)
     for run in sorted({r for _, r, _ in plan if r is not None}):
         cfg = SaneConfig.from_dict({**SANE_CONFIG, **RUN_OPTIONS.get(run, {}),
@@ -206,8 +198,7 @@ def reproduce_hetero(
         t0 = time.perf_counter()
         with limit_threads(resolve_threads(None)):  # resumes (or returns) a started run
             train(zoo=zoo, out=root / "sane" / run, config=cfg, progress=False)
-        if fresh:  # a run found finished keeps its first time
-            timed(f"sane {run}", t0)
+        timed(f"sane {run}", t0, fresh=fresh)  # a run found finished keeps its first time
     n_seeds = seeds or 1
     spath = root / "skipped.json"
     skipped: dict[str, str] = json.loads(spath.read_text()) if spath.exists() else {}
@@ -245,8 +236,8 @@ def reproduce_hetero(
                                                                        zoos["all"])
             + "".join(f"\nNot scored: `sane-unseen` with run `{r}`: {e}\n"
                       for r, e in skipped.items())
-            + f"\n## Time ({sum(timings.values()) / 60:.0f} min in all)\n\n"
-            + "\n".join(f"- {k}: {v:.0f} s" for k, v in timings.items()) + "\n")
+            + f"\n## Time ({sum(timings.values.values()) / 60:.0f} min in all)\n\n"
+            + "\n".join(f"- {k}: {v:.0f} s" for k, v in timings.values.items()) + "\n")
     atomic_write_bytes(report, text.encode())
     return report
 

@@ -16,6 +16,7 @@ not fitted on).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import datasets
@@ -116,16 +117,6 @@ class PaddedWeightStats(WeightStats):
         return padded_statistics(dataset, manifest)
 
 
-@register_method("weight-stats-padded-linear")
-def _weight_stats_padded_linear() -> PaddedWeightStats:
-    return PaddedWeightStats("linear")
-
-
-@register_method("weight-stats-padded-gbt")
-def _weight_stats_padded_gbt() -> PaddedWeightStats:
-    return PaddedWeightStats("gbt")
-
-
 @register_method("weight-stats-linear")
 def _weight_stats_linear() -> WeightStats:
     return WeightStats("linear")
@@ -134,3 +125,7 @@ def _weight_stats_linear() -> WeightStats:
 @register_method("weight-stats-gbt")
 def _weight_stats_gbt() -> WeightStats:
     return WeightStats("gbt")
+
+
+for _head in ("linear", "gbt"):  # weight-stats-padded-linear, weight-stats-padded-gbt
+    register_method(f"weight-stats-padded-{_head}")(partial(PaddedWeightStats, _head))

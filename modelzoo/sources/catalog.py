@@ -57,38 +57,32 @@ def read_digits_inverted() -> RawSource:
     return _derived_digits(lambda x: (16 - x).astype(np.uint8), "inverted (16 - x)")
 
 
+def _digits_spec(name: str, description: str, read: Callable[[], RawSource]) -> SourceSpec:
+    """A bundled 8x8 digits source (10 classes, one pool split 60/20/20 stratified)."""
+    return SourceSpec(
+        name=name,
+        description=description,
+        num_classes=10,
+        in_shape=(1, 8, 8),
+        url="https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
+        bundled=read,
+        partition="stratified",
+    )
+
+
 _MNIST_NAMES = tuple(n for pair in MNIST_FILES.values() for n in pair)
 
 _SPECS = [
-    SourceSpec(
-        name="digits",
-        description="scikit-learn 8x8 handwritten digits, bundled (the default)",
-        num_classes=10,
-        in_shape=(1, 8, 8),
-        url="https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
-        bundled=read_digits,
-        partition="stratified",
-    ),
+    _digits_spec("digits", "scikit-learn 8x8 handwritten digits, bundled (the default)",
+                 read_digits),
     # derived from digits: same images, labels and (stratified) partition, a different input
     # distribution; each has its own fingerprint (the name and the transformed pixels enter it)
-    SourceSpec(
-        name="digits_transposed",
-        description="scikit-learn 8x8 digits, every image transposed (derived, bundled)",
-        num_classes=10,
-        in_shape=(1, 8, 8),
-        url="https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
-        bundled=read_digits_transposed,
-        partition="stratified",
-    ),
-    SourceSpec(
-        name="digits_inverted",
-        description="scikit-learn 8x8 digits with inverted intensities (derived, bundled)",
-        num_classes=10,
-        in_shape=(1, 8, 8),
-        url="https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
-        bundled=read_digits_inverted,
-        partition="stratified",
-    ),
+    _digits_spec("digits_transposed",
+                 "scikit-learn 8x8 digits, every image transposed (derived, bundled)",
+                 read_digits_transposed),
+    _digits_spec("digits_inverted",
+                 "scikit-learn 8x8 digits with inverted intensities (derived, bundled)",
+                 read_digits_inverted),
     SourceSpec(
         name="mnist",
         description="MNIST handwritten digits, 28x28 grayscale",
