@@ -32,6 +32,7 @@ def tiny_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setitem(rh.SANE_CONFIG, "token_size", TINY_SANE["token_size"])
     for k, v in TINY_SANE.items():
         monkeypatch.setitem(rh.SANE_CONFIG, k, v)
+    monkeypatch.setattr(rh, "UNSEEN", ("cnn_s", "mlp"))
     monkeypatch.setattr(rh, "METHODS", ("weight-stats-padded-linear", "zoo-init",
                                         "sane-pooled", "sane-per-arch", "sane-unseen"))
     return card
