@@ -219,12 +219,16 @@ def gather_window(
     mean: torch.Tensor | None,
     std: torch.Tensor | None,
 ) -> torch.Tensor:
-    """Normalised token values at ``index`` (padding zero); reads only those elements."""
-    safe = index.clamp(max=flat.numel() - 1)
-    x = flat[safe]
+    """Normalised token values at ``index`` (padding zero); reads only those elements.
+
+    One ``index_select`` per vector over the flattened index (several times faster than
+    advanced indexing with a 2-D index; the same values).
+    """
+    safe = index.clamp(max=flat.numel() - 1).reshape(-1)
+    x = flat.index_select(0, safe)
     if mean is not None and std is not None:
-        x = (x - mean[safe]) / std[safe]
-    return x * mask
+        x = (x - mean.index_select(0, safe)) / std.index_select(0, safe)
+    return x.view(index.shape) * mask
 
 
 def window_slice(plan: TokenPlan, start: int, size: int) -> dict[str, torch.Tensor]:

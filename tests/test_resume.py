@@ -359,20 +359,31 @@ def test_idle_cpus_from_proc_stat(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_idle_cpus_sees_a_busy_process() -> None:
-    """/proc/stat sampling: a spinning child takes about one CPU off the idle count."""
-    quiet = thr.idle_cpus(0.3)
-    if quiet is None:
-        pytest.skip("no /proc/stat")
-    if quiet < 1.0:
-        pytest.skip(f"the machine is busy ({quiet:.1f} idle CPUs): nothing left to take")
-    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.3)
-        busy = thr.idle_cpus(0.5)
-    finally:
-        spin.kill()
-        spin.wait()
-    assert busy is not None and busy < quiet - 0.5
+    """/proc/stat sampling: a spinning child takes about one CPU off the idle count.
+
+    Other jobs on a shared machine come and go, so the quiet/busy pair is measured up to three
+    times; one clear drop passes (a broken sampler never shows one)."""
+    drops = []
+    for _ in range(3):
+        quiet = thr.idle_cpus(0.3)
+        if quiet is None:
+            pytest.skip("no /proc/stat")
+        if quiet < 1.0:
+            continue
+        spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(0.3)
+            busy = thr.idle_cpus(0.5)
+        finally:
+            spin.kill()
+            spin.wait()
+        assert busy is not None
+        drops.append(quiet - busy)
+        if quiet - busy > 0.5:
+            return
+    if not drops:
+        pytest.skip("the machine is busy (under 1 idle CPU): nothing left to take")
+    pytest.fail(f"a spinning process never took 0.5 CPU off the idle count: drops {drops}")
 
 
 def test_population_path_is_reported_per_network() -> None:

@@ -271,3 +271,58 @@ def test_allocator_tuning_and_its_opt_out(setting: str, applied: bool) -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "MODELZOO_MALLOC_TUNING": setting}, check=True)
     assert res.stdout.split() == [str(applied)] * 2
+
+
+def test_forward_path_is_chosen_once_per_network_and_flattening_is_shared() -> None:
+    """One ForwardPath per network; stacked states flatten like each model's own state_dict."""
+    from torch.func import stack_module_state
+
+    from modelzoo.architectures import create_model
+    from modelzoo.storage.layout import flatten_state_dict, layer_layout
+    from modelzoo.training.paths import DensePath, GroupedPath, VmapPath, forward_path
+
+    cpu, kw = torch.device("cpu"), _kwargs("cnn_s")
+    assert isinstance(forward_path(create_model("cnn_s", **kw), (1, 8, 8), cpu), DensePath)
+    big = create_model("cnn_s", **{**kw, "image_size": 28})
+    assert isinstance(forward_path(big, (1, 28, 28), cpu), GroupedPath)
+    assert isinstance(forward_path(create_model("resnet18", **_kwargs("resnet18")), (1, 8, 8),
+                                   cpu), VmapPath)
+    models = [create_model("cnn_s", **kw) for _ in range(3)]
+    params, buffers = stack_module_state(models)
+    x, y = torch.randn(3, 4, 1, 8, 8), torch.randint(0, 10, (3, 4))
+    dense = forward_path(models[0], (1, 8, 8), cpu)
+    for other in (GroupedPath(models[0]), VmapPath(models[0])):
+        assert torch.allclose(dense.losses(params, buffers, x, y),
+                              other.losses(params, buffers, x, y), atol=1e-5)
+        assert torch.allclose(dense.shared(params, buffers)(x[0]),
+                              other.shared(params, buffers)(x[0]), atol=1e-5)
+    layout = layer_layout(models[0])
+    flat = flatten_state_dict(params, layout, batch=3)
+    for m, model in enumerate(models):
+        assert torch.equal(flat[m], flatten_state_dict(model.state_dict(), layout))
+
+
+def test_model_blocks_give_bit_identical_populations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dense path trains and evaluates block by block: every block holds >= 2 models, and
+    a model's weights and metrics do not depend on the blocks (mixed optimizer subgroups)."""
+    from modelzoo.sources import load_source
+    from modelzoo.training import paths
+
+    for m, size in ((2, 1), (7, 2), (9, 4), (64, 32), (65, 32)):
+        blocks = paths.model_blocks(m, size)
+        assert blocks[0].start == 0 and blocks[-1].stop == m
+        assert all(a.stop == b.start for a, b in zip(blocks, blocks[1:]))
+        assert all(2 <= b.stop - b.start <= max(size, 2) + 1 for b in blocks)
+    data = load_source("digits", max_train=120)
+    cfgs = [TrainConfig(seed=s, lr=(1e-3, 3e-3)[s % 2], optimizer=("adam", "sgd")[s % 3 == 0])
+            for s in range(7)]
+    runs = []
+    for size in (None, 2):
+        monkeypatch.setattr(paths, "MODEL_BLOCK", size)
+        runs.append(list(train_population(arch="cnn_s", arch_kwargs=_kwargs("cnn_s"),
+                                          configs=cfgs, data=data, epochs=1,
+                                          checkpoint_epochs=[0, 1])))
+    for whole, blocked in zip(*runs, strict=True):
+        assert torch.equal(whole.weights, blocked.weights)
+        for name, v in whole.metrics.items():
+            assert torch.equal(v, blocked.metrics[name]), name

@@ -67,6 +67,7 @@ def _build(card: str, models: int | None, threads: int | None) -> dict[str, Any]
         "wall_s": wall, "cpu_s": cpu, "models_per_s": n / wall,
         "projected_full_wall_s": wall * total / n, "projected_full_cpu_s": cpu * total / n,
         "threads": threads if threads is not None else "auto",
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "content_hash": man.content_hash if n == total else None,
     }
 
@@ -86,12 +87,13 @@ def measure(*, cards: tuple[str, ...] = CARDS, models: int | None = None,
 def print_table(res: dict[str, Any]) -> None:
     """Print one line per card."""
     print(f"{'card':<19} {'models':>11} {'thr':>3} {'wall s':>7} {'CPU s':>7} {'models/s':>8} "
-          f"{'full wall s (proj.)':>19} {'budget':>6}  content hash")
+          f"{'full wall s (proj.)':>19} {'budget':>6} {'RSS MB':>6}  content hash")
     for r in res["results"]:
         ok = "ok" if r["projected_full_wall_s"] <= res["budget_s"] else "OVER"
         print(f"{r['card']:<19} {r['models']:>5}/{r['full_models']:<5} {r['threads']:>3} "
               f"{r['wall_s']:>7.1f} {r['cpu_s']:>7.1f} {r['models_per_s']:>8.2f} "
-              f"{r['projected_full_wall_s']:>19.0f} {ok:>6}  {r['content_hash'] or '-'}")
+              f"{r['projected_full_wall_s']:>19.0f} {ok:>6} {r.get('peak_rss_mb', 0):>6.0f}  "
+              f"{r['content_hash'] or '-'}")
     print(f"({res['cpus']} CPUs, 1-min load average {res['load_avg_1min']:.1f} at the end; "
           f"budget {res['budget_s']:.0f} s per card on a 2-core CPU)")
 

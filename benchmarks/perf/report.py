@@ -1,22 +1,26 @@
-"""One-command performance report: how the toolkit's hot paths scale with zoo size.
+"""One-command performance report: speed against the machine's limit and at zoo scale.
 
 Run: ``python -m benchmarks.perf.report [--json perf.json] [--quick]``
 
-Prints one table per measurement, each at 1x, 2x and 4x zoo size, all measured in this one
-invocation on this machine (compare ratios, not absolute numbers, across machines):
+Every number is measured in this one invocation on this machine (compare ratios, not absolute
+numbers, across machines); each measurement runs in a fresh process and records the 1-min
+load average. Tables:
 
-1. population trainer vs per-model loop (models/s and the speed-up ratio; target >= 10x at 64
-   CNN-s models on digits);
-2. Arrow zero-copy load GB/s vs a raw file read, and the peak anonymous memory of streaming the
-   zoo chunk by chunk (flat as the zoo grows, so zoos larger than RAM are read window by
-   window; see ``paper_estimate`` for a zoo of twice this machine's RAM);
-3. SANE training tokens/s and embedding models/s;
-4. the anchor-scale digits zoos: the first 128 models (32 with ``--quick``) of each card built,
-   and the full build time projected from them (:mod:`benchmarks.perf.anchor_zoos`).
-5. the default thread count vs one thread, on the machine as it is and with a busy process
-   (``benchmarks.perf.threads``; target: the default never slower than one thread).
+1. targets (issue 15), PASS/MISS, with the kernels that dominate (torch.profiler) and what was
+   tried where one is missed (:mod:`benchmarks.perf.targets`);
+2. the dense path against the sgemm peak: matmul FLOPs counted as run and useful
+   convolution FLOPs, as fractions of the peak (:mod:`benchmarks.perf.roofline`);
+3. scaling: population vs per-model loop at 64, 256 and 1,024 CNN-s models (the loop timed
+   on a subset, per model), peak RSS of each (``--quick``: 8, 16, 32);
+4. SANE vs a baseline of the reference implementation's structure, one thread, the issue's
+   configuration (:mod:`benchmarks.perf.sane_reference`), with FLOP/s against the peak;
+5. Arrow zero-copy load vs a raw file read, and the streaming memory (``paper_estimate``);
+6. the default thread count vs one thread (:mod:`benchmarks.perf.threads`);
+7. SANE tokens/s and embedding models/s at its default tokenisation;
+8. the anchor-scale digits zoos: the first 128 models (8 with ``--quick``) of each card built,
+   the full build projected (:mod:`benchmarks.perf.anchor_zoos`).
 
-The JSON output carries the git commit, so results can be compared across commits.
+The output starts with the git commit; ``--json`` keeps it with the numbers.
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ from typing import Any
 
 import torch
 
-from benchmarks.perf import anchor_zoos, population
+from benchmarks.perf import anchor_zoos, population, roofline, sane_reference, targets
 from benchmarks.perf import io as io_perf
 from benchmarks.perf import threads as threads_perf
+from benchmarks.perf.common import isolated
 
 
 def _git_commit() -> str | None:
@@ -78,34 +83,66 @@ def sane_scaling(models: list[int], epochs: int) -> list[dict[str, Any]]:
 
 def run(*, quick: bool = False) -> dict[str, Any]:
     """Measure everything; return a JSON-able dict."""
-    base = 8 if quick else 16
-    sizes = [base, 2 * base, 4 * base]
-    pop = [population.measure(models=m, epochs=1 if quick else 2) for m in sizes]
-    io_rows = io_perf.measure(rows=250 if quick else 2000, params=20_000)
-    sane_rows = sane_scaling(sizes, epochs=3)
-    anchor = anchor_zoos.measure(models=32 if quick else 128)
-    thread_rows = threads_perf.measure(models=4 * base, epochs=1 if quick else 2,
-                                       repeats=1 if quick else 2)
-    return {
+    load0 = os.getloadavg()[0]
+    sizes = [8, 16, 32] if quick else [64, 256, 1024]
+    scaling = [population.measure(models=m, epochs=1 if quick else 2,
+                                  loop_models=4 if quick else 16) for m in sizes]
+    roof = isolated(roofline.dense_epoch, models=32 if quick else 256,
+                    repeats=1 if quick else 3, sgemm_n=512 if quick else 1536, profile=True)
+    sane_ref = isolated(sane_reference.compare, models=16 if quick else 64,
+                        epochs=2 if quick else 3, repeats=1 if quick else 2, profile=True)
+    io_rows = io_perf.measure(rows=100 if quick else 2000, params=2_000 if quick else 20_000)
+    sane_rows = sane_scaling([8] if quick else [16, 32, 64], epochs=2 if quick else 3)
+    anchor = anchor_zoos.measure(models=8 if quick else 128)
+    thread_rows = threads_perf.measure(models=8 if quick else 64, epochs=1 if quick else 2,
+                                       repeats=1 if quick else 2,
+                                       loads=("as is",) if quick else ("as is", "busy"))
+    r = {
         "commit": _git_commit(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "machine": platform.machine(), "cpus": os.cpu_count(),
+        "machine": platform.machine(), "cpus": os.cpu_count(), "quick": quick,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "population_vs_loop": pop, "io": io_rows, "streaming_2x_ram": paper_estimate(io_rows),
+        "load_1min_start": load0, "load_1min_end": os.getloadavg()[0],
+        "scaling": scaling, "dense_roofline": roof, "sane_reference": sane_ref,
+        "io": io_rows, "streaming_2x_ram": paper_estimate(io_rows),
         "sane": sane_rows, "anchor_zoos": anchor, "threads_vs_one": thread_rows,
     }  # fmt: skip
+    r["targets"] = targets.evaluate(r)
+    return r
 
 
 def print_report(r: dict[str, Any]) -> None:
     """Print the tables."""
-    print(f"# perf report  commit {str(r['commit'])[:10]}  torch {r['torch']}  "
-          f"{r['cpus']} CPUs  {r['threads']} threads  GPU {r['cuda']}")
-    print("\n## population trainer vs per-model loop (cnn_s on digits)")
-    print(f"{'models':>6} {'pop models/s':>13} {'loop models/s':>14} {'speed-up':>9} "
-          f"{'pop peak RSS MB':>16}")
-    for p in r["population_vs_loop"]:
+    print(f"# perf report  commit {r['commit']}  torch {r['torch']}  {r['cpus']} CPUs  "
+          f"GPU {r['cuda']}  load {r['load_1min_start']:.1f} -> {r['load_1min_end']:.1f}"
+          f"{'  (--quick: small sizes)' if r['quick'] else ''}")
+    print("\n## targets (issue 15; ratios measured in this run)")
+    targets.print_table(r["targets"])
+    missed = {t["name"] for t in r["targets"] if t["status"] == "MISS"}
+    if missed & {"dense_peak", "anchor_1024x25", "pop_vs_loop_256"}:
+        print("\ndense path, one epoch: ops with the most self CPU time (torch.profiler)")
+        roofline.print_profile(r["dense_roofline"]["profile"])
+    if "sane_2x" in missed:
+        print("\nSANE training, one epoch: ops with the most self CPU time (torch.profiler)")
+        roofline.print_profile(r["sane_reference"]["profile"])
+    for name in sorted(missed):
+        print(f"tried ({name}): {targets.TRIED[name]}")
+    print("\n## dense path vs sgemm peak (FLOPs counted with FlopCounterMode)")
+    roofline.print_table(r["dense_roofline"])
+    print("\n## scaling: population trainer vs per-model loop (cnn_s on digits, default threads)")
+    print(f"{'models':>6} {'epochs':>6} {'pop s':>7} {'pop models/s':>13} {'loop models':>11} "
+          f"{'loop models/s':>14} {'speed-up':>9} {'pop RSS MB':>11} {'loop RSS MB':>12} "
+          f"{'load':>5}")
+    for p in r["scaling"]:
         pop, loop = p["results"]
-        print(f"{pop['models']:>6} {pop['models_per_s']:>13.2f} {loop['models_per_s']:>14.2f} "
-              f"{p['speedup']:>8.1f}x {pop['peak_rss_mb']:>16.0f}")
+        print(f"{pop['models']:>6} {pop['epochs']:>6} {pop['seconds']:>7.1f} "
+              f"{pop['models_per_s']:>13.2f} {loop['models']:>11} {loop['models_per_s']:>14.2f} "
+              f"{p['speedup']:>8.1f}x {pop['peak_rss_mb']:>11.0f} {loop['peak_rss_mb']:>12.0f} "
+              f"{pop['load_1min']:>5.1f}")
+    big = r["scaling"][-1]["results"][0]
+    print(f"anchor scale (estimated, linear from the {big['models']}-model row): 1,024 models x "
+          f"25 epochs ~ {big['seconds'] / big['epochs'] * 25 * 1024 / big['models']:.0f} s")
+    print("\n## SANE vs a baseline of the reference's structure")
+    sane_reference.print_table(r["sane_reference"])
     print("\n## Arrow zero-copy load vs raw file read; streaming memory")
     io_perf.print_table(r["io"])
     e = r["streaming_2x_ram"]
@@ -114,7 +151,7 @@ def print_report(r: dict[str, Any]) -> None:
     print("\n## default threads vs one thread (population trainer)")
     threads_perf.print_table(r["threads_vs_one"])
     if r["sane"]:
-        print("\n## SANE (digits cnn_s zoos)")
+        print("\n## SANE at its default tokenisation (digits cnn_s zoos)")
         print(f"{'models':>6} {'train tokens/s':>15} {'embed models/s':>15}")
         for s in r["sane"]:
             print(f"{s['models']:>6} {s['train_tokens_per_s']:>15,.0f} "

@@ -15,23 +15,20 @@ shipped default is never slower than one thread (ratio >= 1 within noise) under 
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 import os
 import statistics
 import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from benchmarks.perf.common import emit, isolated
 from benchmarks.perf.population import _run
 
 SETTINGS: dict[str, int | None] = {"one": 1, "default": None, "per-core": os.cpu_count() or 1}
 
 
 def _time(threads: int | None, models: int, epochs: int) -> dict[str, Any]:
-    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as ex:
-        return ex.submit(_run, "population", "cnn_s", models, epochs, "cpu", threads).result()
+    return isolated(_run, "population", "cnn_s", models, epochs, "cpu", threads)
 
 
 def measure(*, models: int = 64, epochs: int = 2, busy: int = 1, repeats: int = 2,
@@ -82,12 +79,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--json", help="also write the results to this JSON file")
     a = p.parse_args(argv)
-    r = measure(models=a.models, epochs=a.epochs, busy=a.busy, repeats=a.repeats)
-    print_table(r)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(r, f, indent=1)
-    return r
+    return emit(measure(models=a.models, epochs=a.epochs, busy=a.busy, repeats=a.repeats),
+                print_table, a.json)
 
 
 if __name__ == "__main__":

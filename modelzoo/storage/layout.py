@@ -59,14 +59,21 @@ def layout_size(layout: Sequence[LayerSpec]) -> int:
 
 
 def flatten_state_dict(
-    state: Mapping[str, torch.Tensor], layout: Sequence[LayerSpec]
+    state: Mapping[str, torch.Tensor], layout: Sequence[LayerSpec], *, batch: int | None = None
 ) -> torch.Tensor:
-    """Concatenate the tensors of ``state`` named in ``layout`` into one float32 vector."""
+    """Concatenate the tensors of ``state`` named in ``layout`` into one float32 vector.
+
+    With ``batch``, every tensor has a leading dimension of that size (stacked models) and the
+    result is ``[batch, P]``, one flat vector per model.
+    """
+    lead = (-1,) if batch is None else (batch, -1)
     try:
-        parts = [state[s.name].detach().reshape(-1).to(torch.float32) for s in layout]
+        parts = [state[s.name].detach().reshape(*lead).to(torch.float32) for s in layout]
     except KeyError as e:
         raise ZooError(f"state_dict has no entry {e.args[0]!r} required by the layout") from None
-    return torch.cat(parts) if parts else torch.zeros(0)
+    if not parts:
+        return torch.zeros(0) if batch is None else torch.zeros(batch, 0)
+    return torch.cat(parts, dim=-1)
 
 
 def unflatten_weights(

@@ -31,12 +31,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from modelzoo.training.stacked import ELEMENTWISE
+from modelzoo.training.stacked import ELEMENTWISE, plain_sequential
 
 #: A convolution runs as a dense matmul only if its Toeplitz matrix has at most this many
 #: entries per model (a 5x5 convolution from 1 to 8 channels on 8x8 inputs has 32,768).
 DENSE_MAX_ENTRIES = 1 << 16
-
 
 
 class _MaxOverSlots(torch.autograd.Function):
@@ -140,9 +139,7 @@ class DenseStack:
     @classmethod
     def build(cls, model: nn.Module, in_shape: tuple[int, ...]) -> DenseStack | None:
         """Plan ``model`` for inputs of shape ``in_shape`` (``(C, H, W)``), or None."""
-        if not isinstance(model, nn.Sequential) or any(True for _ in model.buffers()):
-            return None
-        if len(in_shape) != 3:
+        if not plain_sequential(model) or len(in_shape) != 3:
             return None
         layers = list(model.named_children())
         c, h, w = in_shape

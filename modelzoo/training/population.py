@@ -2,14 +2,11 @@
 
 Parameters of all models are stacked along a leading "model" dimension. Each model keeps its
 own seed, init, data order, optimizer, learning rate and weight decay: models with the same
-(optimizer, lr, wd, schedule) share a stacked leaf tensor and one fused ``torch.optim``
-optimizer, which is exact because Adam/SGD act element-wise. The forward/backward pass runs
-on the fastest of three paths that fits the network:
-
-* ``dense.py`` (CPU, plain Sequential nets on small images, e.g. the digits zoos): every layer
-  is one batched matmul, convolutions through per-model Toeplitz matrices;
-* ``stacked.py`` (CPU, other plain Sequential nets): grouped convolutions in channels_last;
-* ``vmap(functional_call(...))`` otherwise (ResNets, BatchNorm, any device).
+(optimizer, lr, wd, schedule) share stacked leaf tensors (one per block of models) and one
+``torch.optim`` optimizer, which is exact because Adam/SGD act element-wise. The
+forward/backward pass runs on the fastest of three paths that fits the network, chosen once
+per population (:mod:`modelzoo.training.paths`): dense batched matmuls (``dense.py``),
+grouped channels_last ops (``stacked.py``) or ``vmap(functional_call(...))``.
 
 The per-model reference loop (``loop.py``) gives the same weights within float tolerance
 (dropout masks are drawn differently; both are deterministic for a seed); the tests check
@@ -19,18 +16,16 @@ every path against it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call, vmap
 
 from modelzoo.errors import ZooError
 from modelzoo.sources import SourceData
-from modelzoo.storage.layout import layer_layout
+from modelzoo.storage.layout import flatten_state_dict, layer_layout
 from modelzoo.training.allocator import keep_freed_memory
 from modelzoo.training.common import (
-    EVAL_BATCH,
     Checkpoint,
     initial_states,
     is_diverged,
@@ -44,15 +39,7 @@ from modelzoo.training.config import (
     make_scheduler,
     train_subset,
 )
-from modelzoo.training.dense import DenseStack
-from modelzoo.training.stacked import stacked_forward, supports_stacked
-
-#: evaluation holds about this many activation floats per model at once (dense path); the
-#: chunk depends on the network only, never on the number of models, so a model's metrics
-#: do not depend on the group it was trained in
-_EVAL_BUDGET_PER_MODEL = 1 << 16
-
-PopulationPath = Literal["dense", "grouped", "vmap"]
+from modelzoo.training.paths import PopulationPath, forward_path, model_blocks
 
 
 def population_path(
@@ -63,19 +50,7 @@ def population_path(
     ``dense`` and ``grouped`` give bit-identical results for any thread count and group size
     (tested); ``vmap`` runs torch's own convolutions, whose results depend on the thread count.
     """
-    return _forward_plan(model, in_shape, device)[0]
-
-
-def _forward_plan(
-    model: torch.nn.Module, in_shape: tuple[int, ...], device: torch.device
-) -> tuple[PopulationPath, DenseStack | None]:
-    """The path (see :func:`population_path`) and, for ``dense``, its built matmul plan."""
-    if device.type != "cpu":
-        return "vmap", None
-    dense = DenseStack.build(model, in_shape)
-    if dense is not None:
-        return "dense", dense
-    return ("grouped" if supports_stacked(model) else "vmap"), None
+    return forward_path(model, in_shape, device).name
 
 
 def train_population(
@@ -129,57 +104,52 @@ def train_population(
     inv = torch.empty(len(configs), dtype=torch.long)
     inv[torch.tensor(order)] = torch.arange(len(configs))  # stacked row of each config
 
+    # chosen once: dense matmuls, grouped channels_last ops or vmap (paths.py)
+    path = forward_path(base, tuple(data.x_train.shape[1:]), device)
+    # model blocks: the forward/backward runs block by block (cache-sized working set on the
+    # dense path); a model's numbers do not depend on its block (as on the group), but dropout
+    # masks would be drawn per block, so dropout populations run as one block
+    blocks = model_blocks(len(configs), path.model_block if cfg0.dropout == 0 else None)
+
     stacked = {n: torch.stack([st[n] for st in states]) for n in param_names + buffer_names}
     del states  # the stacked copies are the population now; base keeps the structure
-    leaves = [
-        {n: stacked[n][g].to(device).requires_grad_(True) for n in param_names} for g in groups
-    ]
-    buffers = {n: stacked[n][order].to(device) for n in buffer_names}
+    stacked = {n: t[order].to(device) for n, t in stacked.items()}  # stacked row order
+    # one leaf per (optimizer subgroup, block) piece of rows
+    starts = [0]
+    for g in groups:
+        starts.append(starts[-1] + len(g))
+    pieces: list[list[dict[str, torch.Tensor]]] = [[] for _ in blocks]  # per block
+    group_leaves: list[list[torch.Tensor]] = [[] for _ in groups]
+    for k, blk in enumerate(blocks):
+        for gi in range(len(groups)):
+            lo, hi = max(blk.start, starts[gi]), min(blk.stop, starts[gi + 1])
+            if lo < hi:
+                leaf = {n: stacked[n][lo:hi].clone().requires_grad_(True) for n in param_names}
+                pieces[k].append(leaf)
+                group_leaves[gi].extend(leaf.values())
+    buffers = {n: stacked[n] for n in buffer_names}
     del stacked
     # fused optimizers on CUDA only: the CPU fused kernels run the last (numel % vector width)
     # elements through a scalar tail whose rounding differs, so a model's weights would depend
     # on its position and the group's size; the per-op CPU kernels are as fast at these sizes
     fused = device.type == "cuda"
-    optims = [make_optimizer(list(lv.values()), configs[g[0]], fused=fused)
-              for lv, g in zip(leaves, groups)]
+    optims = [make_optimizer(lv, configs[g[0]], fused=fused)
+              for lv, g in zip(group_leaves, groups)]
+
+    def block_params(k: int) -> dict[str, torch.Tensor]:
+        if len(pieces[k]) == 1:
+            return pieces[k][0]
+        return {n: torch.cat([lv[n] for lv in pieces[k]]) for n in param_names}
 
     def params() -> dict[str, torch.Tensor]:
-        if len(leaves) == 1:
-            return leaves[0]
-        return {n: torch.cat([lv[n] for lv in leaves]) for n in param_names}
+        if len(blocks) == 1:
+            return block_params(0)
+        return {n: torch.cat([lv[n] for bp in pieces for lv in bp]) for n in param_names}
 
-    m_count = len(configs)
-    # CPU fast paths for plain Sequential nets: dense matmuls on small images (dense.py), else
-    # explicit grouped ops in channels_last (stacked.py); anything else runs under vmap
-    path, dense = _forward_plan(base, tuple(data.x_train.shape[1:]), device)
-    grouped = path == "grouped"
+    def block_buffers(blk: slice) -> dict[str, torch.Tensor]:
+        return {n: b[blk] for n, b in buffers.items()}
 
-    def loss_fn(p, b, x, y):
-        return F.cross_entropy(functional_call(base, (p, b), (x,)), y)
-
-    vstep = vmap(loss_fn, randomness="different")
-    vfwd = vmap(lambda p_, b_, x_: functional_call(base, (p_, b_), (x_,)), in_dims=(0, 0, None))
-
-    def step(p, b, x, y):
-        """Per-model mean training loss ``[M]`` on per-model batches."""
-        if dense is not None:
-            return F.cross_entropy(dense(p, x), y, reduction="none").mean(1)
-        if not grouped:
-            return vstep(p, b, x, y)
-        logits = stacked_forward(base, p, x, m_count)  # [M, B, K]
-        return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1)
-
-    def forward_shared(p, b):
-        """``x -> logits [M, K, n]`` of every model on the same inputs ``x``."""
-        if dense is not None:
-            return dense.bind(p)  # each layer's matrix is built once for all chunks
-        if grouped:
-            return lambda x: stacked_forward(base, p, x, m_count).transpose(1, 2)
-        return lambda x: vfwd(p, b, x).transpose(1, 2)
-
-    # evaluation chunk: the dense path's widest activation is [M, widest, chunk]
-    eval_batch = EVAL_BATCH if dense is None else max(
-        32, min(EVAL_BATCH, _EVAL_BUDGET_PER_MODEL // dense.widest))
+    eval_batch = path.eval_batch
     xs = splits_on(data, device)
     subsets = [train_subset(c, len(data.y_train)) for c in (configs[i] for i in order)]
     n_sub = len(subsets[0])
@@ -191,21 +161,24 @@ def train_population(
     def evaluate() -> dict[str, torch.Tensor]:
         base.eval()
         out: dict[str, torch.Tensor] = {}
+        sums = {split: (torch.zeros(len(configs), device=device),
+                        torch.zeros(len(configs), device=device)) for split in xs}
         with torch.no_grad():
-            p = {n: t.detach() for n, t in params().items()}
-            fwd = forward_shared(p, buffers)
-            for split, (x, y) in xs.items():
-                loss_sum = torch.zeros(len(configs), device=device)
-                correct = torch.zeros(len(configs), device=device)
-                for sl in split_batches(len(y), eval_batch):
-                    logits = fwd(x[sl]).float()  # [M, K, n]
-                    tgt = y[sl].expand(len(configs), -1)
-                    loss_sum += F.cross_entropy(logits, tgt, reduction="none").sum(1)
-                    # argmax over a contiguous last dim: ~7x faster than over dim 1 on CPU
-                    pred = logits.transpose(1, 2).contiguous().argmax(-1)
-                    correct += (pred == tgt).sum(1)
-                out[f"{split}_loss"] = (loss_sum / len(y)).cpu()[inv]
-                out[f"{split}_acc"] = (correct / len(y)).cpu()[inv]
+            for k, blk in enumerate(blocks):
+                p = {n: t.detach() for n, t in block_params(k).items()}
+                fwd = path.shared(p, block_buffers(blk))
+                for split, (x, y) in xs.items():
+                    loss_sum, correct = sums[split][0][blk], sums[split][1][blk]
+                    for sl in split_batches(len(y), eval_batch):
+                        logits = fwd(x[sl]).float()  # [m, K, n]
+                        tgt = y[sl].expand(logits.shape[0], -1)
+                        loss_sum += F.cross_entropy(logits, tgt, reduction="none").sum(1)
+                        # argmax over a contiguous last dim: ~7x faster than over dim 1 on CPU
+                        pred = logits.transpose(1, 2).contiguous().argmax(-1)
+                        correct += (pred == tgt).sum(1)
+        for split, (_, y) in xs.items():
+            out[f"{split}_loss"] = (sums[split][0] / len(y)).cpu()[inv]
+            out[f"{split}_acc"] = (sums[split][1] / len(y)).cpu()[inv]
         base.train()
         return out
 
@@ -213,9 +186,7 @@ def train_population(
         with torch.no_grad():
             p = params()
             state = {**{n: p[n] for n in param_names}, **buffers}
-            flat = torch.cat(
-                [state[s.name].detach().reshape(len(configs), -1).float() for s in layout], dim=1
-            ).cpu()[inv]
+            flat = flatten_state_dict(state, layout, batch=len(configs)).cpu()[inv]
         metrics = evaluate()
         nonlocal diverged
         diverged = diverged | is_diverged(flat, metrics["train_loss"])
@@ -230,10 +201,11 @@ def train_population(
         perm = torch.stack([epoch_order(configs[i], s, epoch) for i, s in zip(order, subsets)])
         perm = perm.to(device)
         for sl in split_batches(n_sub, bs):
-            idx = perm[:, sl]
-            xb, yb = xs["train"][0][idx], xs["train"][1][idx]
-            losses = step(params(), buffers, xb, yb)
-            losses.sum().backward()
+            for k, blk in enumerate(blocks):
+                idx = perm[blk, sl]
+                xb, yb = xs["train"][0][idx], xs["train"][1][idx]
+                losses = path.losses(block_params(k), block_buffers(blk), xb, yb)
+                losses.sum().backward()
             for opt, sched in zip(optims, scheds):
                 opt.step()
                 opt.zero_grad(set_to_none=True)

@@ -20,14 +20,20 @@ ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.SiLU, nn.
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
 
 
+def plain_sequential(model: nn.Module) -> bool:
+    """Whether ``model`` is an ``nn.Sequential`` without buffers (the stacked paths' guard)."""
+    return isinstance(model, nn.Sequential) and not any(True for _ in model.buffers())
+
+
 def supports_stacked(model: nn.Module) -> bool:
-    """Whether ``model`` is a Sequential of layers this forward handles (no buffers)."""
-    return (
-        isinstance(model, nn.Sequential)
-        and not any(True for _ in model.buffers())
-        and all(isinstance(m, (nn.Conv2d, nn.Linear, nn.Flatten, *ELEMENTWISE, *_POOLS))
-                for m in model)
-    )
+    """Whether ``model`` is a plain Sequential of layers this forward handles."""
+    return plain_sequential(model) and all(
+        isinstance(m, (nn.Conv2d, nn.Linear, nn.Flatten, *ELEMENTWISE, *_POOLS)) for m in model)
+
+
+def _model_major(h: torch.Tensor, b: int, m: int) -> torch.Tensor:
+    """``[B, M*C, H, W]`` maps -> ``[M, B, C*H*W]``, each model's features in (C, H, W) order."""
+    return h.reshape(b, m, -1).transpose(0, 1).contiguous()
 
 
 def stacked_forward(
@@ -57,11 +63,10 @@ def stacked_forward(
                          stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
                          groups=m * layer.groups)
         elif isinstance(layer, nn.Flatten):
-            # each model's (C, H, W) in logical order, then model-major [m, B, features]
-            h = h.reshape(b, m, -1).transpose(0, 1).contiguous()
+            h = _model_major(h, b, m)
         elif isinstance(layer, nn.Linear):
             if h.dim() == 4:  # a Linear right after pooling to 1x1 without Flatten
-                h = h.reshape(b, m, -1).transpose(0, 1).contiguous()
+                h = _model_major(h, b, m)
             w, bias = params[f"{name}.weight"], params.get(f"{name}.bias")
             wt = w.transpose(1, 2)
             h = torch.bmm(h, wt) if bias is None else torch.baddbmm(bias.unsqueeze(1), h, wt)
