@@ -14,7 +14,6 @@ seeds) whose zoos are not the pinned ones, so it is marked as such in its tables
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 
 from benchmarks.errors import BenchmarkError
 from benchmarks.registry import SUITES
+from benchmarks.reproduce_common import Timings, chosen_methods
 from benchmarks.results import TaskResult, load_results
 from benchmarks.table import results_frames, to_markdown
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
@@ -117,41 +117,6 @@ def paper_table(results: Sequence[TaskResult], cells: Sequence[PaperCell]) -> st
         lines.append(f"| {c.task} | {c.metric} | {c.method} | {_cell(results, c)} | "
                      f"{c.published:.3f} | {c.published_as} | {c.source} |")
     return "\n".join(lines) + "\n"
-
-
-def chosen_methods(suite: str, methods: Sequence[str] | None,
-                   allowed: Sequence[str]) -> tuple[str, ...]:
-    """``methods`` (default: all of ``allowed``), checked against ``allowed``.
-
-    Raises:
-        BenchmarkError: a method that is not part of the reproduction.
-    """
-    chosen = tuple(methods or allowed)
-    unknown = [m for m in chosen if m not in allowed]
-    if unknown:
-        raise BenchmarkError(f"methods {unknown} are not part of the {suite} reproduction "
-                             f"({', '.join(allowed)})")
-    return chosen
-
-
-class Timings:
-    """Seconds per step in ``OUT/timings.json``, kept across resumed runs.
-
-    Args:
-        root: the reproduction's working folder.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.path = root / "timings.json"
-        self.values: dict[str, float] = (json.loads(self.path.read_text())
-                                         if self.path.exists() else {})
-
-    def record(self, step: str, t0: float, *, fresh: bool = True) -> None:
-        """Store ``step``'s time since ``t0`` (a step found finished, not ``fresh``, keeps
-        its first time) and write the file."""
-        if fresh:
-            self.values[step] = round(time.perf_counter() - t0, 1)
-        atomic_write_bytes(self.path, json.dumps(self.values, indent=1).encode())
 
 
 def reproduce(

@@ -29,7 +29,7 @@ import numpy as np
 
 from benchmarks.errors import BenchmarkError, MethodError
 from benchmarks.registry import SUITES, TASKS
-from benchmarks.reproduce import Timings, chosen_methods
+from benchmarks.reproduce_common import Timings, chosen_methods
 from benchmarks.results import TaskResult, load_predictions, load_results
 from benchmarks.scoring import class_labels, paired_difference
 from benchmarks.tasks.metadata import TaskMetadata
