@@ -161,6 +161,8 @@ def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
     Example:
       bench reproduce digits-v2 --out repro/ --seeds 2   # the full run (~15 min on 2 cores)
       bench reproduce digits-v2 --out repro-q/ --quick
+      bench reproduce digits-hetero-v1 --out repro-h/   # 8 zoos, 7 SANE runs (~2 h, 2 cores)
+      bench reproduce digits-hetero-v1 --out repro-hq/ --quick   # ~2 min of steps
     """
     from benchmarks.reproduce import reproduce
 

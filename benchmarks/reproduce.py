@@ -14,7 +14,6 @@ seeds) whose zoos are not the pinned ones, so it is marked as such in its tables
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 
 from benchmarks.errors import BenchmarkError
 from benchmarks.registry import SUITES
+from benchmarks.reproduce_common import Timings, chosen_methods
 from benchmarks.results import TaskResult, load_results
 from benchmarks.table import results_frames, to_markdown
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
@@ -131,7 +131,8 @@ def reproduce(
     """Build the zoos, train SANE, run every method and write the tables; return the report.
 
     Args:
-        suite: a suite with a recorded reproduction (see :data:`REPRODUCTIONS`).
+        suite: a suite with a recorded reproduction (see :data:`REPRODUCTIONS`), or
+            ``digits-hetero-v1`` (:mod:`benchmarks.reproduce_hetero`).
         out: working folder (zoos/, sane/, results/, report.md); rerun to resume.
         quick: the smaller variant (unpinned zoos; marked in the report).
         seeds: seeds per method (default: the reproduction's, 1 with ``quick``).
@@ -145,26 +146,21 @@ def reproduce(
     from modelzoo.hub.cli import build_recipe_file
     from sane import SaneConfig, train
 
+    if suite == "digits-hetero-v1":  # several SANE runs and zoos: its own pipeline
+        from benchmarks.reproduce_hetero import reproduce_hetero
+
+        return reproduce_hetero(out=out, quick=quick, seeds=seeds, methods=methods,
+                                progress=progress)
     if suite not in REPRODUCTIONS:
         raise BenchmarkError(f"no reproduction recorded for suite {suite!r}; "
-                         f"choose from {', '.join(REPRODUCTIONS)}")
+                         f"choose from {', '.join(REPRODUCTIONS)}, digits-hetero-v1")
     rep = REPRODUCTIONS[suite]
     SUITES.get(suite)  # the suite itself must be registered
-    chosen = tuple(methods or rep.methods)
-    unknown = [m for m in chosen if m not in rep.methods]
-    if unknown:
-        raise BenchmarkError(f"methods {unknown} are not part of the {suite} reproduction "
-                         f"({', '.join(rep.methods)})")
+    chosen = chosen_methods(suite, methods, rep.methods)
     say = progress or (lambda _msg: None)
     root = ensure_dir(Path(out))
-    # seconds per step, kept across resumed runs (a step found finished keeps its first time)
-    tpath = root / "timings.json"
-    timings: dict[str, float] = json.loads(tpath.read_text()) if tpath.exists() else {}
-
-    def timed(step: str, t0: float, *, fresh: bool) -> None:
-        if fresh:  # a step found finished (built by an earlier run) keeps its first time
-            timings[step] = time.perf_counter() - t0
-        atomic_write_bytes(tpath, json.dumps(timings, indent=1).encode())
+    timings = Timings(root)
+    timed = timings.record
     over = {"models": rep.quick["models"], "epochs": rep.quick["epochs"]} if quick else {}
     zoos: dict[str, Path] = {}
     for name, card in rep.cards.items():
@@ -213,8 +209,8 @@ def reproduce(
             "[95% bootstrap interval over test models].", ""]
     text = "\n".join(head) + to_markdown(results_frames(results)) + "\n## Beside the papers\n\n"
     text += paper_table(results, rep.paper)
-    total = sum(timings.values())
+    total = sum(timings.values.values())
     text += (f"\n## Time ({total / 60:.0f} min in all)\n\n"
-             + "\n".join(f"- {k}: {v:.0f} s" for k, v in timings.items()))
+             + "\n".join(f"- {k}: {v:.0f} s" for k, v in timings.values.items()))
     atomic_write_bytes(report, (text + "\n").encode())
     return report

@@ -168,7 +168,7 @@ def test_repeated_loads_use_the_in_process_cache() -> None:
 
 def test_every_file_source_has_a_writer_here() -> None:
     assert set(WRITERS) == set(FILE_SOURCES)
-    assert set(SOURCES.names()) == {"digits", *FILE_SOURCES}
+    assert set(SOURCES.names()) == {"digits", "digits_transposed", "digits_inverted", *FILE_SOURCES}
 
 
 @pytest.mark.parametrize("name", FILE_SOURCES)

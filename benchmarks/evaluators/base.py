@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from benchmarks.leaderboard.schema import TaskSubmission
     from benchmarks.leaderboard.score import HeldOutZoo
     from benchmarks.results import TaskResult
-    from benchmarks.runner import _Zoo
     from benchmarks.scoring import BootstrapSpec
     from benchmarks.tasks.metadata import TaskMetadata
+    from benchmarks.zoo import EvalZoo
 
 
 @dataclass
@@ -39,7 +39,7 @@ class SeedContext:
     Attributes:
         task: the declaration.
         method: a loaded method (:func:`benchmarks.methods.base.load_method`).
-        zoo: the opened zoo (``benchmarks.runner._Zoo`` or a leaderboard view).
+        zoo: the opened zoo (``benchmarks.runner.EvalZoo`` or a leaderboard view).
         seed: the seed.
         state: shared by the tasks of this seed (e.g. cached features).
         items: if not ``None``, to fill with per-item outputs (``--save-predictions``).
@@ -48,7 +48,7 @@ class SeedContext:
 
     task: TaskMetadata
     method: Any
-    zoo: _Zoo
+    zoo: EvalZoo
     seed: int
     state: dict[str, Any] = field(default_factory=dict)
     items: dict[str, Any] | None = None
@@ -99,7 +99,7 @@ class Evaluator(ABC):
 
     # ------------------------------------------------------------------ running
 
-    def check_applicable(self, task: TaskMetadata, zoo: _Zoo) -> None:
+    def check_applicable(self, task: TaskMetadata, zoo: EvalZoo) -> None:
         """Raise :class:`~benchmarks.errors.TaskNotApplicableError` if ``zoo`` cannot serve
         ``task`` (default: fine)."""
         return None

@@ -25,8 +25,8 @@ from benchmarks.registry import register_evaluator
 from benchmarks.scoring import class_labels
 
 if TYPE_CHECKING:
-    from benchmarks.runner import _Zoo
     from benchmarks.tasks.metadata import TaskMetadata
+    from benchmarks.zoo import EvalZoo
 
 #: Zoo columns a classification task may predict: every hyperparameter a zoo can vary;
 #: numeric ones (``lr``, ``dropout``...) are scored as class labels.
@@ -57,7 +57,7 @@ class ClassificationEvaluator(PropertyEvaluator):
                                                 max_iter=100, random_state=seed))
                 for lr in (0.05, 0.1) for leaf in (5, 20)]
 
-    def check_applicable(self, task: TaskMetadata, zoo: _Zoo) -> None:
+    def check_applicable(self, task: TaskMetadata, zoo: EvalZoo) -> None:
         super().check_applicable(task, zoo)
         values = sorted(set(zoo.column("train", task.target).tolist()))
         if len(values) < 2:

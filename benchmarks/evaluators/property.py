@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from benchmarks.leaderboard.schema import PropertyItems, RowItems, TaskSubmission
     from benchmarks.leaderboard.score import HeldOutZoo
     from benchmarks.results import TaskResult
-    from benchmarks.runner import _Zoo
     from benchmarks.tasks.metadata import TaskMetadata
+    from benchmarks.zoo import EvalZoo
 
 #: Split name of a leaderboard view's rows (``benchmarks.leaderboard.view.ViewedZoo``).
 HELDOUT = "heldout"
@@ -69,7 +69,7 @@ class PropertyEvaluator(Evaluator):
         if task.finetune is not None:
             raise ValueError("only initialization / generation tasks take a finetune spec")
 
-    def check_applicable(self, task: TaskMetadata, zoo: _Zoo) -> None:
+    def check_applicable(self, task: TaskMetadata, zoo: EvalZoo) -> None:
         for s in SPLITS:
             if not len(zoo.splits[s]):
                 raise TaskNotApplicableError(
@@ -243,7 +243,7 @@ def check_lengths(t: TaskSubmission, n: int, predictions: Sequence[Sequence[Any]
                 f"{n} items")
 
 
-def _features(method: Any, zoo: _Zoo, cache: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _features(method: Any, zoo: EvalZoo, cache: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     for split in zoo.splits:  # SPLITS, plus the rows of a held-out view if there is one
         if split not in cache:
             f = np.asarray(method.features(zoo.splits[split], zoo.manifest))
@@ -260,7 +260,7 @@ def property_seed(
     evaluator: PropertyEvaluator,
     task: TaskMetadata,
     method: Any,
-    zoo: _Zoo,
+    zoo: EvalZoo,
     seed: int,
     feature_cache: dict[str, np.ndarray],
     items: dict[str, Any] | None = None,

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from benchmarks.leaderboard.score import HeldOutZoo
     from benchmarks.methods.base import TargetModel
     from benchmarks.results import TaskResult
-    from benchmarks.runner import _Zoo
     from benchmarks.tasks.metadata import FinetuneSpec, TaskMetadata
+    from benchmarks.zoo import EvalZoo
 
 
 @dataclass
@@ -73,7 +73,7 @@ class SamplingEvaluator(Evaluator):
         if task.finetune is None:
             raise ValueError(f"{self.type} tasks need a finetune spec")
 
-    def check_applicable(self, task: TaskMetadata, zoo: _Zoo) -> None:
+    def check_applicable(self, task: TaskMetadata, zoo: EvalZoo) -> None:
         for s in self.splits_needed:
             if not len(zoo.splits[s]):
                 raise TaskNotApplicableError(
@@ -205,7 +205,7 @@ def float32_list(values: Any) -> list[float]:
 
 
 def sample_weights(
-    method: Any, zoo: _Zoo, target: TargetModel, n: int, seed: int
+    method: Any, zoo: EvalZoo, target: TargetModel, n: int, seed: int
 ) -> np.ndarray:
     """``n`` weight vectors of ``method`` for ``target``, shape-checked."""
     w = np.asarray(method.sample(zoo=zoo.path, manifest=zoo.manifest, target=target, n=n,
@@ -216,7 +216,7 @@ def sample_weights(
     return w
 
 
-def source_data(task: TaskMetadata, zoo: _Zoo) -> ImageData:
+def source_data(task: TaskMetadata, zoo: EvalZoo) -> ImageData:
     """The task's fine-tuning / evaluation dataset (the zoo's own source by default)."""
     name = task.finetune.source if task.finetune and task.finetune.source else \
         zoo.most_common("source")

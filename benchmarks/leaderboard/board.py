@@ -54,6 +54,7 @@ from benchmarks.leaderboard.schema import (
     json_bytes,
 )
 from benchmarks.leaderboard.score import DEFAULT_TOLERANCE, HeldOutZoo, rescore
+from benchmarks.leaderboard.secret import read_secret
 from benchmarks.results import utc_now
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir, fsync_dir, storage_error
 
@@ -160,8 +161,6 @@ def open_board_zoo(root: Path, index: BoardIndex, zoo: str | Path | None, *,
         LeaderboardError: an open board without ``zoo``, or a held-out board given one.
     """
     if index.heldout is not None:
-        from benchmarks.leaderboard.heldout import read_secret
-
         if zoo is not None:
             raise LeaderboardError(
                 f"{root} is a held-out board: it scores its own private zoo "

@@ -34,9 +34,10 @@ from benchmarks.errors import TaskNotApplicableError
 from benchmarks.leaderboard.board import INDEX_NAME, load_index
 from benchmarks.leaderboard.errors import LeaderboardError
 from benchmarks.leaderboard.schema import BoardIndex, HeldOutInfo, ZooPin, json_bytes
+from benchmarks.leaderboard.secret import SECRET_NAME, read_secret
 from benchmarks.leaderboard.view import ViewManifest, ViewTarget, write_view
 from benchmarks.registry import TASKS
-from benchmarks.runner import _Zoo, check_applicable
+from benchmarks.zoo import EvalZoo, check_applicable
 from modelzoo.build.recipe import Recipe, load_recipe, make_recipe
 from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
@@ -44,7 +45,6 @@ from modelzoo.storage.manifest import split_hashes
 from modelzoo.training.config import TrainConfig
 
 HELDOUT_DIR = "heldout"
-SECRET_NAME = "secret.key"
 SEED_LOW, SEED_HIGH = 2**32, 2**42
 
 
@@ -162,7 +162,7 @@ def _check_disjoint(held: Path, public: Path) -> None:
                                "choose another --seed-offset")
 
 
-def _scored_tasks(zoo: _Zoo, name: str, version: str) -> list[str]:
+def _scored_tasks(zoo: EvalZoo, name: str, version: str) -> list[str]:
     """Registered tasks pinned to ``name`` v``version`` that the held-out zoo can score."""
     out = []
     for tname in TASKS.names():
@@ -195,7 +195,7 @@ def make_view(*, board: str | Path, out: str | Path,
 
 def _write_view(root: Path, zoo_dir: str, name: str, out: str | Path,
                 data_dir: str | Path | None) -> ViewManifest:
-    z = _Zoo(root / zoo_dir, str(data_dir) if data_dir is not None else None)
+    z = EvalZoo(root / zoo_dir, str(data_dir) if data_dir is not None else None)
     m = z.manifest
     best = z.target_model(SimpleNamespace(finetune=None))  # type: ignore[arg-type]
     return write_view(
@@ -206,20 +206,6 @@ def _write_view(root: Path, zoo_dir: str, name: str, out: str | Path,
         target=ViewTarget(architecture=best.architecture, activation=best.activation,
                           num_params=best.num_params),
         license=m.license)
-
-
-def read_secret(board: str | Path) -> bytes:
-    """The board's row-id key.
-
-    Raises:
-        LeaderboardError: the key file is missing (the board cannot map its rows).
-    """
-    path = Path(board) / SECRET_NAME
-    try:
-        return bytes.fromhex(path.read_text(encoding="ascii").strip())
-    except (OSError, ValueError):
-        raise LeaderboardError(f"{path} is missing or invalid: a held-out board needs the key "
-                               "its view was made with") from None
 
 
 def init_board(

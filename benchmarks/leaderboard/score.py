@@ -40,8 +40,8 @@ from benchmarks.leaderboard.schema import (
     ZooPin,
 )
 from benchmarks.registry import SUITES, TASKS, evaluator_for
-from benchmarks.runner import _Zoo, check_applicable, check_pin, tasks_for_zoo
 from benchmarks.tasks.metadata import TaskMetadata
+from benchmarks.zoo import EvalZoo, check_applicable, check_pin, tasks_for_zoo
 from modelzoo.storage.manifest import split_hashes
 
 #: Default absolute tolerance between claimed and recomputed scores.
@@ -59,7 +59,7 @@ class HeldOutZoo:
                  heldout: HeldOutInfo | None = None, secret: bytes | None = None) -> None:
         self.path = Path(path)
         self.data_dir = data_dir
-        self.zoo = _Zoo(self.path, str(data_dir) if data_dir is not None else None)
+        self.zoo = EvalZoo(self.path, str(data_dir) if data_dir is not None else None)
         self.manifest = self.zoo.manifest
         self.heldout = heldout
         self._secret = secret

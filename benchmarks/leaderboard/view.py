@@ -33,9 +33,10 @@ from benchmarks.evaluators.property import HELDOUT as HELDOUT_SPLIT
 from benchmarks.leaderboard.errors import LeaderboardError
 from benchmarks.leaderboard.schema import ZooPin
 from benchmarks.methods.base import TargetModel
-from benchmarks.runner import _Zoo
 from benchmarks.tasks.metadata import TaskMetadata
+from benchmarks.zoo import EvalZoo
 from modelzoo.storage.atomic import atomic_write_bytes, atomic_write_with, ensure_dir
+from modelzoo.storage.card import dataset_card
 from modelzoo.storage.manifest import ArchitectureEntry, Manifest, SourceEntry
 
 VIEW_FORMAT = "modelzoo-heldout-view"
@@ -158,9 +159,6 @@ def view_table(test: datasets.Dataset, secret: bytes) -> pa.Table:
 def view_card(manifest: ViewManifest) -> str:
     """README.md of a view: YAML ``configs`` (so ``load_dataset(folder)`` works), rules, use."""
     lines = [
-        "---", f"license: {manifest.license}", "configs:", "- config_name: default",
-        "  data_files:", "  - split: test", "    path: data/test-*.parquet", "tags:",
-        "- model-zoo", "- weight-space-learning", "- leaderboard", "---", "",
         f"# {manifest.name} (label-free held-out view)", "",
         f"The models a leaderboard scores for zoo {manifest.zoo['name']} "
         f"v{manifest.zoo['version']}: {manifest.num_rows} checkpoints of a held-out zoo, "
@@ -183,7 +181,11 @@ def view_card(manifest: ViewManifest) -> str:
         f"({manifest.target.num_params} parameters) unless a task fixes the activation.", "",
         f"Content hash: `{manifest.content_hash}`.", "",
     ]
-    return "\n".join(lines)
+    return dataset_card(
+        "\n".join(lines), license=manifest.license,
+        configs=[{"config_name": "default",
+                  "data_files": [{"split": "test", "path": "data/test-*.parquet"}]}],
+        tags=["model-zoo", "weight-space-learning", "leaderboard"])
 
 
 def write_view(
@@ -291,7 +293,7 @@ def check_compatible(view: HeldOutView, manifest: Manifest) -> None:
                                    f"zoo {manifest.name}")
 
 
-class ViewedZoo(_Zoo):
+class ViewedZoo(EvalZoo):
     """The public zoo plus a held-out view: methods fit on the zoo and also predict the
     view's rows (split ``heldout``); samples are made for the board's target model.
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import datasets
+import numpy as np
 import torch
 
 from benchmarks.errors import MethodError
@@ -40,3 +43,9 @@ def weights_and_layout(
         return torch.zeros(0, 0), []
     layout = manifest.architectures[arch].layout
     return weights_tensor(dataset), list(layout)
+
+
+def rows_weights(dataset: datasets.Dataset, rows: Sequence[int] | np.ndarray) -> torch.Tensor:
+    """``[len(rows), P]`` weights of some rows of one architecture (also of a heterogeneous
+    split, whose rows have different lengths)."""
+    return weights_tensor(dataset.select([int(r) for r in rows]))

@@ -39,12 +39,13 @@ import torch
 from scipy.special import logsumexp
 
 from benchmarks.errors import MethodError
+from benchmarks.methods._weights import rows_weights
 from benchmarks.methods.base import TargetModel
 from benchmarks.methods.providers import build_target, last_checkpoints
 from benchmarks.registry import register_method
 from modelzoo import load_zoo
 from modelzoo.sources import load_source
-from modelzoo.storage import unflatten_weights, weights_tensor
+from modelzoo.storage import unflatten_weights
 from modelzoo.storage.manifest import Manifest
 from modelzoo.storage.schema import STATUS_OK
 
@@ -69,7 +70,7 @@ def _best(
     rows = last.row.to_numpy()[order]
     if not len(rows):
         return np.zeros((0, 0), np.float64), 0, []
-    w = weights_tensor(ds)[torch.as_tensor(rows)].numpy().astype(np.float64)
+    w = rows_weights(ds, rows).numpy().astype(np.float64)
     return w, len(last), [str(last.source[i]) for i in order]
 
 
@@ -230,7 +231,7 @@ class WeightsKDE:
         meta = train.select_columns(["architecture", "status", "model_id", "epoch"]).to_pandas()
         rows = np.flatnonzero((meta.architecture == target.architecture).to_numpy()
                               & (meta.status == STATUS_OK).to_numpy())
-        ref = weights_tensor(train)[torch.as_tensor(rows)]
+        ref = rows_weights(train, rows)
         ids = meta.model_id.to_numpy()[rows]
         epochs = meta.epoch.to_numpy()[rows]
         last = [int(np.flatnonzero(ids == m)[np.argmax(epochs[ids == m])])

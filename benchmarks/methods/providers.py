@@ -18,10 +18,11 @@ import pandas as pd
 import torch
 
 from benchmarks.errors import BenchmarkError
+from benchmarks.methods._weights import rows_weights
 from benchmarks.methods.base import TargetModel
 from benchmarks.registry import register_method
 from modelzoo import create_model, load_zoo
-from modelzoo.storage import flatten_state_dict, weights_tensor
+from modelzoo.storage import flatten_state_dict
 from modelzoo.storage.manifest import Manifest
 from modelzoo.storage.schema import STATUS_OK
 
@@ -93,4 +94,4 @@ class ZooInit:
         rng = np.random.default_rng(seed)
         rows = last.row.to_numpy()
         pick = rng.choice(rows, size=n, replace=n > len(rows))
-        return weights_tensor(ds)[torch.as_tensor(pick)].numpy().copy()
+        return rows_weights(ds, pick).numpy().copy()

@@ -5,6 +5,7 @@ from benchmarks.tasks import (  # noqa: F401  (each module registers its task(s)
     digits_epoch,
     digits_generation,
     digits_ggap,
+    digits_hetero,
     digits_hp_activation,
     digits_hp_init,
     digits_hp_optimizer,
@@ -29,6 +30,8 @@ from benchmarks.tasks import (  # noqa: F401  (each module registers its task(s)
 from benchmarks.tasks import suites as _suites  # noqa: F401  (after the tasks)
 from benchmarks.tasks.metadata import (
     FinetuneSpec,
+    HoldOut,
+    RowFilter,
     SplitScheme,
     Suite,
     TaskMetadata,
@@ -36,4 +39,5 @@ from benchmarks.tasks.metadata import (
     ZooRef,
 )
 
-__all__ = ["FinetuneSpec", "SplitScheme", "Suite", "TaskMetadata", "TaskType", "ZooRef"]
+__all__ = ["FinetuneSpec", "HoldOut", "RowFilter", "SplitScheme", "Suite", "TaskMetadata",
+           "TaskType", "ZooRef"]

@@ -80,6 +80,35 @@ class FinetuneSpec(BaseModel):
     novelty_threshold: float = Field(0.1, ge=0)
 
 
+class RowFilter(BaseModel):
+    """Rows of a heterogeneous zoo a task keeps, in every split (``None``: any value).
+
+    Attributes:
+        architecture: keep rows of this architecture only.
+        source: keep rows trained on this source only.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    architecture: str | None = None
+    source: str | None = None
+
+
+class HoldOut(BaseModel):
+    """Leave one group out: the head is fitted and selected on the train / validation rows of
+    every *other* value of ``by``, and scored on the test rows of ``value`` only.
+
+    Attributes:
+        by: the zoo column that defines the groups.
+        value: the held-out group.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    by: Literal["architecture", "source"]
+    value: str
+
+
 class TaskMetadata(BaseModel):
     """One benchmark task.
 
@@ -94,6 +123,8 @@ class TaskMetadata(BaseModel):
         metrics: reported metrics; all must be among the evaluator's ``metrics``.
         main_score: the metric used to rank methods (one of ``metrics``).
         finetune: settings of initialization / generation tasks.
+        rows: keep only these rows of the zoo (e.g. one architecture of a heterogeneous zoo).
+        holdout: leave-one-group-out property task (see :class:`HoldOut`).
         version: task revision; bump when the declaration changes what is measured.
     """
 
@@ -108,6 +139,8 @@ class TaskMetadata(BaseModel):
     metrics: tuple[str, ...]
     main_score: str
     finetune: FinetuneSpec | None = None
+    rows: RowFilter | None = None
+    holdout: HoldOut | None = None
     version: int = 1
 
     @model_validator(mode="after")
@@ -125,6 +158,11 @@ class TaskMetadata(BaseModel):
         if self.main_score not in self.metrics:
             raise ValueError(f"main_score {self.main_score!r} must be one of metrics")
         evaluator.validate(self)
+        if self.holdout is not None and self.finetune is not None:
+            raise ValueError("holdout applies to property tasks only")
+        if self.holdout is not None and self.rows is not None and \
+                getattr(self.rows, self.holdout.by) is not None:
+            raise ValueError(f"rows fixes the {self.holdout.by} that holdout leaves out")
         return self
 
     @property

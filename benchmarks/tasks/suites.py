@@ -1,7 +1,7 @@
 """Named, versioned task suites."""
 
 from benchmarks.registry import register_suite
-from benchmarks.tasks import ctc, model_zoos, resnet18
+from benchmarks.tasks import ctc, digits_hetero, model_zoos, resnet18
 from benchmarks.tasks.metadata import Suite, TaskMetadata
 
 PROPERTIES = ("digits-test-acc", "digits-ggap", "digits-epoch", "digits-hp-activation",
@@ -29,6 +29,16 @@ register_suite(
                  "digits-seed-generation"),
           description="Anchor-scale digits zoos: properties on digits-cnn_s-hyp (1,280 "
           "models), initialization and generation on digits-cnn_s-seed (1,000 seeds).")
+)
+
+#: ``digits-hetero-v1``: the heterogeneous digits zoo (cards/digits-hetero.yaml): properties
+#: pooled and per architecture, leave-one-architecture-out, leave-one-source-out, generation
+#: and initialization per architecture.
+register_suite(
+    Suite(name="digits-hetero", version=1, tasks=tuple(t.name for t in digits_hetero.TASKS),
+          description="Heterogeneous digits zoo (CNN-s, CNN-l, CTC CNN, MLP x digits, "
+          "transposed digits): pooled, per-architecture and leave-one-out property tasks, "
+          "generation and initialization per architecture.")
 )
 
 #: One suite per canonical zoo that needs local data: all of that zoo's tasks.

@@ -49,3 +49,12 @@ RESNET18_CIFAR10 = ZooRef(name="resnet18-cifar10", version="1.0.0")
 RESNET18_CIFAR100 = ZooRef(name="resnet18-cifar100", version="1.0.0")
 #: ``cards/resnet18-tiny_imagenet.yaml``: ResNet-18 seed zoo on Tiny-ImageNet.
 RESNET18_TINY_IMAGENET = ZooRef(name="resnet18-tiny_imagenet", version="1.0.0")
+
+# ------------------------------------------------------ digits-hetero-v1 (heterogeneous)
+
+#: 4 architectures x 2 sources on digits: ``cards/digits-hetero.yaml`` (1,536 models; the
+#: zoo of ``digits-hetero-v1``). Content hash of the build made for issue 16 (torch CPU,
+#: x86-64), as for the digits-v2 pins.
+DIGITS_HETERO = ZooRef(
+    name="digits-hetero", version="1.0.0",
+    content_hash="sha256:84616bec16092563622c0483d6b7025684456d3b5a4f7d622c84236b43c60091")

@@ -140,8 +140,8 @@ class SplitSpec(BaseModel):
         return SPLITS[2]
 
 
-class Recipe(BaseModel):
-    """Everything needed to build a zoo reproducibly (a ``cards/*.yaml`` file)."""
+class CardFields(BaseModel):
+    """The dataset-card fields every zoo file carries (a build recipe or a mix)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -151,6 +151,11 @@ class Recipe(BaseModel):
     license: str = "cc-by-4.0"
     citation: str = ""
     card: str = ""
+
+
+class Recipe(CardFields):
+    """Everything needed to build a zoo reproducibly (a ``cards/*.yaml`` file)."""
+
     architecture: str
     arch_kwargs: dict[str, Any] = Field(default_factory=dict)
     source: str = "digits"

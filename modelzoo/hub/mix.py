@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from modelzoo.build.recipe import Recipe, load_recipe, make_recipe, read_yaml_mapping
+from modelzoo.build.recipe import CardFields, Recipe, load_recipe, make_recipe, read_yaml_mapping
 from modelzoo.build.zoo import build_zoo
 from modelzoo.errors import RecipeError, ZooError
 from modelzoo.hub.configs import safe_name
@@ -20,21 +20,13 @@ from modelzoo.hub.versioning import check_version
 from modelzoo.storage.manifest import MANIFEST_NAME, Manifest, read_manifest
 
 
-class MixRecipe(BaseModel):
+class MixRecipe(CardFields):
     """A heterogeneous zoo recipe (``kind: mix``): member recipes built then merged.
 
     ``members`` entries are recipe file names (relative to the mix file) or inline recipes.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
     kind: Literal["mix"] = "mix"
-    name: str
-    version: str = "1.0.0"
-    description: str = ""
-    license: str = "cc-by-4.0"
-    citation: str = ""
-    card: str = ""
     members: list[str | dict[str, Any]] = Field(min_length=1)
 
     @field_validator("version")

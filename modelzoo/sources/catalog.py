@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -35,18 +36,53 @@ def read_digits() -> RawSource:
     )
 
 
-_MNIST_NAMES = tuple(n for pair in MNIST_FILES.values() for n in pair)
+def _derived_digits(transform: Callable[[np.ndarray], np.ndarray], what: str) -> RawSource:
+    """Digits with ``transform`` applied to the uint8 images (labels and pool unchanged)."""
+    base = read_digits()
+    x, y = base.pools["train"]
+    return RawSource(
+        pools={"train": (np.ascontiguousarray(transform(x)), y)},
+        origin=f"{base.origin}, {what}",
+        scale=base.scale,
+    )
 
-_SPECS = [
-    SourceSpec(
-        name="digits",
-        description="scikit-learn 8x8 handwritten digits, bundled (the default)",
+
+def read_digits_transposed() -> RawSource:
+    """Bundled digits with every image transposed (rows <-> columns)."""
+    return _derived_digits(lambda x: x.transpose(0, 1, 3, 2), "transposed")
+
+
+def read_digits_inverted() -> RawSource:
+    """Bundled digits with inverted intensities (``16 - x``: dark strokes on white)."""
+    return _derived_digits(lambda x: (16 - x).astype(np.uint8), "inverted (16 - x)")
+
+
+def _digits_spec(name: str, description: str, read: Callable[[], RawSource]) -> SourceSpec:
+    """A bundled 8x8 digits source (10 classes, one pool split 60/20/20 stratified)."""
+    return SourceSpec(
+        name=name,
+        description=description,
         num_classes=10,
         in_shape=(1, 8, 8),
         url="https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
-        bundled=read_digits,
+        bundled=read,
         partition="stratified",
-    ),
+    )
+
+
+_MNIST_NAMES = tuple(n for pair in MNIST_FILES.values() for n in pair)
+
+_SPECS = [
+    _digits_spec("digits", "scikit-learn 8x8 handwritten digits, bundled (the default)",
+                 read_digits),
+    # derived from digits: same images, labels and (stratified) partition, a different input
+    # distribution; each has its own fingerprint (the name and the transformed pixels enter it)
+    _digits_spec("digits_transposed",
+                 "scikit-learn 8x8 digits, every image transposed (derived, bundled)",
+                 read_digits_transposed),
+    _digits_spec("digits_inverted",
+                 "scikit-learn 8x8 digits with inverted intensities (derived, bundled)",
+                 read_digits_inverted),
     SourceSpec(
         name="mnist",
         description="MNIST handwritten digits, 28x28 grayscale",

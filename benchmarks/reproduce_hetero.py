@@ -1,0 +1,299 @@
+"""``bench reproduce digits-hetero-v1``: per-architecture SANE vs one pooled SANE vs s(W).
+
+Steps (each resumes when rerun with the same ``OUT``):
+
+1. build every member of ``cards/digits-hetero.yaml`` (one architecture on one source) once,
+   and merge them into the pinned zoo ``digits-hetero`` (all members), one zoo per
+   architecture (its two sources) and one zoo per left-out architecture (the other three);
+2. train SANE (:data:`SANE_CONFIG`, the same size for every run) on each: ``pooled`` (all),
+   ``arch-<a>`` (one architecture) and ``without-<a>`` (never sees ``a``);
+3. score on the pinned zoo: the s(W) baselines and the weight providers on the whole suite;
+   ``sane-pooled`` (the pooled run) on the whole suite; ``sane-per-arch`` (run ``arch-<a>``)
+   on the tasks of architecture ``a``; ``sane-unseen`` (run ``without-<a>``) on the
+   leave-``a``-out property tasks and ``a``'s generation / initialization, i.e. on an
+   architecture that run never saw;
+4. write ``OUT/report.md``: the main comparison (tasks x methods, 95% bootstrap intervals over
+   test models) and paired tests (:func:`benchmarks.scoring.paired_difference`) of pooled vs
+   per-architecture SANE on the held-out cells.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.errors import BenchmarkError, MethodError
+from benchmarks.registry import SUITES, TASKS
+from benchmarks.reproduce_common import Timings, chosen_methods
+from benchmarks.results import TaskResult, load_predictions, load_results
+from benchmarks.scoring import class_labels, paired_difference
+from benchmarks.tasks.metadata import TaskMetadata
+from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
+from modelzoo.threads import limit_threads, resolve_threads
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = "digits-hetero-v1"
+CARD = "cards/digits-hetero.yaml"
+
+#: SANE of every run: the digits-v2 size (d_model 128, 2+2 layers, latent 128; 2 epochs,
+#: permutation augmentation), one token per neuron with the token and window of the largest
+#: architecture (CNN-l: 289 values, 93 tokens), and the MultiZoo options this trainer has: raw
+#: weights (no per-architecture normaliser, which an unseen architecture would lack), per-batch
+#: masked standardisation of the loss, reconstruction loss over real weights only (padding
+#: masked). A run tokenizes an architecture it did not see only if that architecture's token
+#: positions lie within those of its training zoo (``sane.run.SaneRun.check_zoo``).
+SANE_CONFIG: dict[str, Any] = {
+    "d_model": 128, "n_heads": 4, "n_layers": 2, "latent_dim": 128, "token_size": 289,
+    "window_size": 93, "epochs": 2, "batch_size": 32, "permutation_prob": 1.0,
+    "normalize": "none", "loss_norm": "batch", "recon_norm": "real",
+}
+BASELINES = ("chance", "weight-stats-padded-linear", "weight-stats-padded-gbt", "random-init",
+             "zoo-init", "weights-kde")
+#: Extra options of a run over :data:`SANE_CONFIG`: ``pooled-multizoo`` adds the MultiZoo
+#: options of ``sane/configs/multizoo.yaml`` (per-token standardisation, a learned
+#: architecture embedding); it cannot embed an architecture it did not see, so it has no
+#: ``unseen`` counterpart.
+RUN_OPTIONS: dict[str, dict[str, Any]] = {
+    "pooled-multizoo": {"token_norm": True, "arch_embedding": True},
+}
+#: Pairs of SANE methods compared on the same test rows by :func:`paired_table`.
+PAIRS = (("sane-pooled", "sane-per-arch"), ("sane-pooled", "sane-unseen"),
+         ("sane-pooled-multizoo", "sane-per-arch"), ("sane-pooled-multizoo", "sane-pooled"))
+SANE_METHODS = ("sane-pooled", "sane-pooled-multizoo", "sane-per-arch", "sane-unseen")
+METHODS = (*BASELINES, *SANE_METHODS)
+#: Architectures that get a ``without-<a>`` SANE run (``sane-unseen``; each trains on three
+#: quarters of the zoo, the costliest part). CNN-s is the one measured for the README; CTC CNN
+#: and MLP would also fit, a run without CNN-l cannot tokenize CNN-l (larger token positions).
+UNSEEN: tuple[str, ...] = ("cnn_s",)
+QUICK: dict[str, int] = {"models": 24, "epochs": 2, "sane_epochs": 1, "seeds": 1}
+
+
+def architecture_of(task: TaskMetadata) -> str | None:
+    """The one architecture a task is about (rows or held-out group), else ``None``."""
+    if task.rows is not None and task.rows.architecture is not None:
+        return task.rows.architecture
+    if task.holdout is not None and task.holdout.by == "architecture":
+        return task.holdout.value
+    return None
+
+
+def _merge(roots: Sequence[Path], out: Path, name: str, mix: Any) -> Path:
+    from modelzoo.hub.merge import merge_zoos
+
+    if not (out / "zoo.json").exists():
+        merge_zoos(zoos=roots, out=out, name=name, version=mix.version,
+                   description=mix.description, license=mix.license, citation=mix.citation,
+                   card=mix.card, verify=False)
+    return out
+
+
+def build_zoos(root: Path, *, card: Path, quick: bool,
+               say: Callable[[str], None]) -> dict[str, Path]:
+    """Build the card's members once and merge them: ``all``, ``arch-<a>``, ``without-<a>``."""
+    from modelzoo.build import build_zoo
+    from modelzoo.hub.mix import load_mix
+
+    mix, members = load_mix(card)
+    roots: dict[str, Path] = {}
+    for rec in members:
+        over: dict[str, Any] = {}
+        if quick:
+            over = {"models": min(QUICK["models"], len(rec.configs())),
+                    "epochs": min(QUICK["epochs"], rec.epochs),
+                    "checkpoint_epochs": [e for e in rec.checkpoints() if e <= QUICK["epochs"]]}
+        roots[rec.name] = root / "members" / rec.name
+        if not (roots[rec.name] / "zoo.json").exists():
+            say(f"zoo build member {rec.name}")
+            build_zoo(out=roots[rec.name], recipe=rec, **over)
+    arch_of = {r.name: r.architecture for r in members}
+    zoos = {"all": _merge(list(roots.values()), root / "zoos" / mix.name, mix.name, mix)}
+    for a in sorted(set(arch_of.values())):
+        mine = [p for n, p in roots.items() if arch_of[n] == a]
+        rest = [p for n, p in roots.items() if arch_of[n] != a]
+        zoos[f"arch-{a}"] = _merge(mine, root / "zoos" / f"{mix.name}-{a}",
+                                   f"{mix.name}-{a}", mix)
+        zoos[f"without-{a}"] = _merge(rest, root / "zoos" / f"{mix.name}-without-{a}",
+                                      f"{mix.name}-without-{a}", mix)
+    return zoos
+
+
+def _plan(zoos: dict[str, Path], chosen: Sequence[str],
+          unseen: Sequence[str] | None = None) -> list[tuple[str, str | None, list[str]]]:
+    """``(method, SANE run or None, task names)`` to evaluate on the pinned zoo."""
+    from benchmarks.methods.base import load_method
+    from benchmarks.runner import supports
+
+    tasks = [TASKS.get(n) for n in SUITES.get(SUITE).tasks]
+    archs = sorted(k.removeprefix("arch-") for k in zoos if k.startswith("arch-"))
+    plan: list[tuple[str, str | None, list[str]]] = []
+    tasks = [t for t in tasks if architecture_of(t) in (None, *archs)]  # the card's archs
+    for m in chosen:
+        if m in BASELINES:
+            method = load_method(m)
+            plan.append((m, None, [t.name for t in tasks if supports(method, t)]))
+        elif m in ("sane-pooled", "sane-pooled-multizoo"):
+            plan.append((m, m.removeprefix("sane-"), [t.name for t in tasks]))
+        elif m == "sane-per-arch":  # architecture a's own tasks (not those leaving it out)
+            plan += [(m, f"arch-{a}", [t.name for t in tasks
+                                       if t.rows is not None and t.rows.architecture == a])
+                     for a in archs]
+        else:  # sane-unseen: leave-a-out tasks and a's weights, by a run that never saw a
+            plan += [(m, f"without-{a}", [t.name for t in tasks if architecture_of(t) == a
+                                          and (t.rows is None or not t.is_property)])
+                     for a in archs if unseen is None or a in unseen]
+    return plan
+
+
+def reproduce_hetero(
+    *,
+    out: str | Path,
+    quick: bool = False,
+    seeds: int | None = None,
+    methods: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    card: str | Path | None = None,
+    sane_config: dict[str, Any] | None = None,
+    unseen: Sequence[str] | None = None,
+) -> Path:
+    """Build, train, score and write ``OUT/report.md`` for ``digits-hetero-v1``.
+
+    Args:
+        out: working folder (members/, zoos/, sane/, results/, report.md); rerun to resume.
+        quick: smaller members (:data:`QUICK`), 1 SANE epoch, 1 seed; zoos are unpinned.
+        seeds: seeds per method (default 1: SANE is trained once per run).
+        methods: a subset of :data:`METHODS`.
+        progress: called with one line per step.
+        card: the mix card (default :data:`CARD`; tests pass a smaller one).
+        sane_config: SANE fields over :data:`SANE_CONFIG`.
+        unseen: architectures that get a ``without-<a>`` run (default :data:`UNSEEN`).
+
+    Raises:
+        BenchmarkError: an unknown method.
+    """
+    from benchmarks import evaluate
+    from benchmarks.methods.sane_method import Sane
+    from sane import SaneConfig, train
+
+    chosen = chosen_methods(SUITE, methods, METHODS)
+    say = progress or (lambda _msg: None)
+    root = ensure_dir(Path(out))
+    timings = Timings(root)
+    timed = timings.record
+
+    t0 = time.perf_counter()
+    zoos = build_zoos(root, card=ROOT / (card or CARD), quick=quick, say=say)
+    timed("zoos", t0, fresh="zoos" not in timings.values)
+    plan = _plan(zoos, chosen, UNSEEN if unseen is None else unseen)
+    for run in sorted({r for _, r, _ in plan if r is not None}):
+        cfg = SaneConfig.from_dict({**SANE_CONFIG, **RUN_OPTIONS.get(run, {}),
+                                    **(sane_config or {}),
+                                    **({"epochs": QUICK["sane_epochs"]} if quick else {})})
+        zoo = zoos["all" if run.startswith("pooled") else run]
+        fresh = not (root / "sane" / run / "ckpt.pt").exists()
+        say(f"sane train {run} on {zoo.name} ({cfg.epochs} epochs)")
+        t0 = time.perf_counter()
+        with limit_threads(resolve_threads(None)):  # resumes (or returns) a started run
+            train(zoo=zoo, out=root / "sane" / run, config=cfg, progress=False)
+        timed(f"sane {run}", t0, fresh=fresh)  # a run found finished keeps its first time
+    n_seeds = seeds or 1
+    spath = root / "skipped.json"
+    skipped: dict[str, str] = json.loads(spath.read_text()) if spath.exists() else {}
+    res_dir = root / "results"
+    for method, run, names in plan:
+        done = root / "work" / "done" / f"{method}__{run or 'none'}"
+        if done.exists() or not names:
+            continue
+        say(f"bench run {method}" + (f" (SANE run {run})" if run else ""))
+        t0 = time.perf_counter()
+        spec: Any = method if run is None else Sane(run=root / "sane" / run, name=method)
+        # a per-architecture run knows only its architecture's token positions: it is scored
+        # on its own zoo, whose rows are those of that architecture in the pinned zoo (same
+        # models, weights and splits), so it is unpinned by name
+        own = run is not None and run.startswith("arch-")
+        try:
+            evaluate(method=spec, zoo=zoos[run] if own else zoos["all"], tasks=names,
+                     out=res_dir, seeds=n_seeds, allow_unpinned=quick or own,
+                     workdir=root / "work" / method / (run or "none"), progress=say,
+                     save_predictions=True)
+        except MethodError as e:  # e.g. a run that cannot tokenize an unseen architecture
+            if method != "sane-unseen":
+                raise
+            say(f"skip {method} ({run}): {e}")
+            skipped[run] = str(e)
+            continue
+        timed(f"bench {method} {run or ''}".strip(), t0)
+        ensure_dir(done.parent)
+        atomic_write_bytes(done, b"")
+    atomic_write_bytes(spath, json.dumps(skipped, indent=1).encode())
+    results = load_results(res_dir)
+    report = root / "report.md"
+    text = (f"# {SUITE} reproduction" + (" (quick variant, unpinned zoos)" if quick else "")
+            + "\n\n" + comparison_table(results) + "\n" + paired_table(results, res_dir,
+                                                                       zoos["all"])
+            + "".join(f"\nNot scored: `sane-unseen` with run `{r}`: {e}\n"
+                      for r, e in skipped.items())
+            + f"\n## Time ({sum(timings.values.values()) / 60:.0f} min in all)\n\n"
+            + "\n".join(f"- {k}: {v:.0f} s" for k, v in timings.values.items()) + "\n")
+    atomic_write_bytes(report, text.encode())
+    return report
+
+
+def _fmt(r: TaskResult) -> str:
+    s = r.main_score
+    ci = f" [{s.ci.low:.3f}, {s.ci.high:.3f}]" if s.ci is not None and s.ci.low is not None \
+        and s.ci.high is not None else ""
+    return f"{s.mean:.3f}{ci}"
+
+
+def comparison_table(results: Sequence[TaskResult]) -> str:
+    """Markdown, one row per task, one column per method: main score [95% CI]."""
+    cells = {(r.task.name, r.method.name): r for r in results if r.task.name in
+             SUITES.get(SUITE).tasks}
+    methods = [m for m in METHODS if any(k[1] == m for k in cells)]
+    lines = ["| task (main score) | " + " | ".join(methods) + " |",
+             "|---|" + "---:|" * len(methods)]
+    for name in SUITES.get(SUITE).tasks:
+        row = [_fmt(cells[(name, m)]) if (name, m) in cells else "" for m in methods]
+        if any(row):
+            lines.append(f"| {name} ({TASKS.get(name).main_score}) | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def paired_table(results: Sequence[TaskResult], res_dir: Path, zoo: Path) -> str:
+    """Markdown: the differences of the main score of the :data:`PAIRS` of SANE methods on
+    the same test models, each with its 95% paired bootstrap interval over test models."""
+    from modelzoo.storage import load_zoo
+
+    by = {(r.task.name, r.method.name): r for r in results}
+    targets = sorted({TASKS.get(n).target for n in SUITES.get(SUITE).tasks
+                      if TASKS.get(n).is_property})
+    truth = load_zoo(zoo)["test"].select_columns(
+        list(dict.fromkeys(["model_id", "epoch", *targets]))).to_pandas()
+    lines = ["| task | a | b | a - b [95% paired CI] |", "|---|---|---|---:|"]
+    for name in SUITES.get(SUITE).tasks:
+        task = TASKS.get(name)
+        if not task.is_property:
+            continue
+        for first, other in PAIRS:
+            if (name, first) not in by or (name, other) not in by:
+                continue
+            a, b = (load_predictions(by[(name, m)], res_dir).to_pandas()
+                    for m in (first, other))
+            if not (a.model_id.equals(b.model_id) and a.epoch.equals(b.epoch)):
+                raise BenchmarkError(f"{name}: the two methods predicted different rows")
+            y = a[["model_id", "epoch"]].merge(truth, how="left")[task.target].to_numpy()
+            pa_, pb = (np.asarray(d.prediction.tolist()) for d in (a, b))
+            if task.type == "classification":
+                y, pa_, pb = class_labels(y), class_labels(pa_), class_labels(pb)
+            ci = paired_difference(metric=task.main_score, y=y, predictions_a=[pa_],
+                                   predictions_b=[pb], groups=a.model_id.to_numpy())
+            diff = by[(name, first)].main_score.mean - by[(name, other)].main_score.mean
+            band = "[n/a]" if ci.low is None or ci.high is None else \
+                f"[{ci.low:+.3f}, {ci.high:+.3f}]"
+            lines.append(f"| {name} | {first} | {other} | {diff:+.3f} {band} |")
+    return "## Pooled vs per-architecture SANE (paired)\n\n" + "\n".join(lines) + "\n"

@@ -1,0 +1,134 @@
+"""A zoo opened once for an evaluation: manifest, healthy rows per split, column caches.
+
+Shared by the runner, the evaluators and the leaderboard's view (which extends it with a
+board's label-free rows), so none of them imports another to reach it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import datasets
+import numpy as np
+
+from benchmarks.errors import BenchmarkError, ZooMismatchError
+from benchmarks.methods.base import TargetModel
+from benchmarks.registry import evaluator_for
+from modelzoo.storage import SPLITS, load_zoo, read_manifest
+from modelzoo.storage.manifest import Manifest
+from modelzoo.storage.schema import STATUS_OK
+
+if TYPE_CHECKING:
+    from benchmarks.tasks.metadata import TaskMetadata
+
+__all__ = ["EvalZoo", "check_applicable", "check_pin", "healthy", "tasks_for_zoo"]
+
+
+class EvalZoo:
+    """A zoo opened once per evaluation: manifest, healthy rows per split, caches."""
+
+    def __init__(self, path: Path, data_dir: str | None = None) -> None:
+        self.path = path
+        self.data_dir = data_dir
+        self.manifest = read_manifest(path)
+        raw = load_zoo(path)
+        self.splits: dict[str, datasets.Dataset] = {s: healthy(raw[s]) for s in SPLITS}
+        self._columns: dict[tuple[str, str], np.ndarray] = {}
+
+    def column(self, split: str, name: str) -> np.ndarray:
+        key = (split, name)
+        if key not in self._columns:
+            ds = self.splits[split]
+            self._columns[key] = ds.select_columns([name]).to_pandas()[name].to_numpy()
+        return self._columns[key]
+
+    def most_common(self, name: str) -> str:
+        values = self.column("train", name)
+        if not len(values):
+            raise BenchmarkError(f"zoo {self.path} has no healthy train-split rows")
+        counts = Counter(values.tolist())
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+
+    def target_model(self, task: TaskMetadata) -> TargetModel:
+        """Most frequent train architecture; the task's activation, else that of the best
+        train checkpoint by ``val_acc`` (ties: smallest model id), as SANE's anchors use."""
+        arch = self.most_common("architecture")
+        activation = task.finetune.activation if task.finetune else None
+        if not activation:
+            rows = np.flatnonzero(self.column("train", "architecture") == arch)
+            acc = np.nan_to_num(self.column("train", "val_acc")[rows].astype(np.float64),
+                                nan=-np.inf)
+            ids = self.column("train", "model_id")[rows]
+            best = min(range(len(rows)), key=lambda i: (-acc[i], ids[i]))
+            activation = str(self.column("train", "activation")[rows[best]])
+        return TargetModel(arch, activation, self.manifest.architectures[arch].n_params)
+
+
+def healthy(ds: datasets.Dataset) -> datasets.Dataset:
+    """Rows with status ok; an in-memory selection only if some rows are not ok (so that
+    nothing is written into the zoo directory)."""
+    status = ds.select_columns(["status"]).to_pandas()["status"].to_numpy()
+    ok = np.flatnonzero(status == STATUS_OK)
+    if len(ok) == len(ds):
+        return ds
+    was = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        return ds.select(ok.tolist(), keep_in_memory=True).flatten_indices(keep_in_memory=True)
+    finally:
+        if was:
+            datasets.enable_progress_bars()
+
+
+def check_pin(task: TaskMetadata, manifest: Manifest, *, allow_unpinned: bool) -> bool:
+    """Whether the zoo is the one ``task`` is pinned to; raise if not and not allowed."""
+    pin = task.zoo
+    problems = []
+    if manifest.name != pin.name:
+        problems.append(f"name {manifest.name!r} (pinned: {pin.name!r})")
+    if manifest.version != pin.version:
+        problems.append(f"version {manifest.version!r} (pinned: {pin.version!r})")
+    if pin.content_hash and manifest.content_hash != pin.content_hash:
+        problems.append(
+            f"content hash {manifest.content_hash[:19]}... (pinned: {pin.content_hash[:19]}...)"
+        )
+    if problems and not allow_unpinned:
+        raise ZooMismatchError(
+            f"task {task.name!r} is pinned to zoo {pin.name} v{pin.version}, but the zoo given "
+            f"has {'; '.join(problems)}. Pass the pinned zoo, or allow scoring another zoo with "
+            "--allow-unpinned (results then record the zoo actually used)."
+        )
+    return not problems
+
+
+def check_applicable(task: TaskMetadata, zoo: EvalZoo) -> None:
+    """Raise :class:`TaskNotApplicableError` if ``task`` cannot be scored on ``zoo`` (its
+    evaluator decides)."""
+    evaluator_for(task.type).check_applicable(task, zoo)
+
+
+def tasks_for_zoo(
+    tasks: list[TaskMetadata], suite_zoos: set[str], zoo_name: str,
+    say: Callable[[str], None] | None = None,
+) -> list[TaskMetadata]:
+    """Those of a suite's ``tasks`` that are pinned to ``zoo_name``, if the suite spans
+    several zoos (``suite_zoos``, the names its tasks are pinned to).
+
+    A suite may pin its tasks to more than one zoo (``digits-v2``: properties on the
+    hyperparameter zoo, initialization and generation on the seed zoo); given one of them,
+    only that zoo's tasks run and the others are skipped with a note naming their zoo. A zoo
+    named like none of the suite's zoos keeps every task (the pin check then decides).
+    """
+    if zoo_name not in suite_zoos or len(suite_zoos) == 1:
+        return tasks
+    keep = []
+    for t in tasks:
+        if t.zoo.name == zoo_name:
+            keep.append(t)
+        elif say is not None:
+            say(f"skip {t.name}: pinned to zoo {t.zoo.name} v{t.zoo.version}; run the suite "
+                f"on that zoo too")
+    return keep
