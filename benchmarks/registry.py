@@ -26,11 +26,11 @@ from __future__ import annotations
 import importlib
 import types
 from collections.abc import Callable, Iterator
-from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from benchmarks.errors import BenchmarkError
-from modelzoo.registry import Registry
+from modelzoo.errors import PluginError as ZooPluginError
+from modelzoo.registry import Registry, describe_plugin, load_entry_points
 
 if TYPE_CHECKING:  # importing benchmarks.tasks / .evaluators here would be circular
     from benchmarks.evaluators.base import Evaluator
@@ -43,7 +43,7 @@ E = TypeVar("E", bound="type[Evaluator]")
 PLUGIN_GROUPS = ("benchmarks.tasks", "benchmarks.methods")
 
 
-class PluginError(BenchmarkError):
+class PluginError(BenchmarkError, ZooPluginError):
     """An entry-point plugin (``benchmarks.tasks`` / ``benchmarks.methods``) failed to load."""
 
 
@@ -53,12 +53,6 @@ class _PluginState:
     loading = False
     done = False
     error: PluginError | None = None
-
-
-def _describe(ep: EntryPoint) -> str:
-    dist = getattr(ep, "dist", None)
-    origin = f" of distribution {dist.name} {dist.version}" if dist is not None else ""
-    return f"plugin {ep.name!r} ({ep.group} = {ep.value}){origin}"
 
 
 def load_plugins() -> None:
@@ -78,17 +72,17 @@ def load_plugins() -> None:
         for builtin in ("benchmarks.tasks", "benchmarks.methods"):  # plugins come after them
             importlib.import_module(builtin)
         for group in PLUGIN_GROUPS:
-            for ep in sorted(entry_points(group=group), key=lambda e: e.name):
-                try:
-                    obj = ep.load()
+            try:
+                for ep, obj in load_entry_points(group, PluginError):
                     if group == "benchmarks.methods" and not isinstance(obj, types.ModuleType) \
                             and callable(obj) and not Registry.__contains__(METHODS, ep.name):
-                        METHODS.add(ep.name, obj)
-                except Exception as e:  # noqa: BLE001  (any failure of foreign code)
-                    state.error = PluginError(
-                        f"cannot load {_describe(ep)}: {type(e).__name__}: {e}. Fix or "
-                        "uninstall that package (`pip uninstall` its distribution)")
-                    raise state.error from e
+                        try:
+                            METHODS.add(ep.name, obj)  # type: ignore[arg-type]
+                        except ValueError as e:
+                            raise PluginError(f"cannot register {describe_plugin(ep)}: {e}") from e
+            except PluginError as e:
+                state.error = e
+                raise
         state.done = True
     finally:
         state.loading = False

@@ -11,12 +11,43 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Generic, TypeVar
 
 from modelzoo.errors import PluginError, UnknownNameError
 
 T = TypeVar("T")
+
+
+def describe_plugin(ep: EntryPoint) -> str:
+    """``plugin 'name' (group = value) of distribution dist version`` for error messages."""
+    dist = getattr(ep, "dist", None)
+    origin = f" of distribution {dist.name} {dist.version}" if dist is not None else ""
+    return f"plugin {ep.name!r} ({ep.group} = {ep.value}){origin}"
+
+
+def load_entry_points(
+    group: str, error: type[PluginError] = PluginError
+) -> Iterator[tuple[EntryPoint, object]]:
+    """Load the entry points of ``group`` one by one (sorted by name), yielding each with the
+    object it names (a module registers its objects when imported).
+
+    Args:
+        group: entry-point group, e.g. ``modelzoo.architectures`` or ``benchmarks.methods``.
+        error: the :class:`~modelzoo.errors.PluginError` subclass to raise.
+
+    Raises:
+        PluginError: an entry point failed to load; names the plugin and its distribution.
+    """
+    for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+        try:
+            obj = ep.load()
+        except Exception as e:  # noqa: BLE001  (any error of foreign code)
+            raise error(
+                f"cannot load {describe_plugin(ep)}: {type(e).__name__}: {e}. Fix or uninstall "
+                "that package (`pip uninstall` its distribution)"
+            ) from e
+        yield ep, obj
 
 
 class Registry(Generic[T]):
@@ -43,18 +74,11 @@ class Registry(Generic[T]):
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        for ep in sorted(entry_points(group=self.group), key=lambda e: e.name):
-            before = set(self._items)
-            try:
-                ep.load()
-            except Exception as e:  # noqa: BLE001  (any error of foreign code)
-                dist = getattr(ep.dist, "name", None) or "an installed package"
-                raise PluginError(
-                    f"the {self.group} plugin {ep.name!r} ({ep.value}) of {dist} failed to "
-                    f"load: {type(e).__name__}: {e}. Fix or uninstall that package"
-                ) from e
+        before = set(self._items)
+        for ep, _ in load_entry_points(self.group):
             for key in set(self._items) - before:
                 self._origins[key] = ep.module
+            before = set(self._items)
 
     def origin(self, name: str) -> str | None:
         """The module of the plugin that registered ``name`` (None: not from a plugin)."""
