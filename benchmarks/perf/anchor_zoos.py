@@ -26,15 +26,14 @@ wall / 409 CPU-s (hyp, load 4-5 from other jobs) and 3 min 37 s / 203 CPU-s (see
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing as mp
 import os
 import resource
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from benchmarks.perf.common import emit, isolated
 
 CARDS_DIR = Path(__file__).resolve().parents[2] / "cards"
 #: The anchor-scale cards and the build budget each must meet on a 2-core CPU.
@@ -75,11 +74,7 @@ def _build(card: str, models: int | None, threads: int | None) -> dict[str, Any]
 def measure(*, cards: tuple[str, ...] = CARDS, models: int | None = None,
             threads: int | None = None) -> dict[str, Any]:
     """Build each card in a fresh subprocess; return the rows and the machine."""
-    ctx = mp.get_context("spawn")
-    rows = []
-    for card in cards:
-        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
-            rows.append(ex.submit(_build, card, models, threads).result())
+    rows = [isolated(_build, card, models, threads) for card in cards]
     return {"benchmark": "anchor_zoos", "cpus": os.cpu_count(),
             "load_avg_1min": os.getloadavg()[0], "budget_s": BUDGET_S, "results": rows}
 
@@ -109,10 +104,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--json", help="also write the results to this JSON file")
     a = p.parse_args(argv)
     res = measure(cards=tuple(a.card or CARDS), models=a.models, threads=a.threads)
-    print_table(res)
-    if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=1))
-    return res
+    return emit(res, print_table, a.json)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ the zoo size. Flat anonymous memory is what lets a zoo larger than RAM be read w
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from benchmarks.perf.common import emit
 from modelzoo.storage import iter_weight_batches, load_zoo, zoo_schema
 from modelzoo.storage.manifest import ArchitectureEntry, SourceEntry
 from modelzoo.storage.writer import ZooWriter
@@ -152,11 +152,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
     p.add_argument("--params", type=int, default=20_000)
     p.add_argument("--json")
     a = p.parse_args(argv)
-    res = measure(rows=a.rows, params=a.params)
-    print_table(res)
-    if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=1))
-    return res
+    return emit(measure(rows=a.rows, params=a.params), print_table, a.json)
 
 
 if __name__ == "__main__":
