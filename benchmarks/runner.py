@@ -162,10 +162,12 @@ def evaluate(
         z = EvalZoo(zoo_path, str(data_dir) if data_dir is not None else None)
     if suite is not None:
         todo = tasks_for_zoo(todo, {t.zoo.name for t in task_list}, z.manifest.name, say)
-    applicable, views = [], {}
+    applicable, views, by_rows = [], {}, {}
     for t in todo:
         try:
-            views[t.name] = task_rows(t, z)  # one architecture / source, or leave-one-out
+            if view_key(t) not in by_rows:  # one architecture / source, or leave-one-out
+                by_rows[view_key(t)] = task_rows(t, z)
+            views[t.name] = by_rows[view_key(t)]  # tasks on the same rows share one view
             check_applicable(t, views[t.name])
         except TaskNotApplicableError as e:
             if suite is None:
