@@ -95,7 +95,7 @@ def _merge(roots: Sequence[Path], out: Path, name: str, mix: Any) -> Path:
 def build_zoos(root: Path, *, card: Path, quick: bool,
                say: Callable[[str], None]) -> dict[str, Path]:
     """Build the card's members once and merge them: ``all``, ``arch-<a>``, ``without-<a>``."""
-    from modelzoo.build import build_zoo
+    from modelzoo.builder import build_zoo
     from modelzoo.hub.mix import load_mix
 
     mix, members = load_mix(card)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from modelzoo._version import __version__
 from modelzoo.architectures import count_params, create_model, list_archs, register_arch
 from modelzoo.errors import ZooError
 from modelzoo.storage import (
@@ -17,6 +16,7 @@ from modelzoo.storage import (
 __all__ = [
     "ZooError",
     "__version__",
+    "build_zoo",
     "count_params",
     "create_model",
     "list_archs",
@@ -27,3 +27,12 @@ __all__ = [
     "verify_zoo",
     "weights_tensor",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``modelzoo.build_zoo``, imported on first use (the builder pulls in the trainers)."""
+    if name == "build_zoo":
+        from modelzoo.builder import build_zoo
+
+        return build_zoo
+    raise AttributeError(f"module 'modelzoo' has no attribute {name!r}")

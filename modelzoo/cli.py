@@ -93,7 +93,7 @@ def build(
       zoo build cards/digits-cnn_s.yaml --out zoos/digits
       zoo build --arch resnet18 --dataset cifar100 --models 8 --epochs 50 --device cuda --out z
     """
-    from modelzoo.build import build_zoo
+    from modelzoo.builder import build_zoo
 
     ckpts = None
     if checkpoints:
@@ -220,7 +220,7 @@ def validate(path: Path) -> None:
     """Check the zoo at PATH: every shard against its checksum in zoo.json, and the models
     against the recorded plan (every model the recipe plans present once, with all its
     checkpoints, and nothing else)."""
-    from modelzoo.build.plan import verify_plan
+    from modelzoo.builder.plan import verify_plan
     from modelzoo.storage import verify_zoo
 
     m = verify_zoo(path)

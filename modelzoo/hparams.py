@@ -2,7 +2,7 @@
 
 :class:`TrainConfig` lists every hyperparameter with its default, its constraints, its Arrow
 column type and, for named choices, the allowed values (:class:`Column`). The rest is derived:
-the recipe's grid (``modelzoo.build.recipe.Grid``: one list per hyperparameter, checked against
+the recipe's grid (``modelzoo.builder.recipe.Grid``: one list per hyperparameter, checked against
 the choices), the zoo row schema's hyperparameter columns (``modelzoo.storage.schema``) and the
 rows a build writes. Adding a hyperparameter is one field here (plus the trainer code using it).
 """

@@ -24,7 +24,7 @@ TINY_GRID = {"activation": ["relu", "tanh"], "lr": [1e-3, 3e-3], "init": ["kaimi
 @pytest.fixture(scope="session")
 def tiny_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A digits CNN-s zoo: 12 models, checkpoints at epochs 0..3 (built in a few seconds)."""
-    from modelzoo.build import build_zoo
+    from modelzoo.builder import build_zoo
 
     out = tmp_path_factory.mktemp("zoo") / "tiny"
     build_zoo(out=out, arch="cnn_s", source="digits", models=12, epochs=3, grid=TINY_GRID,
@@ -35,7 +35,7 @@ def tiny_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_mlp_zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A digits MLP zoo: 8 models, checkpoints 0..2 (a second architecture for merges)."""
-    from modelzoo.build import build_zoo
+    from modelzoo.builder import build_zoo
 
     out = tmp_path_factory.mktemp("zoo") / "tiny_mlp"
     build_zoo(out=out, arch="mlp", source="digits", models=8, epochs=2)

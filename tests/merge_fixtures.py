@@ -16,7 +16,7 @@ import torch
 
 import modelzoo
 from modelzoo.architectures import create_model
-from modelzoo.build.recipe import SplitSpec
+from modelzoo.builder.recipe import SplitSpec
 from modelzoo.storage.layout import flatten_state_dict, layer_layout
 from modelzoo.storage.manifest import ArchitectureEntry, Manifest, SourceEntry
 from modelzoo.storage.schema import zoo_schema

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from modelzoo.build import build_zoo
-from modelzoo.build.recipe import Recipe, load_recipe
+from modelzoo.builder import build_zoo
+from modelzoo.builder.recipe import Recipe, load_recipe
 from modelzoo.storage import SPLITS, load_zoo
 from modelzoo.storage.schema import STATUS_OK
 from tests.bench_fixtures import one_thread

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from modelzoo.build import build_zoo, plan_groups
-from modelzoo.build.recipe import make_recipe
+from modelzoo.builder import build_zoo, plan_groups
+from modelzoo.builder.recipe import make_recipe
 from modelzoo.cli import main
 from modelzoo.errors import RecipeError, StorageError, ZooError
 from modelzoo.storage import load_zoo, read_manifest
@@ -275,7 +275,7 @@ def test_perf_report_smoke(tmp_path: Path) -> None:
 
 
 def test_overriding_epochs_cuts_a_recipe_checkpoint_list_and_arch_options_update() -> None:
-    from modelzoo.build.recipe import make_recipe
+    from modelzoo.builder.recipe import make_recipe
 
     raw = {"name": "r", "architecture": "resnet18", "arch_kwargs": {"norm": "bn"},
            "epochs": 50, "checkpoint_epochs": [0, 5, 10, 50]}

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from modelzoo.build import plan_groups
-from modelzoo.build.recipe import load_recipe
+from modelzoo.builder import plan_groups
+from modelzoo.builder.recipe import load_recipe
 from modelzoo.hub.cards import (
     PLOT_NAME,
     plot_accuracy,

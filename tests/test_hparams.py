@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from pydantic import Field, ValidationError
 
-from modelzoo.build.recipe import Grid, grid_model
+from modelzoo.builder.recipe import Grid, grid_model
 from modelzoo.errors import RecipeError
 from modelzoo.hparams import Column, TrainConfig, hparam_columns
 from modelzoo.storage.schema import HPARAM_FIELDS, zoo_schema

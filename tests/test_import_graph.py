@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def module_name(path: Path) -> str:
-    """``modelzoo/build/zoo.py`` -> ``modelzoo.build.zoo`` (a package is its ``__init__``)."""
+    """``modelzoo/builder/zoo.py`` -> ``modelzoo.builder.zoo`` (a package is its ``__init__``)."""
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
@@ -80,11 +80,11 @@ def test_no_import_circles(package: str) -> None:
 
 def test_finds_a_planted_circle() -> None:
     graph = import_graph("modelzoo")
-    assert "modelzoo.build.groups" in graph["modelzoo.build.ray_executor"]
-    graph["modelzoo.build.groups"].add("modelzoo.build.ray_executor")
+    assert "modelzoo.builder.groups" in graph["modelzoo.builder.ray_executor"]
+    graph["modelzoo.builder.groups"].add("modelzoo.builder.ray_executor")
     cycle = find_cycle(graph)
     assert cycle is not None
-    assert {"modelzoo.build.groups", "modelzoo.build.ray_executor"} <= set(cycle)
+    assert {"modelzoo.builder.groups", "modelzoo.builder.ray_executor"} <= set(cycle)
 
 
 def test_type_checking_imports_are_not_edges_but_function_imports_are() -> None:

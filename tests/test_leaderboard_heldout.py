@@ -44,8 +44,8 @@ from benchmarks.leaderboard.view import VIEW_COLUMNS, HeldOutView, row_id
 from benchmarks.registry import SUITES, TASKS
 from benchmarks.results import load_results
 from benchmarks.scoring import score_predictions
-from modelzoo.build import build_zoo
-from modelzoo.build.recipe import load_recipe
+from modelzoo.builder import build_zoo
+from modelzoo.builder.recipe import load_recipe
 from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
 from tests.bench_fixtures import one_thread
 from tests.leaderboard_fixtures import Combo, snapshot

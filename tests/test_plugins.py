@@ -106,7 +106,7 @@ def test_ray_workers_import_user_and_plugin_modules(plugin_path: Path, tmp_path:
     )
     script = (
         "import user_archs\n"
-        "from modelzoo.build import build_zoo\n"
+        "from modelzoo.builder import build_zoo\n"
         f"m = build_zoo(out={str(tmp_path / 'zoo')!r}, arch='user_mlp', source='plugin_digits',"
         " models=2, epochs=1, max_train=64, group_size=1, executor='ray')\n"
         "print(len(m.models), m.num_rows)\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from modelzoo.build import build_zoo
+from modelzoo.builder import build_zoo
 from modelzoo.storage import load_zoo, read_manifest
 
 ray = pytest.importorskip("ray")

@@ -27,9 +27,9 @@ import torch
 from click.testing import CliRunner
 
 from modelzoo import threads as thr
-from modelzoo.build import build_zoo, resume_plan
-from modelzoo.build.plan import verify_plan
-from modelzoo.build.recipe import make_recipe
+from modelzoo.builder import build_zoo, resume_plan
+from modelzoo.builder.plan import verify_plan
+from modelzoo.builder.recipe import make_recipe
 from modelzoo.cli import main as zoo_main
 from modelzoo.errors import IncompleteZooError, ZooError
 from modelzoo.sources import load_source
@@ -99,7 +99,7 @@ def test_resume_with_a_smaller_group_size_trains_only_the_rest(
 ) -> None:
     """Groups of 8 committed by a crashed first run are kept when the rerun plans groups
     of 3 across them; only the other models are trained."""
-    import modelzoo.build.zoo as build
+    import modelzoo.builder.zoo as build
 
     rec = make_recipe({"name": "r", "architecture": "mlp", "models": 24, "epochs": 2,
                        "max_train": 300})
@@ -179,7 +179,7 @@ def test_population_numbers_do_not_depend_on_group_or_threads(arch: str) -> None
     rec = make_recipe({"name": "p", "architecture": arch, "models": 7, "epochs": 2,
                        "grid": {"optimizer": ["adam", "sgd"], "lr": [1e-3, 3e-3]}})
     data = load_source("digits", max_train=200)
-    from modelzoo.build.groups import arch_kwargs_for as _arch_kwargs
+    from modelzoo.builder.groups import arch_kwargs_for as _arch_kwargs
 
     kw = _arch_kwargs(rec, data)
     cfgs = rec.configs()

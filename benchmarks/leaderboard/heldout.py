@@ -38,7 +38,7 @@ from benchmarks.leaderboard.secret import SECRET_NAME, read_secret
 from benchmarks.leaderboard.view import ViewManifest, ViewTarget, write_view
 from benchmarks.registry import TASKS
 from benchmarks.zoo import EvalZoo, check_applicable
-from modelzoo.build.recipe import Recipe, load_recipe, make_recipe
+from modelzoo.builder.recipe import Recipe, load_recipe, make_recipe
 from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 from modelzoo.storage.manifest import split_hashes
@@ -245,7 +245,7 @@ def init_board(
         LeaderboardError: a board already there, seeds that collide, a public zoo of another
             recipe, or a held-out zoo with an empty split.
     """
-    from modelzoo.build import build_zoo
+    from modelzoo.builder import build_zoo
 
     say = progress or (lambda _msg: None)
     root = Path(board)

@@ -49,8 +49,8 @@ def _cpu_seconds() -> float:
 def _build(card: str, models: int | None, threads: int | None) -> dict[str, Any]:
     """Build ``card`` (its first ``models`` models) in this process; return the timings."""
 
-    from modelzoo.build import build_zoo
-    from modelzoo.build.recipe import load_recipe
+    from modelzoo.builder import build_zoo
+    from modelzoo.builder.recipe import load_recipe
 
     path = CARDS_DIR / f"{card}.yaml"
     total = len(load_recipe(path).configs())

@@ -40,8 +40,8 @@ def _run(trainer: str, arch: str, models: int, epochs: int, device: str,
 
 
 def _timed(trainer: str, arch: str, models: int, epochs: int, device: str) -> dict[str, Any]:
-    from modelzoo.build.groups import arch_kwargs_for as _arch_kwargs
-    from modelzoo.build.recipe import make_recipe
+    from modelzoo.builder.groups import arch_kwargs_for as _arch_kwargs
+    from modelzoo.builder.recipe import make_recipe
     from modelzoo.sources import load_source
     from modelzoo.training import train_one, train_population
 

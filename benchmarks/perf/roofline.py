@@ -55,8 +55,8 @@ def counted_flops(fn: Callable[[], Any]) -> int:
 
 def _epoch_runners(models: int, arch: str = "cnn_s", seed: int = 0) -> dict[str, Any]:
     """One-epoch population and single-model loop runs of ``models`` configs (digits)."""
-    from modelzoo.build.groups import arch_kwargs_for as _arch_kwargs
-    from modelzoo.build.recipe import make_recipe
+    from modelzoo.builder.groups import arch_kwargs_for as _arch_kwargs
+    from modelzoo.builder.recipe import make_recipe
     from modelzoo.sources import load_source
     from modelzoo.training import train_one, train_population
 

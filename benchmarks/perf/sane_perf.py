@@ -59,8 +59,8 @@ class _PeakAnon:
 
 def _build(out: Path, *, arch: str, models: int, epochs: int, arch_kwargs: dict | None = None,
            max_train: int | None = None) -> Path:
-    from modelzoo.build import build_zoo
-    from modelzoo.build.recipe import make_recipe
+    from modelzoo.builder import build_zoo
+    from modelzoo.builder.recipe import make_recipe
 
     recipe = make_recipe({
         "name": out.name, "architecture": arch, "arch_kwargs": arch_kwargs or {},

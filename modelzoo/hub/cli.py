@@ -46,7 +46,7 @@ def build_recipe_file(recipe: str | Path, **kwargs: Any) -> Manifest:
     from modelzoo.hub.mix import build_mix, is_mix_file
 
     if not is_mix_file(recipe):
-        from modelzoo.build import build_zoo
+        from modelzoo.builder import build_zoo
 
         return build_zoo(recipe=recipe, **kwargs)
     allowed = {"out", "models", "epochs", "max_train", "data_dir", "group_size", "trainer",

@@ -11,8 +11,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from modelzoo.build.recipe import CardFields, Recipe, load_recipe, make_recipe, read_yaml_mapping
-from modelzoo.build.zoo import build_zoo
+from modelzoo.builder.recipe import CardFields, Recipe, load_recipe, make_recipe, read_yaml_mapping
+from modelzoo.builder.zoo import build_zoo
 from modelzoo.errors import RecipeError, ZooError
 from modelzoo.hub.configs import safe_name
 from modelzoo.hub.merge import merge_zoos

@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from modelzoo.build.recipe import Recipe
+from modelzoo.builder.recipe import Recipe
 from modelzoo.errors import IncompleteZooError, RecipeError
 from modelzoo.storage.manifest import Manifest, read_manifest
 from modelzoo.storage.writer import check_plan

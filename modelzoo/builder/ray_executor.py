@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
-from modelzoo.build.groups import GroupJob, group_tables
+from modelzoo.builder.groups import GroupJob, group_tables
 from modelzoo.errors import ZooError
 from modelzoo.threads import limit_threads
 from modelzoo.training import TrainConfig

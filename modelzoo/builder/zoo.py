@@ -4,7 +4,7 @@ The steps, in order: resolve the recipe once (file, Recipe or flags), load the s
 probe the architecture (layer layout, parameter count), choose threads and check that a
 resumed build repeats the options that change the numbers, prepare the output folder (keep
 committed groups, discard the rest), train the groups still to do on an executor (this
-process, or Ray tasks: :mod:`modelzoo.build.ray_executor`) and commit each as it finishes,
+process, or Ray tasks: :mod:`modelzoo.builder.ray_executor`) and commit each as it finishes,
 and finally write ``zoo.json`` after checking the committed models against the plan.
 """
 
@@ -21,17 +21,17 @@ import pyarrow as pa
 import torch
 from tqdm.auto import tqdm
 
-import modelzoo
+from modelzoo._version import __version__
 from modelzoo.architectures import ARCHITECTURES
-from modelzoo.build.groups import (
+from modelzoo.builder.groups import (
     GroupJob,
     arch_kwargs_for,
     group_tables,
     resume_plan,
     worker_imports,
 )
-from modelzoo.build.ray_executor import run_groups_ray
-from modelzoo.build.recipe import Recipe, load_recipe, make_recipe
+from modelzoo.builder.ray_executor import run_groups_ray
+from modelzoo.builder.recipe import Recipe, load_recipe, make_recipe
 from modelzoo.device import resolve_device
 from modelzoo.errors import RecipeError, StorageError, ZooError
 from modelzoo.sources import SourceData, load_source
@@ -263,7 +263,7 @@ def _finalize(writer: ZooWriter, plan: _Plan, probe: _Probe, data: SourceData) -
         recipe=rec.model_dump(mode="json"),
         architectures={rec.architecture: entry},
         sources={rec.source: src},
-        toolkit_version=modelzoo.__version__,
+        toolkit_version=__version__,
         description=rec.description,
         license=rec.license,
         planned=plan.planned,

@@ -17,7 +17,7 @@ import pyarrow as pa
 import torch
 
 from modelzoo.architectures import ARCHITECTURES
-from modelzoo.build.recipe import Recipe
+from modelzoo.builder.recipe import Recipe
 from modelzoo.errors import RecipeError, ZooError
 from modelzoo.sources import SOURCES, SourceData, load_source
 from modelzoo.storage.schema import METRIC_FIELDS, STATUS_DIVERGED, STATUS_OK, zoo_schema
