@@ -44,10 +44,11 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, r2_score
 
 from benchmarks.errors import BenchmarkError
+from benchmarks.heads import fit_grid
 from benchmarks.results import ConfidenceInterval
 
 
@@ -116,6 +117,10 @@ def fit_head(
 ) -> HeadFit:
     """Fit every candidate head on train, keep the best on validation by ``main_score``.
 
+    The candidates are fitted by :func:`benchmarks.heads.fit_grid`: a ridge grid in closed
+    form from one eigendecomposition, the other linear heads by scikit-learn, both kept for
+    the next seed on the same features; trees by scikit-learn.
+
     Args:
         candidates: ``(params, estimator)`` pairs, from the task type's evaluator
             (:meth:`benchmarks.evaluators.property.PropertyEvaluator.head_grid`).
@@ -125,12 +130,8 @@ def fit_head(
     """
     metric = METRICS[main_score]
     best: HeadFit | None = None
-    for params, est in candidates:
-        model = clone(est)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence / constant-feature warnings
-            model.fit(x["train"], y["train"])
-            preds = {s: model.predict(x[s]) for s in x if s != "train"}
+    fitted = fit_grid(candidates, x, y["train"])  # shared work done once (benchmarks.heads)
+    for (params, _est), preds in zip(candidates, fitted, strict=True):
         score = metric(y["validation"], preds["validation"]) if len(y["validation"]) else 0.0
         if best is None or score > best.validation_score:
             best = HeadFit(params, score, preds)

@@ -1,0 +1,256 @@
+"""The linear heads of property tasks, with the work their candidates share done once.
+
+A feature method's ``linear`` head is ``StandardScaler`` + ``Ridge(alpha)`` (regression) or
+``StandardScaler`` + ``LogisticRegression(C)`` (classification), with ``alpha`` / ``C`` chosen
+on the validation split among a grid (:mod:`benchmarks.evaluators.regression`,
+:mod:`~benchmarks.evaluators.classification`). Fitted one candidate at a time by
+scikit-learn, wide features are slow: on the digits-v2 hyperparameter zoo (8,820 train rows)
+``flat-linear``'s 2,464 features took 547 s against 19 s for ``weight-stats-linear``'s 70.
+Two things here give the same numbers for less:
+
+1. **Ridge, every alpha from one eigendecomposition.** Standardise with the train split's
+   mean and population standard deviation (as ``StandardScaler``; a constant feature is
+   centred, not scaled) and decompose the smaller Gram matrix of the standardised train rows
+   ``X`` (``n x p``): ``X^T X = V diag(lam) V^T`` when ``p <= n``, else the dual
+   ``X X^T = U diag(lam) U^T`` with ``V = X^T U diag(lam)^-1/2`` (directions with ``lam``
+   below ``1e-12 max(lam)`` are dropped: no train row has a component there and the penalty
+   puts no weight on them). In ``z = V^T w`` every split is ``Z_s = X_s V``, ``Z^T Z =
+   diag(lam)``, and scikit-learn's ``Ridge`` objective ``||y - X w - b||^2 + alpha ||w||^2``
+   has the closed form ``z = Z^T (y - mean y) / (lam + alpha)``: every alpha for the price
+   of one solve, exact to float64 rounding (tested against ``Ridge``). The basis is cached by
+   the features' content, so the regression tasks of one row view share it.
+2. **A fitted grid is kept** (by the content of the features and the targets), so the next
+   seed of a deterministic method, whose features are the same, reuses the fits: a linear
+   head has no random state, so its fits are the same bit for bit.
+
+``LogisticRegression`` candidates are still fitted by scikit-learn's lbfgs, one by one: its
+result is where lbfgs stops (gradient components at most ``tol``), not the optimum, and on
+ill-conditioned problems (large ``C``, nearly separable classes) that point depends on the
+solver's path. A batched, preconditioned L-BFGS over the whole ``C`` grid in the basis above
+was tried and stopped elsewhere (13% of validation labels different at ``C = 100`` on an
+1,103-row sample of the hyperparameter zoo), and run to the optimum it costs more than
+scikit-learn; so classification heads keep scikit-learn's fits and numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, clone
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+__all__ = ["Basis", "basis_for", "fit_grid", "ridge_alphas", "sklearn_heads"]
+
+#: Eigen-directions below this fraction of the largest eigenvalue are dropped (rank).
+RANK_RTOL = 1e-12
+#: Rows per block when forming a Gram matrix in float64 (bounds the temporary copies).
+BLOCK = 4096
+
+
+def _same_params(est: BaseEstimator, default: BaseEstimator, ignore: set[str]) -> bool:
+    mine, ref = est.get_params(deep=False), default.get_params(deep=False)
+    return all(mine[k] == ref[k] for k in ref if k not in ignore)
+
+
+def _linear_model(est: BaseEstimator) -> BaseEstimator | None:
+    """The model of a ``StandardScaler`` + model pipeline with a default scaler, else None."""
+    if not isinstance(est, Pipeline) or len(est.steps) != 2:
+        return None
+    scaler, model = est.steps[0][1], est.steps[1][1]
+    if type(scaler) is not StandardScaler or not _same_params(scaler, StandardScaler(), set()):
+        return None
+    return model
+
+
+def ridge_alphas(candidates: Sequence[tuple[dict[str, Any], BaseEstimator]]
+                 ) -> tuple[float, ...] | None:
+    """The alphas of ``candidates`` if every one is ``StandardScaler`` + ``Ridge(alpha)``
+    with all other parameters at their defaults (then :func:`fit_grid` solves them in
+    closed form); ``None`` otherwise."""
+    alphas = []
+    for _params, est in candidates:
+        model = _linear_model(est)
+        if type(model) is not Ridge or not _same_params(model, Ridge(), {"alpha"}):
+            return None
+        alphas.append(float(model.alpha))
+    return tuple(alphas) if alphas and all(a > 0 for a in alphas) else None
+
+
+def _deterministic(candidates: Sequence[tuple[dict[str, Any], BaseEstimator]]) -> bool:
+    """Every candidate a standard linear head (no random state): its fit can be kept."""
+    return bool(candidates) and all(
+        type(_linear_model(est)) in (Ridge, LogisticRegression) for _p, est in candidates)
+
+
+# --------------------------------------------------------------------------- the basis
+
+
+def _digest(arrays: Sequence[np.ndarray]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        if a.dtype == object:
+            h.update("\0".join(map(str, a.ravel().tolist())).encode())
+        else:
+            h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def _gram(a: torch.Tensor, *, rows: bool) -> torch.Tensor:
+    """``a a^T`` (``rows``) or ``a^T a`` in float64, accumulated over blocks of rows."""
+    if rows:
+        return a @ a.T
+    out = torch.zeros(a.shape[1], a.shape[1], dtype=torch.float64)
+    for i in range(0, a.shape[0], BLOCK):
+        blk = a[i : i + BLOCK]
+        out += blk.T @ blk
+    return out
+
+
+@dataclass
+class Basis:
+    """The standardisation and eigenbasis of one train feature matrix (see the module doc).
+
+    Attributes:
+        mean: train mean per feature.
+        scale: train population std per feature (1 where it is 0).
+        lam: the kept eigenvalues, ``Z^T Z`` (``r``).
+        z: the train rows in the basis, ``[n, r]``.
+        project: ``[p, r]`` map from standardised features to the basis (``V``).
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+    lam: np.ndarray
+    z: np.ndarray
+    project: np.ndarray
+
+    @classmethod
+    def of(cls, x_train: np.ndarray) -> Basis:
+        """Standardise ``x_train`` and decompose its Gram matrix (the smaller one)."""
+        x64 = np.asarray(x_train, dtype=np.float64)
+        mean = x64.mean(0)
+        scale = x64.std(0)
+        scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(1.0, np.abs(mean))] = 1.0
+        xs = torch.from_numpy((x64 - mean) / scale)
+        n, p = xs.shape
+        dual = p > n
+        lam, vec = torch.linalg.eigh(_gram(xs, rows=dual))
+        keep = lam > RANK_RTOL * max(float(lam[-1]), 0.0)
+        lam, vec = lam[keep], vec[:, keep]
+        if dual:  # V = X^T U lam^-1/2, Z = X V = U lam^1/2
+            project, z = (xs.T @ vec) / lam.sqrt(), vec * lam.sqrt()
+        else:
+            project, z = vec, xs @ vec
+        return cls(mean=mean, scale=scale, lam=lam.numpy(), z=z.numpy(),
+                   project=project.numpy())
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """``[rows, r]`` coordinates of feature rows ``x`` (any split) in the basis."""
+        return ((np.asarray(x, dtype=np.float64) - self.mean) / self.scale) @ self.project
+
+    def ridge(self, y: np.ndarray, alphas: Sequence[float],
+              zs: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Predictions on each split of ``zs`` (rows in the basis) of ``Ridge(alpha)``
+        fitted on the train rows, for every alpha."""
+        y = np.asarray(y, dtype=np.float64)
+        ym = y.mean()
+        coef = (self.z.T @ (y - ym))[:, None] / (self.lam[:, None] + np.asarray(alphas)[None])
+        preds = {s: z @ coef + ym for s, z in zs.items()}
+        return [{s: p[:, j] for s, p in preds.items()} for j in range(len(alphas))]
+
+
+@dataclass
+class _Cache:
+    """The most recent basis and the grids fitted on the most recent features."""
+
+    features: str = ""
+    basis: Basis | None = None
+    fits: dict[str, list[dict[str, np.ndarray]]] = field(default_factory=dict)
+
+
+_CACHE = _Cache()
+_SKLEARN = False
+
+
+def basis_for(x_train: np.ndarray, key: str | None = None) -> Basis:
+    """The :class:`Basis` of ``x_train``, cached by content (only the most recent one: a
+    basis is about the size of the features)."""
+    key = key or _digest([x_train])
+    if _CACHE.features != key:
+        _CACHE.basis, _CACHE.features, _CACHE.fits = None, key, {}  # free the old one first
+    if _CACHE.basis is None:
+        _CACHE.basis = Basis.of(x_train)
+    return _CACHE.basis
+
+
+@contextlib.contextmanager
+def sklearn_heads() -> Iterator[None]:
+    """Within the block :func:`fit_grid` fits every candidate with scikit-learn, one by one,
+    keeping nothing: the reference the tests and ``benchmarks.perf.heads`` compare with."""
+    global _SKLEARN
+    before, _SKLEARN = _SKLEARN, True
+    try:
+        yield
+    finally:
+        _SKLEARN = before
+
+
+def _sklearn_fits(candidates: Sequence[tuple[dict[str, Any], BaseEstimator]],
+                  x: Mapping[str, np.ndarray], y_train: np.ndarray
+                  ) -> list[dict[str, np.ndarray]]:
+    out = []
+    for _params, est in candidates:
+        model = clone(est)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence / constant-feature warnings
+            model.fit(x["train"], y_train)
+            out.append({s: model.predict(x[s]) for s in x if s != "train"})
+    return out
+
+
+def _usable(x: Mapping[str, np.ndarray]) -> bool:
+    tr = np.asarray(x["train"])
+    return (tr.ndim == 2 and tr.shape[0] > 1 and tr.shape[1] > 0
+            and all(np.issubdtype(np.asarray(a).dtype, np.number)
+                    and bool(np.isfinite(a).all()) for a in x.values()))
+
+
+def fit_grid(candidates: Sequence[tuple[dict[str, Any], BaseEstimator]],
+             x: Mapping[str, np.ndarray], y_train: np.ndarray
+             ) -> list[dict[str, np.ndarray]]:
+    """Fit every candidate on ``x["train"]``, ``y_train``; return, per candidate in order,
+    its predictions on every other split of ``x``.
+
+    A ridge grid is solved in closed form (:class:`Basis`); other standard linear heads are
+    fitted by scikit-learn; either is kept for a repeated call with the same features and
+    targets. Anything else (trees, non-default parameters, non-finite features) is fitted by
+    scikit-learn and not kept.
+    """
+    if _SKLEARN or not _deterministic(candidates) or not _usable(x):
+        return _sklearn_fits(candidates, x, y_train)
+    splits = [s for s in x if s != "train"]
+    features = _digest([np.asarray(x["train"]), *(np.asarray(x[s]) for s in splits)])
+    key = _digest([np.asarray(y_train)]) + repr(
+        [(p, est.get_params(deep=True)) for p, est in candidates])
+    if _CACHE.features != features:
+        _CACHE.basis, _CACHE.features, _CACHE.fits = None, features, {}  # free the old one
+    if key not in _CACHE.fits:
+        alphas = ridge_alphas(candidates)
+        if alphas is None:
+            _CACHE.fits[key] = _sklearn_fits(candidates, x, y_train)
+        else:
+            basis = basis_for(x["train"], key=features)
+            zs = {s: basis.transform(x[s]) for s in splits}
+            _CACHE.fits[key] = basis.ridge(y_train, alphas, zs)
+    return _CACHE.fits[key]
