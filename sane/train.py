@@ -6,6 +6,13 @@
 epoch and writes ``out/ckpt.pt``. Calling it again with the same ``out`` resumes after the last
 finished epoch; on CPU the result is bit-identical to an uninterrupted run with the same seed
 (all randomness is derived from ``(seed, epoch, sample)``).
+
+Threads: the digits of a float32 run depend on the intra-op thread count (reductions and
+matrix products are split differently), so the default is a fixed count,
+:data:`DEFAULT_THREADS`, not "the idle CPUs": the same command gives the same numbers on
+machines of the same CPU kind, loaded or not. The count is recorded in the checkpoint and a
+resume without ``threads`` repeats it. Other counts agree within the tolerance
+``tests/test_sane_train.py`` checks (:data:`THREADS_TOLERANCE`), not bit for bit.
 """
 
 from __future__ import annotations
@@ -35,6 +42,12 @@ from sane.run import CKPT_FORMAT, CKPT_NAME, load_checkpoint, save_checkpoint
 from sane.tokenize import Normalizer
 
 __all__ = ["fit_normalizer", "lr_at", "param_groups", "train"]
+
+#: Intra-op threads of a run unless ``threads`` says otherwise (see the module doc).
+DEFAULT_THREADS = 1
+#: How far runs with different thread counts may differ: relative difference of each
+#: epoch's train and validation losses (tested on a tiny run).
+THREADS_TOLERANCE = 1e-5
 
 #: Config fields that may change between a run and its resume.
 RESUMABLE_CHANGES = ("epochs", "num_workers", "device", "sample_mode", "sample_bandwidth")
@@ -254,6 +267,7 @@ def train(
     config: SaneConfig | None = None,
     progress: bool = True,
     callback: Callback | None = None,
+    threads: int | None = None,
 ) -> Path:
     """Train (or resume) SANE on a zoo; return the path of ``out/ckpt.pt``.
 
@@ -265,18 +279,30 @@ def train(
         callback: ``callback(event, info)`` with event ``"step"`` (info: epoch, step, loss)
             after each optimizer step and ``"epoch"`` (info: the epoch's history entry) after
             each saved checkpoint.
+        threads: intra-op threads (default: the count recorded in a run being resumed, else
+            :data:`DEFAULT_THREADS`); recorded in the checkpoint.
 
     Raises:
         ZooError: no training rows, or ``out`` holds a run with another config/zoo.
     """
+    from modelzoo.threads import limit_threads
+
     config = config or SaneConfig()
     out = ensure_dir(Path(out))
     path = out / CKPT_NAME
     manifest = read_manifest(zoo)
     device = config.resolved_device()
+    if threads is None:
+        threads = DEFAULT_THREADS
+        if path.is_file():
+            threads = int(load_checkpoint(path).get("threads") or DEFAULT_THREADS)
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     dist_info, device = _dist_setup(device)
     try:
-        return _train(zoo, out, path, manifest, config, device, dist_info, progress, callback)
+        with limit_threads(threads):
+            return _train(zoo, out, path, manifest, config, device, dist_info, progress,
+                          callback)
     finally:
         if dist_info.owned:
             import torch.distributed as dist
@@ -411,6 +437,7 @@ def _train(
             "step": (epoch + 1) * steps_per_epoch,
             "history": history,
             "rng": {"torch": torch.get_rng_state()},
+            "threads": torch.get_num_threads(),
         }
         if d.main:  # one writer; the others wait so nobody races ahead of the checkpoint
             save_checkpoint(path, ckpt_out)

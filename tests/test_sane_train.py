@@ -156,6 +156,37 @@ def test_resume_after_sigkill_equals_uninterrupted_run(homo_zoo: Path, tmp_path:
         _assert_same_tensors(a[key], b[key])
 
 
+def test_thread_count_is_fixed_recorded_and_other_counts_agree_within_tolerance(
+        homo_zoo: Path, tmp_path: Path) -> None:
+    """The default is a fixed count (not the idle CPUs), recorded and repeated on resume; a
+    run with another count agrees within the tolerance the README states."""
+    from sane.train import DEFAULT_THREADS, THREADS_TOLERANCE
+
+    cfg = CFG.replace(epochs_range=(3, 3))  # the last checkpoints only: a few steps per epoch
+    one = tmp_path / "one"
+    train(zoo=homo_zoo, out=one, config=cfg, progress=False)  # default threads
+    assert _state(one)["threads"] == DEFAULT_THREADS == 1
+    two = tmp_path / "two"
+
+    class Stop(Exception):
+        pass
+
+    def stop(event: str, info: dict) -> None:
+        if event == "epoch":
+            raise Stop  # after the first checkpoint: a killed run
+
+    with pytest.raises(Stop):
+        train(zoo=homo_zoo, out=two, config=cfg, progress=False, threads=2, callback=stop)
+    seen: set[int] = set()
+    train(zoo=homo_zoo, out=two, config=cfg, progress=False,  # resume: repeats 2 threads
+          callback=lambda event, info: seen.add(torch.get_num_threads()))
+    assert seen == {2} and _state(two)["threads"] == 2
+    a, b = _state(one)["history"], _state(two)["history"]
+    for ea, eb in zip(a, b, strict=True):
+        for key in ("train_loss", "train_recon", "val_loss", "val_recon"):
+            assert abs(ea[key] - eb[key]) <= THREADS_TOLERANCE * abs(ea[key]), (key, ea, eb)
+
+
 def test_dataloader_workers_do_not_change_results(homo_zoo: Path, tmp_path: Path) -> None:
     cfg = CFG.replace(epochs=1)
     train(zoo=homo_zoo, out=tmp_path / "w0", config=cfg, progress=False)

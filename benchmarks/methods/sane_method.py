@@ -30,6 +30,7 @@ from typing import Any
 
 import datasets
 import numpy as np
+import torch
 
 from benchmarks.errors import MethodError
 from benchmarks.methods.base import TargetModel
@@ -157,7 +158,8 @@ class Sane:
 
             cfg = config_for_zoo(manifest, **{**self.overrides, "seed": seed})
             self._config = cfg.to_dict()
-            ckpt = sane.train(zoo=zoo, out=self._workdir / "run", config=cfg, progress=False)
+            ckpt = sane.train(zoo=zoo, out=self._workdir / "run", config=cfg, progress=False,
+                              threads=torch.get_num_threads())  # the runner's --threads
             self._run = Path(ckpt)
             key = None
             emb_dir = self._workdir / "emb"

@@ -94,7 +94,8 @@ def speed(args: argparse.Namespace, work: Path) -> dict[str, float]:
             marks.append(time.perf_counter())  # after the first step (warm-up excluded)
 
     t0 = time.perf_counter()
-    train(zoo=zoo, out=work / "speed-run", config=cfg, progress=False, callback=cb)
+    train(zoo=zoo, out=work / "speed-run", config=cfg, progress=False, callback=cb,
+          threads=torch.get_num_threads())  # the threads this benchmark runs with
     t1 = time.perf_counter()
     steps_per_epoch = -(-n_rows // cfg.batch_size)
     windows = n_rows * cfg.epochs - min(cfg.batch_size, n_rows)  # minus the warm-up step
@@ -119,7 +120,8 @@ def _child(zoo: str, run: str, args: argparse.Namespace) -> None:
     from sane import embed, train
 
     with _PeakAnon() as peak:
-        train(zoo=zoo, out=run, config=_sane_config(args, 1), progress=False)
+        train(zoo=zoo, out=run, config=_sane_config(args, 1), progress=False,
+              threads=torch.get_num_threads())
         embed(run=run, zoo=zoo, out=Path(run) / "emb", progress=False, device=args.device)
     print(json.dumps({"peak_anon_mb": peak.peak / 1024, "peak_rss_mb": _status_kb("VmHWM") / 1024}))
 

@@ -208,7 +208,7 @@ def train_ours(zoo: Path, work: Path, *, epochs: int, config: dict[str, Any],
             marks.append(time.perf_counter())
 
     train(zoo=zoo, out=work / f"ours-{time.monotonic_ns()}", config=cfg, progress=False,
-          callback=cb)
+          callback=cb, threads=torch.get_num_threads())
     sec = time.perf_counter() - marks[0]
     windows = n_rows * epochs - min(cfg.batch_size, n_rows)
     return {"tokens_per_s": windows * cfg.window_size * 2 / sec, "seconds": sec}
