@@ -151,15 +151,26 @@ def table_cmd(results_dir: Path, fmt: str, output: Path | None, ci: bool) -> Non
               help="Smaller zoos, fewer SANE epochs and one seed (unpinned; marked as such).")
 @click.option("--seeds", type=click.IntRange(min=1), help="Seeds per method.")
 @click.option("--method", "methods", multiple=True, help="Only these methods (repeatable).")
+@click.option("--allow-unpinned", is_flag=True,
+              help="Score zoos whose content hash differs from the suite's pins (built on "
+                   "another CPU kind: its kernels round differently); marked in the report.")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the report to this file (e.g. docs/reproduce-digits-v2.md: "
+                   "generated, with the command, commit and machine on top).")
 def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
-                  methods: tuple[str, ...]) -> None:
+                  methods: tuple[str, ...], allow_unpinned: bool,
+                  report_file: Path | None) -> None:
     """Build SUITE's zoos from their cards, train SANE with its recorded config, score every
-    method and write OUT/report.md: all scores with 95% intervals, and ours beside each
-    published number with its source.
+    method and write OUT/report.md: all scores with 95% intervals, ours beside each
+    published number with its source, and every step's wall and CPU time. The report starts
+    with what it was measured with: the command, the commit (and whether the tree had
+    uncommitted changes), the machine (CPU model and kernel level, cores, torch threads,
+    torch version) and the load average.
 
     \b
     Example:
       bench reproduce digits-v2 --out repro/ --seeds 2   # the full run (~15 min on 2 cores)
+      bench reproduce digits-v2 --out repro/ --seeds 2 --report docs/reproduce-digits-v2.md
       bench reproduce digits-v2 --out repro-q/ --quick
       bench reproduce digits-hetero-v1 --out repro-h/   # 8 zoos, 7 SANE runs (~2 h, 2 cores)
       bench reproduce digits-hetero-v1 --out repro-hq/ --quick   # ~2 min of steps
@@ -167,9 +178,10 @@ def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
     from benchmarks.reproduce import reproduce
 
     report = reproduce(suite=suite, out=out, quick=quick, seeds=seeds,
-                       methods=list(methods) or None, progress=click.echo)
+                       methods=list(methods) or None, progress=click.echo,
+                       report=report_file, allow_unpinned=allow_unpinned)
     click.echo(report.read_text(encoding="utf-8"))
-    click.echo(f"wrote {report}")
+    click.echo(f"wrote {report}" + (f" and {report_file}" if report_file else ""))
 
 
 @cli.command("schema")

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.errors import BenchmarkError
+from benchmarks.provenance import command_line, load_average
 from benchmarks.registry import SUITES
-from benchmarks.reproduce_common import Timings, chosen_methods
+from benchmarks.reproduce_common import Timings, chosen_methods, report_header, write_report
 from benchmarks.results import TaskResult, load_results
 from benchmarks.table import results_frames, to_markdown
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
-from modelzoo.threads import limit_threads, resolve_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_SANE = "Schürholt et al., ICML 2024 (SANE), MNIST CNN-s zoo"
@@ -90,7 +90,20 @@ DIGITS_V2 = Reproduction(
     ),
 )
 
-REPRODUCTIONS: dict[str, Reproduction] = {DIGITS_V2.suite: DIGITS_V2}
+#: The README's quick start in one command: the 32-model demo zoo, SANE with its
+#: validation-chosen config, the baselines, 2 seeds (the table of ``docs/quickstart-digits-v1.md``).
+DIGITS_V1 = Reproduction(
+    suite="digits-v1",
+    cards={"digits-cnn_s": "cards/digits-cnn_s.yaml"},
+    sane_config="sane/configs/digits-cnn_s.yaml",
+    sane_zoo="digits-cnn_s",
+    methods=("weight-stats-linear", "weight-stats-gbt", "flat-linear", "random-init",
+             "zoo-init", "weights-kde", "sane"),
+    seeds=2,
+    quick={"models": 16, "epochs": 4, "sane_epochs": 2, "seeds": 1},
+)
+
+REPRODUCTIONS: dict[str, Reproduction] = {r.suite: r for r in (DIGITS_V1, DIGITS_V2)}
 
 
 def _cell(results: Sequence[TaskResult], c: PaperCell) -> str:
@@ -127,8 +140,14 @@ def reproduce(
     seeds: int | None = None,
     methods: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    report: str | Path | None = None,
+    allow_unpinned: bool = False,
 ) -> Path:
     """Build the zoos, train SANE, run every method and write the tables; return the report.
+
+    The report (``OUT/report.md``) is generated whole: it starts with the command, commit,
+    machine, threads and load (:mod:`benchmarks.provenance`) and ends with every step's wall
+    and CPU time; ``report`` writes a copy there too (e.g. ``docs/reproduce-digits-v2.md``).
 
     Args:
         suite: a suite with a recorded reproduction (see :data:`REPRODUCTIONS`), or
@@ -138,6 +157,9 @@ def reproduce(
         seeds: seeds per method (default: the reproduction's, 1 with ``quick``).
         methods: a subset of the reproduction's methods.
         progress: called with one line per step.
+        report: also write the report to this file.
+        allow_unpinned: score zoos whose content hash differs from the suite's pins (a
+            build on another CPU kind, whose kernels round differently; marked in the report).
 
     Raises:
         BenchmarkError: no reproduction is recorded for ``suite``, or an unknown method.
@@ -150,7 +172,8 @@ def reproduce(
         from benchmarks.reproduce_hetero import reproduce_hetero
 
         return reproduce_hetero(out=out, quick=quick, seeds=seeds, methods=methods,
-                                progress=progress)
+                                progress=progress, report=report,
+                                allow_unpinned=allow_unpinned)
     if suite not in REPRODUCTIONS:
         raise BenchmarkError(f"no reproduction recorded for suite {suite!r}; "
                          f"choose from {', '.join(REPRODUCTIONS)}, digits-hetero-v1")
@@ -158,6 +181,10 @@ def reproduce(
     SUITES.get(suite)  # the suite itself must be registered
     chosen = chosen_methods(suite, methods, rep.methods)
     say = progress or (lambda _msg: None)
+    command = command_line("bench reproduce", suite, out=out, quick=quick, seeds=seeds,
+                           method=list(methods or []), report=report,
+                           allow_unpinned=allow_unpinned)
+    load0 = load_average()
     root = ensure_dir(Path(out))
     timings = Timings(root)
     timed = timings.record
@@ -178,9 +205,8 @@ def reproduce(
             cfg = cfg.replace(epochs=rep.quick["sane_epochs"])
         say(f"sane train on {rep.sane_zoo} ({cfg.epochs} epochs, config {rep.sane_config})")
         fresh = not (run_dir / "ckpt.pt").exists()
-        with limit_threads(resolve_threads(None)):  # the idle CPUs: no thrashing when shared
-            train(zoo=zoos[rep.sane_zoo], out=run_dir, config=cfg,
-                  progress=progress is not None)
+        # sane.train's fixed default thread count (recorded in the run): reproducible digits
+        train(zoo=zoos[rep.sane_zoo], out=run_dir, config=cfg, progress=progress is not None)
         timed("sane train", t0, fresh=fresh)
     n_seeds = seeds or (rep.quick["seeds"] if quick else rep.seeds)
     res_dir = root / "results"
@@ -197,20 +223,25 @@ def reproduce(
             t0 = time.perf_counter()
             say(f"bench run {method} on {name}")
             evaluate(method=spec, zoo=zoo, suite=suite, out=res_dir, seeds=n_seeds,
-                     allow_unpinned=quick, workdir=root / "work" / method / name,
+                     allow_unpinned=quick or allow_unpinned,
+                     workdir=root / "work" / method / name,
                      progress=say)
             timed(f"bench {method} {name}", t0, fresh=True)
             ensure_dir(done.parent)
             atomic_write_bytes(done, b"")
     results = load_results(res_dir)
-    report = root / "report.md"
-    head = [f"# {suite} reproduction" + (" (quick variant, unpinned zoos)" if quick else ""),
-            "", f"Seeds per method: {n_seeds}. Cells: main score, mean ± std over seeds "
+    title = f"{suite} reproduction" + (" (quick variant, unpinned zoos)" if quick else "")
+    if not quick and any(not r.zoo.matches_pin for r in results):
+        title += " (zoos not matching their pins: --allow-unpinned)"
+    head = [report_header(title=title, command=command, timings=timings, load_start=load0,
+                          threads="zoo builds: the idle CPUs (the dense path's numbers do "
+                                  "not depend on the count); SANE training: 1 (sane.train's "
+                                  "default); bench runs and their heads: 1"),
+            f"Seeds per method: {n_seeds}. Cells: main score, mean ± std over seeds "
             "[95% bootstrap interval over test models].", ""]
-    text = "\n".join(head) + to_markdown(results_frames(results)) + "\n## Beside the papers\n\n"
-    text += paper_table(results, rep.paper)
+    text = "\n".join(head) + to_markdown(results_frames(results))
+    if rep.paper:
+        text += "\n## Beside the papers\n\n" + paper_table(results, rep.paper)
     total = sum(timings.values.values())
-    text += (f"\n## Time ({total / 60:.0f} min in all)\n\n"
-             + "\n".join(f"- {k}: {v:.0f} s" for k, v in timings.values.items()))
-    atomic_write_bytes(report, (text + "\n").encode())
-    return report
+    text += f"\n## Time ({total / 60:.0f} min in all)\n\n" + timings.table()
+    return write_report(root / "report.md", text, copy_to=report)

@@ -28,13 +28,13 @@ from typing import Any
 import numpy as np
 
 from benchmarks.errors import BenchmarkError, MethodError
+from benchmarks.provenance import command_line, load_average
 from benchmarks.registry import SUITES, TASKS
-from benchmarks.reproduce_common import Timings, chosen_methods
+from benchmarks.reproduce_common import Timings, chosen_methods, report_header, write_report
 from benchmarks.results import TaskResult, load_predictions, load_results
 from benchmarks.scoring import class_labels, paired_difference
 from benchmarks.tasks.metadata import TaskMetadata
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
-from modelzoo.threads import limit_threads, resolve_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = "digits-hetero-v1"
@@ -159,6 +159,8 @@ def reproduce_hetero(
     card: str | Path | None = None,
     sane_config: dict[str, Any] | None = None,
     unseen: Sequence[str] | None = None,
+    report: str | Path | None = None,
+    allow_unpinned: bool = False,
 ) -> Path:
     """Build, train, score and write ``OUT/report.md`` for ``digits-hetero-v1``.
 
@@ -171,6 +173,8 @@ def reproduce_hetero(
         card: the mix card (default :data:`CARD`; tests pass a smaller one).
         sane_config: SANE fields over :data:`SANE_CONFIG`.
         unseen: architectures that get a ``without-<a>`` run (default :data:`UNSEEN`).
+        report: also write the report (generated header on top) to this file.
+        allow_unpinned: score a pinned zoo whose content hash differs (another CPU kind).
 
     Raises:
         BenchmarkError: an unknown method.
@@ -181,6 +185,10 @@ def reproduce_hetero(
 
     chosen = chosen_methods(SUITE, methods, METHODS)
     say = progress or (lambda _msg: None)
+    command = command_line("bench reproduce", SUITE, out=out, quick=quick, seeds=seeds,
+                           method=list(methods or []), report=report,
+                           allow_unpinned=allow_unpinned)
+    load0 = load_average()
     root = ensure_dir(Path(out))
     timings = Timings(root)
     timed = timings.record
@@ -197,8 +205,8 @@ def reproduce_hetero(
         fresh = not (root / "sane" / run / "ckpt.pt").exists()
         say(f"sane train {run} on {zoo.name} ({cfg.epochs} epochs)")
         t0 = time.perf_counter()
-        with limit_threads(resolve_threads(None)):  # resumes (or returns) a started run
-            train(zoo=zoo, out=root / "sane" / run, config=cfg, progress=False)
+        # resumes (or returns) a started run; sane.train's fixed default thread count
+        train(zoo=zoo, out=root / "sane" / run, config=cfg, progress=False)
         timed(f"sane {run}", t0, fresh=fresh)  # a run found finished keeps its first time
     n_seeds = seeds or 1
     spath = root / "skipped.json"
@@ -217,7 +225,7 @@ def reproduce_hetero(
         own = run is not None and run.startswith("arch-")
         try:
             evaluate(method=spec, zoo=zoos[run] if own else zoos["all"], tasks=names,
-                     out=res_dir, seeds=n_seeds, allow_unpinned=quick or own,
+                     out=res_dir, seeds=n_seeds, allow_unpinned=quick or own or allow_unpinned,
                      workdir=root / "work" / method / (run or "none"), progress=say,
                      save_predictions=True)
         except MethodError as e:  # e.g. a run that cannot tokenize an unseen architecture
@@ -231,16 +239,18 @@ def reproduce_hetero(
         atomic_write_bytes(done, b"")
     atomic_write_bytes(spath, json.dumps(skipped, indent=1).encode())
     results = load_results(res_dir)
-    report = root / "report.md"
-    text = (f"# {SUITE} reproduction" + (" (quick variant, unpinned zoos)" if quick else "")
-            + "\n\n" + comparison_table(results) + "\n" + paired_table(results, res_dir,
-                                                                       zoos["all"])
+    title = f"{SUITE} reproduction" + (" (quick variant, unpinned zoos)" if quick else "")
+    text = (report_header(title=title, command=command, timings=timings, load_start=load0,
+                          threads="member builds: the idle CPUs (the dense path's numbers "
+                                  "do not depend on the count); SANE training: 1 "
+                                  "(sane.train's default); bench runs and their heads: 1")
+            + "\n" + comparison_table(results) + "\n" + paired_table(results, res_dir,
+                                                                     zoos["all"])
             + "".join(f"\nNot scored: `sane-unseen` with run `{r}`: {e}\n"
                       for r, e in skipped.items())
             + f"\n## Time ({sum(timings.values.values()) / 60:.0f} min in all)\n\n"
-            + "\n".join(f"- {k}: {v:.0f} s" for k, v in timings.values.items()) + "\n")
-    atomic_write_bytes(report, text.encode())
-    return report
+            + timings.table())
+    return write_report(root / "report.md", text, copy_to=report)
 
 
 def _fmt(r: TaskResult) -> str:

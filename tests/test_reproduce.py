@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 import benchmarks.reproduce as rp
 from benchmarks.cli import cli
+from benchmarks.provenance import cpu_model, missing_facts, parse_header
 from benchmarks.results import load_results
 
 
@@ -37,9 +38,19 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> rp.Reproduction:
 def test_reproduce_end_to_end_and_resume(tiny: rp.Reproduction, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "repro"
-    res = CliRunner().invoke(cli, ["reproduce", "digits-v1", "--out", str(out), "--quick"])
+    copy = tmp_path / "docs" / "reproduce.md"
+    res = CliRunner().invoke(cli, ["reproduce", "digits-v1", "--out", str(out), "--quick",
+                                   "--report", str(copy)])
     assert res.exit_code == 0, res.output
     report = (out / "report.md").read_text()
+    assert copy.read_text() == report  # --report: the same generated file, e.g. under docs/
+    facts = parse_header(report)  # generated: command, commit, machine, load, times
+    assert not missing_facts(facts) and facts is not None
+    assert facts["command"] == f"`bench reproduce digits-v1 --out {out} --quick --report {copy}`"
+    assert cpu_model() in facts["machine"] and "ATen CPU capability" in facts["machine"]
+    assert "torch " in facts["software"] and "at start" in facts["load average (1 min)"]
+    assert "CPU-s" in facts["time"]
+    assert "| sane train |" in report and "| all steps |" in report
     assert "(quick variant, unpinned zoos)" in report
     assert "| digits-test-acc | r2 | weight-stats-linear |" in report
     assert "| 0.987 | s(W), linear probe |" in report
