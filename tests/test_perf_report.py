@@ -1,4 +1,5 @@
-"""The performance report's --quick mode runs end to end and prints every table (not timed)."""
+"""The performance report's --quick mode runs end to end, prints every table and writes the
+generated Markdown report (not timed)."""
 
 from __future__ import annotations
 
@@ -7,26 +8,40 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.perf import targets
+from benchmarks.perf import report, targets
+from benchmarks.provenance import missing_facts, parse_header
 from tests.process_fixtures import ROOT, repo_env
 
 TABLES = (
     "## targets", "## dense path vs sgemm peak", "## scaling: population trainer vs per-model",
     "## SANE vs a baseline of the reference's structure", "## Arrow zero-copy load",
     "## default threads vs one thread", "## SANE at its default tokenisation",
-    "## anchor-scale digits zoos",
+    "## anchor-scale digits zoos", "## linear heads: flat-linear vs weight-stats-linear",
+    "## bench reproduce: step times",
 )
 
 
 def test_quick_report_prints_every_table_with_commit_and_targets(tmp_path: Path) -> None:
-    out = tmp_path / "perf.json"
+    out, md = tmp_path / "perf.json", tmp_path / "docs" / "perf.md"
+    repro = tmp_path / "repro"  # a reproduction's timings (as bench reproduce writes them)
+    repro.mkdir()
+    (repro / "timings.json").write_text(json.dumps({
+        "zoo build digits-cnn_s-hyp": {"wall_s": 161.0, "cpu_s": 300.0},
+        "sane train": {"wall_s": 127.0, "cpu_s": 130.0}, "bench flat-linear x": 50.0}))
     proc = subprocess.run([sys.executable, "-m", "benchmarks.perf.report", "--quick", "--json",
-                           str(out)], capture_output=True, text=True, cwd=ROOT, env=repo_env(),
+                           str(out), "--out", str(md), "--reproduction", str(repro)],
+                          capture_output=True, text=True, cwd=ROOT, env=repo_env(),
                           timeout=1800, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout
     for title in TABLES:
         assert title in text, title
+    facts = parse_header(md.read_text())  # the generated report: header, then the tables
+    assert not missing_facts(facts) and facts is not None
+    assert facts["command"].startswith("`python -m benchmarks.perf.report --quick")
+    assert text in md.read_text()
+    assert "without SANE training 211 s wall: within the 12-minute budget" in text  # no CPU-s:
+    # the last step is in the older format (wall seconds only)
     r = json.loads(out.read_text())
     assert r["commit"] and r["commit"] in text.splitlines()[0]
     assert [t["name"] for t in r["targets"]] == list(targets.TRIED)
@@ -41,5 +56,10 @@ def test_quick_report_prints_every_table_with_commit_and_targets(tmp_path: Path)
     ref = r["sane_reference"]
     assert ref["ours_step_gflop"] > 0 and ref["reference_step_gflop"] > 0
     assert ref["ratio"] == ref["ours_tokens_per_s"] / ref["reference_tokens_per_s"]
-    assert [s["results"][0]["models"] for s in r["scaling"]] == [8, 16, 32]
-    assert all(s["results"][1]["models"] == 4 for s in r["scaling"])  # loop on a subset
+    assert [s["results"][0]["models"] for s in r["scaling"]] == report.QUICK_SIZES
+    assert all(s["results"][1]["models"] == report.QUICK_LOOP for s in r["scaling"])  # subset
+    heads = {row["method"]: row for row in r["heads"]["rows"]}
+    assert set(heads) == {"weight-stats-linear", "flat-linear"}
+    assert r["heads"]["ratio_wall"] == heads["flat-linear"]["wall_s"] / \
+        heads["weight-stats-linear"]["wall_s"]
+    assert all(len(row["tasks"]) >= 3 for row in heads.values())  # the property tasks ran

@@ -78,8 +78,8 @@ def measure(*, zoo: str | Path, suite: str = "digits-v2", seeds: int = 1,
 
 def print_table(r: dict[str, Any]) -> None:
     """One row per method and path; the ratio; the comparison with scikit-learn's fits."""
-    print(f"linear heads on {r['zoo']} ({r['suite']}, {r['seeds']} seed(s), 1 thread, fresh "
-          "process each)")
+    print(f"linear heads on {r['zoo']} ({r['suite']}, {r['seeds']} seed(s), 1 thread, a "
+          "process of its own each)")
     print(f"{'method':<22} {'heads':<13} {'tasks':>5} {'wall s':>8} {'CPU s':>8} "
           f"{'load':>11}")
     for row in r["rows"]:

@@ -64,8 +64,9 @@ def _best_of(fn, repeat: int = 3) -> float:
     return best
 
 
-def load_throughput(root: Path) -> dict[str, float]:
-    """GB/s of a raw file read vs the zero-copy Arrow path vs datasets' torch formatting."""
+def load_throughput(root: Path, repeat: int = 3) -> dict[str, float]:
+    """GB/s of a raw file read vs the zero-copy Arrow path vs datasets' torch formatting
+    (best of ``repeat`` reads)."""
     files = sorted((root / "train").glob("data-*.arrow"))
     nbytes = sum(p.stat().st_size for p in files)
     buf = bytearray(max(p.stat().st_size for p in files))
@@ -89,7 +90,7 @@ def load_throughput(root: Path) -> dict[str, float]:
     raw()  # warm the page cache
     out = {"bytes": float(nbytes)}
     for name, fn in (("raw_read", raw), ("arrow_zero_copy", arrow), ("datasets_torch", rows)):
-        out[f"{name}_gb_s"] = nbytes / _best_of(fn) / 1e9
+        out[f"{name}_gb_s"] = nbytes / _best_of(fn, repeat) / 1e9
     return out
 
 
@@ -119,15 +120,16 @@ def streaming_memory(root: Path) -> dict[str, float]:
 
 
 def measure(*, rows: int = 2000, params: int = 20_000, scales: tuple[int, ...] = (1, 2, 4),
-            work: Path | None = None) -> list[dict[str, float]]:
-    """Throughput and streaming memory for zoos of ``rows * s`` checkpoints, ``s`` in scales."""
+            work: Path | None = None, repeat: int = 3) -> list[dict[str, float]]:
+    """Throughput and streaming memory for zoos of ``rows * s`` checkpoints, ``s`` in scales
+    (throughput: best of ``repeat`` reads)."""
     out = []
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         for s in scales:
             root = Path(tmp) / f"zoo{s}"
             nbytes = write_synthetic_zoo(root, rows=rows * s, params=params)
             r = {"scale": s, "rows": rows * s, "params": params, "zoo_mb": nbytes / 2**20}
-            r.update(load_throughput(root))
+            r.update(load_throughput(root, repeat))
             r.update(streaming_memory(root))
             out.append(r)
     return out

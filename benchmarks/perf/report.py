@@ -1,45 +1,69 @@
 """One-command performance report: speed against the machine's limit and at zoo scale.
 
-Run: ``python -m benchmarks.perf.report [--json perf.json] [--quick]``
+Run: ``python -m benchmarks.perf.report [--json perf.json] [--quick] [--out docs/perf.md]
+[--heads-zoo zoos/digits-cnn_s-hyp] [--reproduction repro/]``
 
 Every number is measured in this one invocation on this machine (compare ratios, not absolute
 numbers, across machines); each measurement runs in a fresh process and records the 1-min
-load average. Tables:
+load average (``--quick``, a smoke run at small sizes, runs them all in one worker process:
+one interpreter start instead of about fifteen, peak RSS not isolated). Tables:
 
 1. targets (issue 15), PASS/MISS, with the kernels that dominate (torch.profiler) and what was
    tried where one is missed (:mod:`benchmarks.perf.targets`);
 2. the dense path against the sgemm peak: matmul FLOPs counted as run and useful
    convolution FLOPs, as fractions of the peak (:mod:`benchmarks.perf.roofline`);
 3. scaling: population vs per-model loop at 64, 256 and 1,024 CNN-s models (the loop timed
-   on a subset, per model), peak RSS of each (``--quick``: 8, 16, 32);
+   on a subset, per model), peak RSS of each (``--quick``: 8);
 4. SANE vs a baseline of the reference implementation's structure, one thread, the issue's
    configuration (:mod:`benchmarks.perf.sane_reference`), with FLOP/s against the peak;
 5. Arrow zero-copy load vs a raw file read, and the streaming memory (``paper_estimate``);
 6. the default thread count vs one thread (:mod:`benchmarks.perf.threads`);
 7. SANE tokens/s and embedding models/s at its default tokenisation;
-8. the anchor-scale digits zoos: the first 128 models (8 with ``--quick``) of each card built,
-   the full build projected (:mod:`benchmarks.perf.anchor_zoos`).
+8. the anchor-scale digits zoos: the first 128 models (1 with ``--quick``) of each card built,
+   the full build projected (:mod:`benchmarks.perf.anchor_zoos`);
+9. ``flat-linear`` vs ``weight-stats-linear`` on the same rows (:mod:`benchmarks.perf.heads`):
+   the hyperparameter zoo given as ``--heads-zoo`` (default ``zoos/digits-cnn_s-hyp`` if it
+   exists, else built from its card); ``--quick``: an 8-model digits zoo;
+10. the step times of a ``bench reproduce`` run (``--reproduction OUT``, its
+   ``timings.json``; :mod:`benchmarks.perf.reproduction`), against the 12-minute budget of
+   the steps other than SANE training.
 
-The output starts with the git commit; ``--json`` keeps it with the numbers.
+The output starts with the git commit; ``--json`` keeps it with the numbers; ``--out FILE``
+writes it as a generated Markdown report (command, commit, machine and load on top,
+:mod:`benchmarks.provenance`), e.g. ``docs/perf.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
+import shlex
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from benchmarks.perf import anchor_zoos, population, roofline, sane_reference, targets
+from benchmarks.perf import anchor_zoos, population, reproduction, roofline, sane_reference, targets
+from benchmarks.perf import heads as heads_perf
 from benchmarks.perf import io as io_perf
 from benchmarks.perf import threads as threads_perf
-from benchmarks.perf.common import isolated
+from benchmarks.perf.common import isolated, shared_worker
+from benchmarks.provenance import cpu_seconds, header
+from modelzoo.storage.atomic import atomic_write_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+#: ``--quick``: population sizes of the scaling table, and models of the loop timed there.
+QUICK_SIZES, QUICK_LOOP = [8], 2
+#: Where the README's commands build the hyperparameter zoo (the heads table's default).
+HYP_ZOO = ROOT / "zoos" / "digits-cnn_s-hyp"
 
 
 def _git_commit() -> str | None:
@@ -81,33 +105,78 @@ def sane_scaling(models: list[int], epochs: int) -> list[dict[str, Any]]:
     return out
 
 
-def run(*, quick: bool = False) -> dict[str, Any]:
+def heads_table(zoo: str | Path | None, quick: bool) -> dict[str, Any]:
+    """:func:`benchmarks.perf.heads.measure` on ``zoo``; without one, on the hyperparameter
+    zoo where the README builds it, else built from its card (quick: an 8-model zoo)."""
+    from modelzoo.builder import build_zoo
+
+    if zoo is None and not quick and (HYP_ZOO / "zoo.json").exists():
+        zoo = HYP_ZOO
+    if zoo is not None:
+        return {**heads_perf.measure(zoo=zoo, suite="digits-v2", seeds=1), "built": False}
+    with tempfile.TemporaryDirectory(prefix="perf-heads-") as tmp:
+        out = Path(tmp) / "zoo"
+        if quick:
+            build_zoo(out=out, arch="cnn_s", source="digits", models=8, epochs=2,
+                      name="digits-cnn_s", progress=False)
+            r = heads_perf.measure(zoo=out, suite="digits-properties-v1", seeds=1)
+        else:
+            build_zoo(recipe=ROOT / "cards" / "digits-cnn_s-hyp.yaml", out=out, progress=False)
+            r = heads_perf.measure(zoo=out, suite="digits-v2", seeds=1)
+    return {**r, "built": True}
+
+
+def run(*, quick: bool = False, heads_zoo: str | Path | None = None,
+        reproduction_dir: str | Path | None = None) -> dict[str, Any]:
     """Measure everything; return a JSON-able dict."""
     load0 = os.getloadavg()[0]
-    sizes = [8, 16, 32] if quick else [64, 256, 1024]
-    scaling = [population.measure(models=m, epochs=1 if quick else 2,
-                                  loop_models=4 if quick else 16) for m in sizes]
-    roof = isolated(roofline.dense_epoch, models=32 if quick else 256,
-                    repeats=1 if quick else 3, sgemm_n=512 if quick else 1536, profile=True)
-    sane_ref = isolated(sane_reference.compare, models=16 if quick else 64,
-                        epochs=2 if quick else 3, repeats=1 if quick else 2, profile=True)
-    io_rows = io_perf.measure(rows=100 if quick else 2000, params=2_000 if quick else 20_000)
-    sane_rows = sane_scaling([8] if quick else [16, 32, 64], epochs=2 if quick else 3)
-    anchor = anchor_zoos.measure(models=8 if quick else 128)
-    thread_rows = threads_perf.measure(models=8 if quick else 64, epochs=1 if quick else 2,
-                                       repeats=1 if quick else 2,
-                                       loads=("as is",) if quick else ("as is", "busy"))
-    r = {
+    seconds: dict[str, float] = {}  # wall seconds of each table's measurement
+
+    def timed(name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        seconds[name] = round(time.perf_counter() - t0, 1)
+        return out
+
+    with shared_worker() if quick else contextlib.nullcontext():  # quick: one worker
+        r = _measure(quick, timed, heads_zoo)
+    repro = reproduction.read(reproduction_dir) if reproduction_dir is not None else None
+    r.update({
         "commit": _git_commit(), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "machine": platform.machine(), "cpus": os.cpu_count(), "quick": quick,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "load_1min_start": load0, "load_1min_end": os.getloadavg()[0],
-        "scaling": scaling, "dense_roofline": roof, "sane_reference": sane_ref,
-        "io": io_rows, "streaming_2x_ram": paper_estimate(io_rows),
-        "sane": sane_rows, "anchor_zoos": anchor, "threads_vs_one": thread_rows,
-    }  # fmt: skip
+        "streaming_2x_ram": paper_estimate(r["io"]), "reproduction": repro,
+        "seconds": seconds,
+    })  # fmt: skip
     r["targets"] = targets.evaluate(r)
     return r
+
+
+def _measure(quick: bool, timed: Any, heads_zoo: str | Path | None) -> dict[str, Any]:
+    """Every table's measurement (see :func:`run`)."""
+    sizes = QUICK_SIZES if quick else [64, 256, 1024]
+    scaling = timed("scaling", lambda: [
+        population.measure(models=m, epochs=1 if quick else 2,
+                           loop_models=QUICK_LOOP if quick else 16) for m in sizes])
+    roof = timed("dense_roofline", isolated, roofline.dense_epoch, models=16 if quick else 256,
+                 repeats=1 if quick else 3, sgemm_n=256 if quick else 1536, profile=True)
+    sane_ref = timed("sane_reference", isolated, sane_reference.compare,
+                     models=16 if quick else 64, epochs=2 if quick else 3,
+                     repeats=1 if quick else 2, profile=True, bf16=not quick)
+    io_rows = timed("io", io_perf.measure, rows=100 if quick else 2000,
+                    params=2_000 if quick else 20_000, scales=(1, 2) if quick else (1, 2, 4),
+                    repeat=1 if quick else 3)
+    sane_rows = timed("sane", sane_scaling, [8] if quick else [16, 32, 64],
+                      epochs=2 if quick else 3)
+    anchor = timed("anchor_zoos", anchor_zoos.measure, models=1 if quick else 128)
+    thread_rows = timed("threads_vs_one", threads_perf.measure, models=4 if quick else 64,
+                        epochs=1 if quick else 2, repeats=1 if quick else 2,
+                        loads=("as is",) if quick else ("as is", "busy"))
+    heads_r = timed("heads", heads_table, heads_zoo, quick)
+    return {"scaling": scaling, "dense_roofline": roof, "sane_reference": sane_ref,
+            "io": io_rows, "sane": sane_rows, "anchor_zoos": anchor,
+            "threads_vs_one": thread_rows, "heads": heads_r}
 
 
 def print_report(r: dict[str, Any]) -> None:
@@ -159,6 +228,14 @@ def print_report(r: dict[str, Any]) -> None:
     if r.get("anchor_zoos"):
         print("\n## anchor-scale digits zoos (first models built, full build projected)")
         anchor_zoos.print_table(r["anchor_zoos"])
+    print("\n## linear heads: flat-linear vs weight-stats-linear on the same rows")
+    heads_perf.print_table(r["heads"])
+    print("\n## bench reproduce: step times")
+    if r.get("reproduction"):
+        reproduction.print_table(r["reproduction"])
+    else:
+        print("no reproduction given: run `bench reproduce digits-v2 --out DIR`, then pass "
+              "--reproduction DIR")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -166,11 +243,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", help="write the results here too")
     p.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    p.add_argument("--out", help="also write the report as generated Markdown (docs/perf.md)")
+    p.add_argument("--heads-zoo", help="zoo of the linear-heads table (default: "
+                   "zoos/digits-cnn_s-hyp, else built from its card)")
+    p.add_argument("--reproduction", help="a bench reproduce working folder: its step times")
     a = p.parse_args(argv)
-    r = run(quick=a.quick)
-    print_report(r)
+    command = " ".join(["python -m benchmarks.perf.report",
+                        *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+    wall0, cpu0 = time.perf_counter(), cpu_seconds()
+    r = run(quick=a.quick, heads_zoo=a.heads_zoo, reproduction_dir=a.reproduction)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        print_report(r)
+    print(buf.getvalue(), end="")
     if a.json:
         Path(a.json).write_text(json.dumps(r, indent=1))
+    if a.out:
+        head = header(title="Performance report" + (" (--quick: small sizes)" if a.quick
+                                                    else ""),
+                      command=command, threads="each table runs in fresh processes with the "
+                      "threads its title names (default: the idle CPUs)",
+                      load_start=r["load_1min_start"], load_end=r["load_1min_end"],
+                      wall_s=time.perf_counter() - wall0, cpu_s=cpu_seconds() - cpu0)
+        text = head + "\nThe tables as printed (fixed-width):\n\n```text\n" + buf.getvalue() \
+            + "```\n"
+        out = Path(a.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out, text.encode())
     return r
 
 
