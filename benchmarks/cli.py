@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from modelzoo.clickutil import ZooGroup
+from modelzoo.clickutil import ZooGroup, verify_option
 from modelzoo.errors import ZooError
 
 
@@ -72,6 +72,8 @@ def ls_cmd(what: str) -> None:
 @click.option("--heldout", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A leaderboard's label-free view: also predict its rows (for `bench "
                    "submit --zoo VIEW`); the method still trains on --zoo.")
+@verify_option("results are then marked unverified (zoo.verified false), never claim the "
+               "task's pin, and `bench submit` refuses them.")
 def run_cmd(
     suite: str | None,
     tasks: tuple[str, ...],
@@ -86,6 +88,7 @@ def run_cmd(
     threads: int,
     save_predictions: bool,
     heldout: Path | None,
+    verify: bool,
 ) -> None:
     """Score METHOD on a suite or tasks of the zoo(s) at ZOO; write results under OUT."""
     from benchmarks import evaluate
@@ -107,7 +110,7 @@ def run_cmd(
                             out=out, seeds=seeds, allow_unpinned=allow_unpinned,
                             workdir=workdir, data_dir=data_dir, progress=click.echo,
                             threads=threads, save_predictions=save_predictions,
-                            heldout=heldout)
+                            heldout=heldout, verify=verify)
     if not results:
         raise ZooError(f"method {method!r} can do none of the tasks asked for")
     from benchmarks.table import print_table
@@ -117,7 +120,8 @@ def run_cmd(
                   f"{r.main_score.mean:.4f} ± {r.main_score.std:.4f}"
                   + (f" {r.main_score.ci}" if r.main_score.ci is not None else ""))
                  for r in results))
-    click.echo(f"wrote {len(results)} result file(s) under {out}")
+    click.echo(f"wrote {len(results)} result file(s) under {out}"
+               + ("" if verify else " (--no-verify: marked unverified, no pin claimed)"))
 
 
 @cli.command("table")
@@ -151,8 +155,9 @@ def table_cmd(results_dir: Path, fmt: str, output: Path | None, ci: bool) -> Non
               help="Smaller zoos, fewer SANE epochs and one seed (unpinned; marked as such).")
 @click.option("--seeds", type=click.IntRange(min=1), help="Seeds per method.")
 @click.option("--method", "methods", multiple=True, help="Only these methods (repeatable).")
+@verify_option("its results are then marked unverified and claim no pin.")
 def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
-                  methods: tuple[str, ...]) -> None:
+                  methods: tuple[str, ...], verify: bool) -> None:
     """Build SUITE's zoos from their cards, train SANE with its recorded config, score every
     method and write OUT/report.md: all scores with 95% intervals, and ours beside each
     published number with its source.
@@ -167,7 +172,7 @@ def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
     from benchmarks.reproduce import reproduce
 
     report = reproduce(suite=suite, out=out, quick=quick, seeds=seeds,
-                       methods=list(methods) or None, progress=click.echo)
+                       methods=list(methods) or None, progress=click.echo, verify=verify)
     click.echo(report.read_text(encoding="utf-8"))
     click.echo(f"wrote {report}")
 

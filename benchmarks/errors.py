@@ -23,3 +23,7 @@ class ResultSchemaError(BenchmarkError):
 
 class TaskNotApplicableError(BenchmarkError):
     """A task cannot be scored on the zoo given (e.g. the zoo does not vary its target)."""
+
+
+class UnverifiedResultError(BenchmarkError):
+    """A result was made without verifying its zoo's shards, where a verified one is needed."""

@@ -54,6 +54,7 @@ from benchmarks.splits import task_rows, view_key
 from benchmarks.tasks.metadata import TaskMetadata
 from benchmarks.zoo import EvalZoo, check_applicable, check_pin, tasks_for_zoo
 from modelzoo.storage.manifest import Manifest
+from modelzoo.storage.verify import resolve_verify, verification
 from modelzoo.threads import limit_threads
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ def evaluate(
     save_predictions: bool = False,
     heldout: str | Path | None = None,
     bootstrap: BootstrapSpec | None = BootstrapSpec(),
+    verify: bool | None = None,
 ) -> list[TaskResult]:
     """Score ``method`` on the tasks of ``suite`` (or ``tasks``) on the zoo at ``zoo``.
 
@@ -128,6 +130,11 @@ def evaluate(
             ``details["heldout"]``; ``bench submit --zoo VIEW`` packages them.
         bootstrap: resamples, level and seed of the confidence intervals of every score
             (default 1000 resamples, 95%, seed 0); ``None`` skips them.
+        verify: check every shard of ``zoo`` against its ``zoo.json`` checksums first
+            (cached, :mod:`modelzoo.storage.verify`; None: unless switched off with
+            ``modelzoo.storage.verification(False)``); False skips it here and in the
+            method's own zoo reads, and the results record ``zoo.verified = false`` and
+            ``zoo.matches_pin = false`` (an unverified zoo cannot claim its pin).
 
     Returns:
         One :class:`TaskResult` per scored task.
@@ -135,8 +142,10 @@ def evaluate(
     Raises:
         BenchmarkError: bad arguments, unsupported task, zoo mismatch, a zoo that cannot
             serve a task, or a method breaking the protocol.
+        ShardChecksumError: a shard of ``zoo`` is missing or corrupt (nothing is written).
     """
     say = progress or (lambda msg: log.info(msg))
+    verify = resolve_verify(verify)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise BenchmarkError("need at least one seed")
@@ -156,10 +165,11 @@ def evaluate(
         else:
             say(f"skip {t.name}: {m.name} has no {' / '.join(needs(t))}()")
     zoo_path = Path(zoo)
-    if heldout is not None:  # the public zoo plus a board's label-free view
-        z = ViewedZoo(zoo_path, heldout, str(data_dir) if data_dir is not None else None)
-    else:
-        z = EvalZoo(zoo_path, str(data_dir) if data_dir is not None else None)
+    with verification(verify):  # the shards are checked here, before anything is scored
+        if heldout is not None:  # the public zoo plus a board's label-free view
+            z = ViewedZoo(zoo_path, heldout, str(data_dir) if data_dir is not None else None)
+        else:
+            z = EvalZoo(zoo_path, str(data_dir) if data_dir is not None else None)
     if suite is not None:
         todo = tasks_for_zoo(todo, {t.zoo.name for t in task_list}, z.manifest.name, say)
     applicable, views, by_rows = [], {}, {}
@@ -184,7 +194,8 @@ def evaluate(
     started = {t.name: 0.0 for t in todo}
     items: dict[str, list[dict[str, Any]]] = {t.name: [] for t in todo}
     raw: dict[str, list[dict[str, Any]]] = {t.name: [] for t in todo}
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, limit_threads(threads):
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, limit_threads(threads), \
+            verification(verify):
         work = Path(workdir) if workdir is not None else Path(tmp)
         for seed in seed_list:
             if callable(getattr(m, "setup", None)):
@@ -209,7 +220,7 @@ def evaluate(
         ev = evaluator_for(t.type)
         cis = ev.intervals(t, raw[t.name], bootstrap) if bootstrap is not None else {}
         res = _aggregate(ev, t, m.name, meta, z.manifest, pins[t.name], seed_list,
-                         runs[t.name], started[t.name], commit, cis)
+                         runs[t.name], started[t.name], commit, cis, verified=z.verified)
         if heldout is not None:
             res.details["heldout"] = z.view.pin.model_dump(mode="json")  # type: ignore[attr-defined]
         if out is not None:
@@ -235,6 +246,8 @@ def _aggregate(
     seconds: float,
     commit: str | None,
     cis: dict[str, dict[str, ConfidenceInterval]] | None = None,
+    *,
+    verified: bool = True,
 ) -> TaskResult:
     scores, curves = evaluator.aggregate(runs, cis or {})
     main = scores[task.splits.score][task.main_score]
@@ -242,7 +255,8 @@ def _aggregate(
         task=TaskInfo(name=task.name, version=task.version, type=task.type, target=task.target,
                       main_score=task.main_score, description=task.description),
         zoo=ZooInfo(name=manifest.name, version=manifest.version,
-                    content_hash=manifest.content_hash, matches_pin=matches_pin),
+                    content_hash=manifest.content_hash,
+                    matches_pin=matches_pin and verified, verified=verified),
         method=MethodInfo(name=method_name, meta=meta),
         scores=scores,
         main_score=MainScore(metric=task.main_score, split=task.splits.score,

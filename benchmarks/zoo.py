@@ -17,9 +17,10 @@ import numpy as np
 from benchmarks.errors import BenchmarkError, ZooMismatchError
 from benchmarks.methods.base import TargetModel
 from benchmarks.registry import evaluator_for
-from modelzoo.storage import SPLITS, load_zoo, read_manifest
+from modelzoo.storage import SPLITS, load_zoo, open_manifest
 from modelzoo.storage.manifest import Manifest
 from modelzoo.storage.schema import STATUS_OK
+from modelzoo.storage.verify import resolve_verify
 
 if TYPE_CHECKING:
     from benchmarks.tasks.metadata import TaskMetadata
@@ -28,13 +29,23 @@ __all__ = ["EvalZoo", "check_applicable", "check_pin", "healthy", "tasks_for_zoo
 
 
 class EvalZoo:
-    """A zoo opened once per evaluation: manifest, healthy rows per split, caches."""
+    """A zoo opened once per evaluation: manifest, healthy rows per split, caches.
 
-    def __init__(self, path: Path, data_dir: str | None = None) -> None:
+    Every shard is checked against ``zoo.json`` first (:func:`modelzoo.storage.open_manifest`;
+    ``verify=None`` follows :func:`modelzoo.storage.verification`); ``verified`` records
+    whether it was, and results made on an unverified zoo do not claim their pin.
+
+    Raises:
+        ShardChecksumError: a shard is missing or corrupt.
+    """
+
+    def __init__(self, path: Path, data_dir: str | None = None, *,
+                 verify: bool | None = None) -> None:
         self.path = path
         self.data_dir = data_dir
-        self.manifest = read_manifest(path)
-        raw = load_zoo(path)
+        self.verified = resolve_verify(verify)
+        self.manifest = open_manifest(path, verify=self.verified)
+        raw = load_zoo(path, verify=False)  # just verified
         self.splits: dict[str, datasets.Dataset] = {s: healthy(raw[s]) for s in SPLITS}
         self._columns: dict[tuple[str, str], np.ndarray] = {}
 

@@ -39,7 +39,7 @@ from benchmarks.leaderboard.view import ViewManifest, ViewTarget, write_view
 from benchmarks.registry import TASKS
 from benchmarks.zoo import EvalZoo, check_applicable
 from modelzoo.builder.recipe import Recipe, load_recipe, make_recipe
-from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
+from modelzoo.storage import SPLITS, load_zoo, open_manifest, read_manifest, weights_tensor
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 from modelzoo.storage.manifest import split_hashes
 from modelzoo.training.config import TrainConfig
@@ -257,7 +257,7 @@ def init_board(
     seeds = sorted({c.seed for c in held.configs()})
     pub_pin = None
     if public_zoo is not None:
-        pm = read_manifest(public_zoo)
+        pm = open_manifest(public_zoo)  # its shards verified before anything is written
         if (pm.name, pm.version) != (pub.name, pub.version):
             raise LeaderboardError(f"--public-zoo is {pm.name} v{pm.version}, the recipe "
                                    f"builds {pub.name} v{pub.version}")

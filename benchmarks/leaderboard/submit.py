@@ -22,7 +22,13 @@ from benchmarks.leaderboard.schema import (
 from benchmarks.leaderboard.score import HeldOutZoo
 from benchmarks.leaderboard.view import HeldOutView, is_view
 from benchmarks.registry import SUITES, TASKS, evaluator_for
-from benchmarks.results import TaskResult, load_predictions, load_results, utc_now
+from benchmarks.results import (
+    TaskResult,
+    load_predictions,
+    load_results,
+    require_verified,
+    utc_now,
+)
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 
 
@@ -100,6 +106,8 @@ def make_submission(
 
     Raises:
         LeaderboardError: results or predictions missing / inconsistent, or invalid metadata.
+        UnverifiedResultError: a result was made with ``bench run --no-verify``.
+        ShardChecksumError: a shard of ``zoo`` is missing or corrupt.
     """
     view = is_view(zoo)
     if view:  # a held-out board's label-free view: results of `bench run --heldout VIEW`
@@ -131,6 +139,7 @@ def make_submission(
             f"no results of {method!r} on zoo {pin.name} v{pin.version} for task(s) "
             f"{', '.join(missing)} of suite {suite}; run `bench run --suite {suite} --method "
             f"{method} {how} --out {results} --save-predictions` first")
+    require_verified(by_task[t.name] for t in required)  # a --no-verify run claims no pin
     try:
         tasks = [_task_submission(by_task[t.name], Path(results), view=view) for t in required]
     except ResultSchemaError as e:

@@ -108,7 +108,7 @@ def verify_entry(
     from benchmarks.leaderboard.heldout import make_view
     from benchmarks.leaderboard.submit import make_submission
     from benchmarks.runner import evaluate
-    from modelzoo.storage import read_manifest
+    from modelzoo.storage import open_manifest
 
     say = progress or (lambda _msg: None)
     root = Path(board)
@@ -121,7 +121,7 @@ def verify_entry(
         raise LeaderboardError(f"no entry {entry!r} on {root}; entries: "
                                f"{', '.join(e.id for e in entries) or 'none'}")
     pub = index.heldout.public_zoo
-    m = read_manifest(zoo)
+    m = open_manifest(zoo)  # the public zoo's shards verified before the re-run
     if pub is not None and m.content_hash != pub.content_hash:
         raise LeaderboardError(f"--zoo {zoo} is not the board's public zoo {pub.name} "
                                f"v{pub.version} ({pub.content_hash[:19]}...)")
