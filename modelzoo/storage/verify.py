@@ -23,7 +23,8 @@ Algorithm (per shard of the splits asked for, in manifest order):
 4. New records are written to ``.verified.json`` atomically (temp file, fsync, rename). A
    read-only zoo folder (not writable, or without any write bit in its mode, which counts
    even for root) is not written: its shards are hashed once per process (the memo spares
-   re-hashing within one process).
+   re-hashing within one process). Processes writing the cache at once: the last rename
+   wins, and a record it dropped only costs a re-hash.
 
 What the cache protects against, and what it cannot:
 
