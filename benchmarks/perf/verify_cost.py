@@ -5,8 +5,10 @@ Run: ``python -m benchmarks.perf.verify_cost [--zoo zoos/digits-cnn_s-hyp] [--js
 The zoo is copied into a temporary folder first (the verification cache is written into the
 zoo folder, and the source may be read-only), its folders made writable, and the copy left
 older than the cache's racy margin (:data:`modelzoo.storage.verify.RACY_NS`) so that the first
-check records every shard. Each step then runs in a fresh process (no in-process memo),
-warm page cache (the copy was just written; a cold read adds the disk's read time):
+check records every shard. The checks run in one fresh process with the in-process memo
+cleared before each (so only ``.verified.json`` vouches, as in a new process), each bench run
+in its own fresh process; warm page cache (the copy was just written; a cold read adds the
+disk's read time):
 
 * ``first check``: :func:`~modelzoo.storage.verify.check_shards` without a cache: every shard
   hashed, ``.verified.json`` written (what the first ``bench run`` / ``sane train`` does);
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.perf.common import emit, isolated
+from modelzoo.storage.verify import VERIFIED_NAME
 
 REPO = Path(__file__).resolve().parents[2]
 CARD = REPO / "cards" / "digits-cnn_s-hyp.yaml"
@@ -39,15 +42,29 @@ TASK = "digits-hyp-test-acc"
 METHOD = "weight-stats-linear"
 
 
-def _check(zoo: str, use_cache: bool) -> dict[str, Any]:
-    from modelzoo.storage.verify import check_shards
+def _checks(zoo: str, build: tuple[int, int | None] | None) -> dict[str, dict[str, Any]]:
+    """In one fresh process: build the zoo if asked, wait out the racy margin, then the first,
+    cached and validate checks, the in-process memo cleared before each (as in a new
+    process: only ``.verified.json`` vouches)."""
+    from modelzoo.storage.verify import RACY_NS, check_shards, clear_memo
 
-    t0 = time.perf_counter()
-    r = check_shards(zoo, use_cache=use_cache, progress=False)
-    wall = time.perf_counter() - t0
-    return {"seconds": wall, "files": r.files, "hashed": r.hashed,
-            "hashed_mb": r.hashed_bytes / 2**20, "cache_written": r.cache_written,
-            "load_1min": os.getloadavg()[0]}
+    if build is not None:
+        from modelzoo.builder import build_zoo
+
+        build_zoo(recipe=CARD, out=zoo, models=build[0], epochs=build[1], threads=1,
+                  progress=False)
+    time.sleep(RACY_NS / 1e9 + 0.1)  # older than the racy margin: every shard is recorded
+    rows = {}
+    for name, use_cache in (("first check", True), ("cached check", True),
+                            ("zoo validate", False)):
+        clear_memo()
+        t0 = time.perf_counter()
+        r = check_shards(zoo, use_cache=use_cache, progress=False)
+        wall = time.perf_counter() - t0
+        rows[name] = {"seconds": wall, "files": r.files, "hashed": r.hashed,
+                      "hashed_mb": r.hashed_bytes / 2**20, "cache_written": r.cache_written,
+                      "load_1min": os.getloadavg()[0]}
+    return rows
 
 
 def _bench(zoo: str, verify: bool, seeds: int) -> dict[str, Any]:
@@ -61,12 +78,6 @@ def _bench(zoo: str, verify: bool, seeds: int) -> dict[str, Any]:
             "load_1min": os.getloadavg()[0]}
 
 
-def _build(out: Path, models: int, epochs: int | None) -> None:
-    from modelzoo.builder import build_zoo
-
-    build_zoo(recipe=CARD, out=out, models=models, epochs=epochs, threads=1, progress=False)
-
-
 def default_zoo() -> Path | None:
     """The zoo measured when none is given (see the module docstring), if it exists."""
     env = os.environ.get("MODELZOO_PERF_ZOO")
@@ -77,7 +88,7 @@ def default_zoo() -> Path | None:
 
 
 def _writable_copy(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".verified.json"))
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(VERIFIED_NAME))
     for d in [dst, *(p for p in dst.rglob("*") if p.is_dir())]:
         d.chmod(d.stat().st_mode | stat.S_IWUSR)
 
@@ -85,28 +96,21 @@ def _writable_copy(src: Path, dst: Path) -> None:
 def measure(*, zoo: Path | None = None, quick: bool = False, seeds: int = 1,
             work: Path | None = None) -> dict[str, Any]:
     """Time the steps of the module docstring on a copy of ``zoo`` (or a built one)."""
-    from modelzoo.storage.verify import RACY_NS
-
     src = zoo if zoo is not None else (None if quick else default_zoo())
     with tempfile.TemporaryDirectory(prefix="perf-verify-", dir=work) as tmp:
         copy = Path(tmp) / "zoo"
+        build = None
         if src is None:
-            models, epochs = (32, 2) if quick else (128, None)
-            isolated(_build, copy, models, epochs)
-            what = f"{CARD.name}, first {models} models" + (f", {epochs} epochs" if epochs
-                                                             else "")
+            build = (32, 2) if quick else (128, None)
+            what = f"{CARD.name}, first {build[0]} models" + (
+                f", {build[1]} epochs" if build[1] else "")
         else:
             t0 = time.perf_counter()
             _writable_copy(Path(src), copy)
             what = f"copy of {src} (copied in {time.perf_counter() - t0:.1f} s)"
-        time.sleep(RACY_NS / 1e9 + 0.1)  # older than the racy margin: every shard recorded
-        rows = {
-            "first check": isolated(_check, str(copy), True),
-            "cached check": isolated(_check, str(copy), True),
-            "zoo validate": isolated(_check, str(copy), False),
-            "bench run": isolated(_bench, str(copy), True, seeds),
-            "bench run --no-verify": isolated(_bench, str(copy), False, seeds),
-        }
+        rows = isolated(_checks, str(copy), build)
+        rows["bench run"] = isolated(_bench, str(copy), True, seeds)
+        rows["bench run --no-verify"] = isolated(_bench, str(copy), False, seeds)
         from modelzoo.storage import read_manifest
 
         m = read_manifest(copy)
@@ -120,7 +124,8 @@ def print_table(r: dict[str, Any]) -> None:
     """Print the measurement as a table."""
     print(f"{r['name']}: {r['models']:,} models, {r['shards']} shards, {r['zoo_mb']:.0f} MB "
           f"({r['zoo']}); bench run = {r['task']} x {r['method']}, {r['seeds']} seed(s), "
-          "1 thread; each step a fresh process, warm page cache")
+          "1 thread; warm page cache; the checks in one fresh process (memo cleared before "
+          "each), each bench run in its own; a first bench run costs the first check more")
     print(f"{'step':<22} {'seconds':>8} {'hashed':>7} {'MB hashed':>10} {'GB/s':>6} "
           f"{'cache written':>13} {'load':>5}")
     for name, row in r["rows"].items():
