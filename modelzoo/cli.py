@@ -182,7 +182,13 @@ def info(path: Path) -> None:
         click.echo(f"  {split:<11} {c['models']:>5} models {c['rows']:>7} checkpoints")
     diverged = [k for k, v in m.models.items() if v.status != "ok"]
     click.echo(f"diverged/NaN models: {len(diverged)}")
-    if m.recipe:
+    if m.recipe.get("kind") == "import":
+        o = m.recipe.get("origin", {})
+        click.echo(f"imported ({m.recipe.get('format')}) from {o.get('files', {}).get('count')} "
+                   f"files of {o.get('folder')} ({o.get('files', {}).get('digest', '')[:19]}...), "
+                   f"splits {o.get('splits', {}).get('protocol')}; flags: "
+                   f"{', '.join(o.get('flags') or {}) or 'none'}")
+    elif m.recipe:
         epochs = m.recipe.get("epochs")
         click.echo(f"epochs {epochs}, checkpoints {m.recipe.get('checkpoint_epochs')}")
     al = m.recipe.get("alignment") if m.recipe else None
@@ -285,7 +291,7 @@ def align(zoo: Path, out: Path, reference: str, epoch: str, max_iter: int, name:
 
 @main.command(name="import")
 @click.argument("format_name", metavar="FORMAT")
-@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Output zoo folder; rerun the same command to resume an interrupted import.")
 @click.option("--splits", help="Split protocol (default: the format's; see `zoo formats`), e.g. "
@@ -303,7 +309,8 @@ def align(zoo: Path, out: Path, reference: str, epoch: str, max_iter: int, name:
 def import_cmd(format_name: str, path: Path, out: Path, splits: str | None,
                split_file: Path | None, source: str | None, name: str | None, version: str,
                license_: str | None, progress: bool) -> None:
-    """Import a public zoo in FORMAT from its files at PATH into a zoo at --out.
+    """Import a public zoo in FORMAT from its files at PATH (a folder, or a zip / tar archive
+    of one, unpacked safely first) into a zoo at --out.
 
     Reads the exact layout the authors published (never unpickling: a file that needs pickle
     is refused, naming it), maps every checkpoint onto a registered architecture, flags
@@ -315,7 +322,7 @@ def import_cmd(format_name: str, path: Path, out: Path, splits: str | None,
     \b
     Examples:
       zoo import modelzoos tune_zoo_mnist_hyperparameter_10_random_seeds --out zoos/mz-mnist
-      zoo import ctc cifar10 --splits nfn --split-file cifar10_split.csv --out zoos/ctc-c10
+      zoo import ctc cifar10.tar.xz --splits nfn --split-file cifar10_split.csv --out zoos/c10
       zoo import wildpark cifar10_zooV2 --out zoos/wildpark
       zoo import pdiff dataset/cifar100_resnet18 --out zoos/pdiff
     """

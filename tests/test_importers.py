@@ -15,7 +15,9 @@ import os
 import random
 import subprocess
 import sys
+import tarfile
 import types
+import zipfile
 from pathlib import Path
 
 import datasets
@@ -425,6 +427,33 @@ def test_suites_run_on_imported_fixtures(tmp_path: Path) -> None:
                    "modelzoos-mnist-cnn_s-ggap", "modelzoos-mnist-cnn_s-generation"}
     assert "as quoted, unverified" in _bench("table", out, "--published",
                                              "modelzoos-mnist-cnn_s-v1")
+
+
+def test_archives_unpack_safely_to_the_same_zoo(tmp_path: Path) -> None:
+    root = tmp_path / "cifar10"
+    write_ctc(root, models=3)
+    folder = import_zoo(format="ctc", path=root, out=tmp_path / "from-folder")
+    archive = tmp_path / "cifar10.tar.xz"
+    with tarfile.open(archive, "w:xz") as tf:
+        tf.add(root, arcname="cifar10")
+    text = _zoo("import", "ctc", archive, "--out", tmp_path / "from-archive", "--no-progress")
+    assert folder.content_hash in text
+    man = read_manifest(tmp_path / "from-archive")
+    assert man.recipe["origin"]["archive"]["name"] == "cifar10.tar.xz"
+    assert not (tmp_path / ".from-archive.unpacked").exists()
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../escaped.txt", "x")
+    with pytest.raises(UnsafeFileError, match="outside the folder"):
+        import_zoo(format="ctc", path=evil, out=tmp_path / "z")
+    evil_tar = tmp_path / "evil.tar"
+    with tarfile.open(evil_tar, "w") as tf:
+        link = tarfile.TarInfo("cifar10/weights.npy")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(link)
+    with pytest.raises(UnsafeFileError):
+        import_zoo(format="ctc", path=evil_tar, out=tmp_path / "z2")
+    assert not (tmp_path / "escaped.txt").exists()
 
 
 def test_split_file_rows_must_match(tmp_path: Path) -> None:

@@ -104,6 +104,8 @@ class FormatPlan:
             recorded in ``zoo.json`` and printed; never silently dropped.
         unmapped: hyperparameter keys of the origin with no column here.
         group_rows: checkpoints per resumable group (bounds memory per group).
+        order: the order models are written in (default: sorted ids). A format whose
+            weights sit in one big file gives file order, so a group reads one stretch of it.
     """
 
     name: str
@@ -118,6 +120,7 @@ class FormatPlan:
     flags: dict[str, Any] = field(default_factory=dict)
     unmapped: list[str] = field(default_factory=list)
     group_rows: int = 4096
+    order: list[str] | None = None
 
 
 class ZooFormat(ABC):
@@ -200,7 +203,8 @@ def walk_files(root: Path, keep: Callable[[Path], bool] = lambda p: True) -> lis
     return sorted(out, key=lambda p: p.relative_to(root).as_posix())
 
 
-def _check_size(path: Path, limit: int, what: str) -> None:
+def check_size(path: Path, limit: int, what: str) -> None:
+    """Refuse a file larger than ``limit`` bytes before reading it."""
     size = path.stat().st_size
     if size > limit:
         raise ImportFormatError(
@@ -217,7 +221,7 @@ def load_tensors(path: Path, *, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Any:
             and plain containers); the message names the file and those objects.
         ImportFormatError: not a torch file, or too large.
     """
-    _check_size(path, max_bytes, "checkpoint")
+    check_size(path, max_bytes, "checkpoint")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -241,7 +245,7 @@ def read_json(path: Path) -> Any:
     Raises:
         ImportFormatError: too large or not JSON.
     """
-    _check_size(path, MAX_METADATA_BYTES, "metadata file")
+    check_size(path, MAX_METADATA_BYTES, "metadata file")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

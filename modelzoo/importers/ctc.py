@@ -19,9 +19,11 @@ How it is read:
   ``layout.csv`` does it for every row. Whether the original Keras convolutions padded
   ("same") is not recorded in these files; ``ctc_cnn`` does not pad at 28/32 px (unverified
   against the original model);
-* ``weights.npy`` is memory-mapped and read one group of rows at a time; the mapped pages
-  are released after each group, so the importer's resident memory does not grow with the
-  file (``benchmarks/perf/import_ctc.py`` measures it). ``metrics.csv.gz`` is streamed in
+* ``weights.npy`` is memory-mapped and read one group of rows at a time, models in file order
+  (a group is one stretch of the file: the kernel maps about a megabyte around every
+  scattered row it faults in); the mapped pages are released after each group, so the
+  importer's resident memory does not grow with the file (``benchmarks/perf/import_ctc.py``
+  measures it). ``metrics.csv.gz`` is streamed in
   blocks into compact per-row arrays (about 24 bytes a row);
 * hyperparameters: ``config.random_seed``, ``learning_rate``, ``l2reg`` (an L2 penalty, in
   the ``weight_decay`` column), ``dropout``, ``activation``, ``w_init`` (Keras names mapped:
@@ -50,10 +52,12 @@ import pyarrow.csv as pacsv
 from modelzoo.architectures import create_model
 from modelzoo.errors import ImportFormatError
 from modelzoo.importers.base import (
+    MAX_METADATA_BYTES,
     FormatPlan,
     ImportOptions,
     ModelRows,
     ZooFormat,
+    check_size,
     guess_source,
     inside,
     register_format,
@@ -155,6 +159,7 @@ def read_layout(path: Path, cols: int) -> list[Layer]:
         ImportFormatError: columns missing, ranges that do not tile ``[0, cols)``, or a layer
             without exactly one kernel and one bias.
     """
+    check_size(path, MAX_METADATA_BYTES, "layout.csv")
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         need = {"varname", "start_idx", "end_idx", "shape"}
@@ -380,4 +385,4 @@ class CTCFormat(ZooFormat):
                                                    kwargs["image_size"]))},
             models=models, splits=splits, split_protocol=protocol, rows=rows_, flags=flags,
             unmapped=sorted(set(meta["config_columns"]) - set(HPARAM_COLUMNS)),
-            group_rows=2048)
+            group_rows=2048, order=sorted(rows_of, key=lambda m: int(rows_of[m].min())))

@@ -7,7 +7,7 @@ The steps, the same for every format:
 2. read the metadata into a plan (:meth:`ZooFormat.plan`): architectures, every model with
    its split (:mod:`modelzoo.importers.splits`), and a row stream;
 3. write the models in fixed groups of about ``plan.group_rows`` checkpoints, in model-id
-   order; each group is committed with a marker (:class:`~modelzoo.storage.ZooWriter`), so a
+   order (or the format's order: CTC's is file order); each group is committed with a marker (:class:`~modelzoo.storage.ZooWriter`), so a
    killed import rerun with the same options continues after the last committed group;
 4. flag every checkpoint as ``zoo build`` does: ``diverged`` from the first checkpoint with a
    non-finite weight, a weight above ``DIVERGENCE_THRESHOLD`` or a non-finite recorded
@@ -216,7 +216,8 @@ def import_zoo(
     Args:
         format: a registered format (``zoo formats``): ``modelzoos``, ``ctc``, ``wildpark``,
             ``pdiff``, or one a plugin adds.
-        path: the folder in the format's layout.
+        path: the folder in the format's layout, or a zip / tar archive of it (unpacked
+            safely next to ``out`` first, and removed once the zoo is finished).
         out: output folder; rerun with the same arguments to resume an interrupted import.
         splits: split protocol (default: the format's; see ``zoo formats``).
         split_file: a published split file the protocol reads (``nfn``: NFN's CTC split CSV;
@@ -241,15 +242,23 @@ def import_zoo(
 
     fmt = IMPORTERS.get(format)
     root = Path(path)
-    if not root.is_dir():
-        raise ImportFormatError(f"{root} is not a folder; give the folder of the {fmt.name} zoo")
+    out = Path(out)
+    archive = None
+    if root.is_file():
+        from modelzoo.importers.archive import unpack
+
+        archive = {"name": root.name, "sha256": file_sha256(root)}
+        unpacked = out.parent / f".{out.name}.unpacked"
+        root = unpack(root, unpacked)
+    elif not root.is_dir():
+        raise ImportFormatError(f"{root} does not exist; give the folder (or archive) of the "
+                                f"{fmt.name} zoo")
     known = protocols(fmt)
     protocol = splits or fmt.default_split
     if protocol not in known:
         raise ZooError(f"unknown split protocol {protocol!r} for format {fmt.name}; choose from "
                        f"{', '.join(known)}")
     version = check_version(version)
-    out = Path(out)
     if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents:
         raise StorageError(f"--out {out} is inside the folder being imported; choose another")
     files = fmt.origin_files(root)
@@ -270,12 +279,14 @@ def import_zoo(
             return man
         raise ZooError(f"{out} already holds another zoo; choose another --out")
     plan = fmt.plan(root, options)
-    ids = sorted(plan.models)
+    ids = list(plan.order) if plan.order is not None else sorted(plan.models)
+    if sorted(ids) != sorted(plan.models):
+        raise ZooError(f"format {fmt.name}: its model order is not its models (a bug)")
     if not ids:
         raise ImportFormatError(f"{root}: no models found")
     total = sum(n for _, n in plan.models.values())
     origin = {
-        "format": fmt.name, "folder": root.resolve().name,
+        "format": fmt.name, "folder": root.resolve().name, "archive": archive,
         "files": {"count": len(checksums), "bytes": sum(p.stat().st_size for p in files),
                   "digest": _digest(checksums),
                   **({"listing": checksums} if len(checksums) <= LISTED_FILES else {})},
@@ -303,6 +314,7 @@ def import_zoo(
             manifest = _write_part(out, fmt=fmt, plan=plan, arch=arch, ids=by_arch[arch],
                                    bar=bar, finalize={**meta, "recipe": recipe})
             shutil.rmtree(out / BUILD_DIR, ignore_errors=True)
+            _drop_unpacked(out, archive)
             return manifest
         from modelzoo.hub.merge import merge_zoos
 
@@ -332,7 +344,14 @@ def import_zoo(
                           description=meta["description"], license=meta["license"],
                           verify=False, recipe=recipe)  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)
+    _drop_unpacked(out, archive)
     return manifest
+
+
+def _drop_unpacked(out: Path, archive: dict[str, str] | None) -> None:
+    """Remove the folder an archive was unpacked into, once its zoo is finished."""
+    if archive is not None:
+        shutil.rmtree(out.parent / f".{out.name}.unpacked", ignore_errors=True)
 
 
 def iter_formats() -> Iterator[ZooFormat]:

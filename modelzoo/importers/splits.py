@@ -82,6 +82,9 @@ def read_row_order(path: Path, rows: int) -> np.ndarray:
     Raises:
         ImportFormatError: a line is not an integer, or an index is out of range.
     """
+    from modelzoo.importers.base import MAX_METADATA_BYTES, check_size
+
+    check_size(path, MAX_METADATA_BYTES, "split file")
     try:
         order = np.loadtxt(path, dtype=np.int64, ndmin=1)
     except ValueError as e:
