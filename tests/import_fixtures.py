@@ -45,6 +45,38 @@ class ModelZoosCNN(nn.Module):
         return x
 
 
+class ModelZoosCNNLarge(nn.Module):
+    """The Model Zoos CNN-l (``CNN3``): its dropout modules are always there (p may be 0)."""
+
+    def __init__(self, channels_in: int = 3, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.module_list = nn.ModuleList([
+            nn.Conv2d(channels_in, 16, 3), nn.MaxPool2d(2, 2), nn.Tanh(), nn.Dropout(dropout),
+            nn.Conv2d(16, 32, 3), nn.MaxPool2d(2, 2), nn.Tanh(), nn.Dropout(dropout),
+            nn.Conv2d(32, 15, 3), nn.MaxPool2d(2, 2), nn.Tanh(), nn.Dropout(dropout),
+            nn.Flatten(), nn.Linear(60, 20), nn.Tanh(), nn.Dropout(dropout), nn.Linear(20, 10)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        for m in self.module_list:
+            x = m(x)
+        return x
+
+
+def write_modelzoos_cnn_l(root: Path) -> dict[int, nn.Module]:
+    """A Model Zoos CIFAR-10 CNN-l zoo: one trial, checkpoints 0 and 1."""
+    d = root / "NN_tune_trainable_large_00000"
+    d.mkdir(parents=True)
+    (d / "params.json").write_text(json.dumps(_params("tanh", 0.0, 3, "CNN3", 3)))
+    nets = {}
+    for epoch in (0, 1):
+        torch.manual_seed(epoch)
+        nets[epoch] = ModelZoosCNNLarge()
+        (d / f"checkpoint_{epoch}").mkdir()
+        torch.save(nets[epoch].state_dict(), d / f"checkpoint_{epoch}" / "checkpoints")
+    (d / "result.json").write_text("\n".join(json.dumps(_result(i, 3)) for i in (0, 1)) + "\n")
+    return nets
+
+
 def torchvision_resnet18_state(width: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
     """A ResNet-18 state dict under torchvision's key names (``downsample``, ``fc``) with
     BatchNorm buffers, as Model Zoos' ResNet-18 zoos save it (narrow, for speed)."""

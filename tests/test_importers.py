@@ -42,6 +42,7 @@ from tests.import_fixtures import (
     torchvision_resnet18_state,
     write_ctc,
     write_modelzoos,
+    write_modelzoos_cnn_l,
     write_modelzoos_resnet,
     write_pdiff,
     write_wildpark,
@@ -161,6 +162,19 @@ def test_modelzoos_resnet18_batchnorm_buffers(tmp_path: Path) -> None:
     assert torchvision_resnet18_state()["layer2.0.downsample.0.weight"].ndim == 4
 
 
+def test_modelzoos_cnn_l(tmp_path: Path) -> None:
+    nets = write_modelzoos_cnn_l(tmp_path / "tune_zoo_cifar10_large_hyperparameter")
+    man = import_zoo(format="modelzoos", path=tmp_path / "tune_zoo_cifar10_large_hyperparameter",
+                     out=tmp_path / "zoo")
+    entry = man.architectures["cnn_l"]
+    assert entry.n_params == 10853 and man.name == "modelzoos-cifar10-cnn_l"
+    assert next(iter(man.sources)) == "cifar10"  # 3x32x32, as the registered source
+    x = torch.randn(2, 3, 32, 32)
+    for _, row in _rows(tmp_path / "zoo").iterrows():
+        with torch.no_grad():
+            assert torch.allclose(_net(entry, row)(x), nets[row["epoch"]].eval()(x), atol=1e-5)
+
+
 def _nfn_reference(root: Path, split_file: Path) -> dict[str, str]:
     """NFN's ZooDataset split, written the way experiments/data_utils.py computes it."""
     shuffled = pd.read_csv(split_file, header=None).values.flatten()
@@ -234,11 +248,11 @@ def test_ctc_import_resumes_after_a_crash_with_the_same_hash(tmp_path, monkeypat
                         lambda self, r, o: dataclasses.replace(plan(self, r, o), group_rows=18))
     take, calls = RowReader.take, []
 
-    def failing(self, idx):
+    def failing(self, idx, columns=None):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt("killed")
-        return take(self, idx)
+        return take(self, idx, columns)
 
     monkeypatch.setattr(RowReader, "take", failing)
     with pytest.raises(KeyboardInterrupt):
@@ -246,7 +260,8 @@ def test_ctc_import_resumes_after_a_crash_with_the_same_hash(tmp_path, monkeypat
     assert not (tmp_path / "z" / "zoo.json").exists()
     assert len(list((tmp_path / "z" / ".build" / "done").glob("g*.json"))) == 1
     reads = []
-    monkeypatch.setattr(RowReader, "take", lambda self, idx: reads.append(1) or take(self, idx))
+    monkeypatch.setattr(RowReader, "take",
+                        lambda self, idx, cols=None: reads.append(1) or take(self, idx, cols))
     resumed = import_zoo(format="ctc", path=root, out=tmp_path / "z")
     assert resumed.content_hash == clean.content_hash
     assert len(reads) == 2  # groups 1 and 2 of 3: the committed group 0 is not read again

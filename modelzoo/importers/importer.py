@@ -7,8 +7,9 @@ The steps, the same for every format:
 2. read the metadata into a plan (:meth:`ZooFormat.plan`): architectures, every model with
    its split (:mod:`modelzoo.importers.splits`), and a row stream;
 3. write the models in fixed groups of about ``plan.group_rows`` checkpoints, in model-id
-   order (or the format's order: CTC's is file order); each group is committed with a marker (:class:`~modelzoo.storage.ZooWriter`), so a
-   killed import rerun with the same options continues after the last committed group;
+   order (or the format's order: CTC's is file order); each group is committed with a
+   marker (:class:`~modelzoo.storage.ZooWriter`), so a killed import rerun with the same
+   options continues after the last committed group;
 4. flag every checkpoint as ``zoo build`` does: ``diverged`` from the first checkpoint with a
    non-finite weight, a weight above ``DIVERGENCE_THRESHOLD`` or a non-finite recorded
    training loss on; ``incomplete`` where the origin has no metrics record for it;
