@@ -84,12 +84,7 @@ def verify_plan(path: str | Path, manifest: Manifest | None = None) -> str:
     if plan is None:
         return "no build recipe recorded in zoo.json; the plan check does not apply"
     check_plan(set(plan.epochs), manifest.models.keys(), where=f"{root}/zoo.json")
-    rows = _rows(root, manifest)
-    check_plan(set(plan.epochs), {mid for mid, _ in rows}, where=f"the shards of {root}")
-    problems: list[str] = []
-    dup = [k for k, n in rows.items() if n > 1]
-    if dup:
-        problems.append(f"{len(dup)} rows written more than once, e.g. {dup[0]}")
+    rows, problems = _shard_rows(root, manifest, set(plan.epochs))
     have: dict[str, set[int]] = {}
     for mid, ep in rows:
         have.setdefault(mid, set()).add(ep)
@@ -106,16 +101,24 @@ def verify_plan(path: str | Path, manifest: Manifest | None = None) -> str:
             f"{sum(rows.values())} checkpoints as planned")
 
 
-def _rows(root: Path, manifest: Manifest) -> Counter[tuple[str, int]]:
-    """``(model_id, epoch)`` -> how many rows the shards hold."""
+def _shard_rows(
+    root: Path, manifest: Manifest, models: set[str]
+) -> tuple[Counter[tuple[str, int]], list[str]]:
+    """``(model_id, epoch)`` -> how many rows the shards hold, and the rows written twice.
+
+    Raises:
+        IncompleteZooError: the shards hold other models than ``models``.
+    """
     rows: Counter[tuple[str, int]] = Counter()
     for f in manifest.files:
         with pa.memory_map(str(root / f.path)) as src:
-            reader = pa.ipc.open_stream(src)
-            for batch in reader:
+            for batch in pa.ipc.open_stream(src):
                 rows.update(zip(batch.column("model_id").to_pylist(),
                                 batch.column("epoch").to_pylist()))
-    return rows
+    check_plan(models, {mid for mid, _ in rows}, where=f"the shards of {root}")
+    dup = [k for k, n in rows.items() if n > 1]
+    problems = [f"{len(dup)} rows written more than once, e.g. {dup[0]}"] if dup else []
+    return rows, problems
 
 
 def verify_import(root: Path, manifest: Manifest) -> str:
@@ -127,12 +130,7 @@ def verify_import(root: Path, manifest: Manifest) -> str:
         IncompleteZooError: a model or row is missing, duplicated or not recorded.
     """
     origin = manifest.recipe.get("origin") or {}
-    rows = _rows(root, manifest)
-    check_plan(set(manifest.models), {mid for mid, _ in rows}, where=f"the shards of {root}")
-    problems: list[str] = []
-    dup = [k for k, n in rows.items() if n > 1]
-    if dup:
-        problems.append(f"{len(dup)} rows written more than once, e.g. {dup[0]}")
+    rows, problems = _shard_rows(root, manifest, set(manifest.models))
     per: Counter[str] = Counter(mid for mid, _ in rows)
     bad = [m for m, e in manifest.models.items() if per[m] != e.num_checkpoints]
     if bad:

@@ -19,10 +19,19 @@ model's options), so the zoo is heterogeneous: one ``datasets`` config per archi
 ``weight_decay``); the ``activation`` column holds the per-layer activations joined by commas.
 
 Files are read with ``weights_only=True``. The published trainer saves ``config`` as an
-OmegaConf object, which needs pickle: such a file is refused, naming it and the classes it
-asks for; convert the checkpoints once, where you trust them, to plain dicts
-(``OmegaConf.to_container``). Splits: ``hash`` by default, or ``neural-graphs`` with
-Neural Graphs' ``cnn_park_splits.json`` as ``--split-file``.
+OmegaConf object (``cnn_trainer.py``: ``self.cfg.model``), which needs pickle: such a file is
+refused, naming it and the classes it asks for. Convert the checkpoints once, in an
+environment where you trust them and have ``omegaconf``, to plain containers::
+
+    for p in Path("cifar10_zooV2").glob("*/*/checkpoint.pt"):
+        ck = torch.load(p, weights_only=False)  # trusted files only
+        torch.save({"model": ck["model"], "iteration": ck["iteration"],
+                    "config": OmegaConf.to_container(ck["config"]),
+                    "last_result": {k: v for k, v in ck["last_result"].items()
+                                    if k in ("test/acc", "test/loss")}}, p)
+
+Splits: ``hash`` by default, or ``neural-graphs`` with Neural Graphs' ``cnn_park_splits.json``
+as ``--split-file``. Not checked on the published files (not available here).
 """
 
 from __future__ import annotations
