@@ -132,14 +132,32 @@ def run_cmd(
               help="Write to this file instead of stdout.")
 @click.option("--ci/--no-ci", default=True, show_default=True,
               help="Show the 95% bootstrap intervals in Markdown (CSV always has them).")
-def table_cmd(results_dir: Path, fmt: str, output: Path | None, ci: bool) -> None:
+@click.option("--published", "suite", metavar="SUITE",
+              help="Instead, put ours beside the numbers SUITE's papers publish (Markdown), "
+                   "e.g. ctc-cifar10-gs-v1.")
+def table_cmd(results_dir: Path, fmt: str, output: Path | None, ci: bool,
+              suite: str | None) -> None:
     """Compare methods on every task: main score as mean ± std over seeds and its 95%
-    bootstrap interval [low, high] (over test models for property tasks)."""
+    bootstrap interval [low, high] (over test models for property tasks). With --published
+    SUITE: each published number of the suite beside our score of the method it compares with,
+    with its source and whether it was checked against the paper."""
     from benchmarks.results import load_results
     from benchmarks.table import results_frames, to_csv, to_markdown
 
-    frames = results_frames(load_results(results_dir))
-    text = to_markdown(frames, ci=ci) if fmt == "markdown" else to_csv(frames)
+    results = load_results(results_dir)
+    if suite is not None:
+        from benchmarks.registry import SUITES
+        from benchmarks.reproduce import PaperCell, paper_table
+
+        cells = [PaperCell(p.task, p.metric, p.ours or "-", p.value,
+                           f"{p.method} ({p.status})", p.source)
+                 for p in SUITES.get(suite).published]
+        if not cells:
+            raise click.UsageError(f"suite {suite} records no published numbers")
+        text = paper_table(results, cells)
+    else:
+        frames = results_frames(results)
+        text = to_markdown(frames, ci=ci) if fmt == "markdown" else to_csv(frames)
     if output:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")

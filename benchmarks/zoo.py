@@ -23,9 +23,10 @@ from modelzoo.storage.schema import STATUS_OK
 from modelzoo.storage.verify import resolve_verify
 
 if TYPE_CHECKING:
-    from benchmarks.tasks.metadata import TaskMetadata
+    from benchmarks.tasks.metadata import TaskMetadata, ZooFacts
 
-__all__ = ["EvalZoo", "check_applicable", "check_pin", "healthy", "tasks_for_zoo"]
+__all__ = ["EvalZoo", "check_applicable", "check_pin", "fact_problems", "healthy",
+           "tasks_for_zoo"]
 
 
 class EvalZoo:
@@ -94,6 +95,30 @@ def healthy(ds: datasets.Dataset) -> datasets.Dataset:
             datasets.enable_progress_bars()
 
 
+def fact_problems(facts: ZooFacts | None, manifest: Manifest) -> list[str]:
+    """How ``manifest`` differs from the pinned ``facts`` (empty: it shows all of them)."""
+    if facts is None:
+        return []
+    recipe = manifest.recipe or {}
+    origin = recipe.get("origin") or {}
+    seen = {
+        "format": recipe.get("format"),
+        "split_protocol": (origin.get("splits") or {}).get("protocol"),
+        "split_file_sha256": (origin.get("split_file") or {}).get("sha256"),
+        "num_rows": manifest.num_rows,
+        "num_models": manifest.num_models,
+        "n_params": {k: a.n_params for k, a in manifest.architectures.items()},
+    }
+    problems = []
+    for name, want in facts.model_dump(exclude_none=True).items():
+        got = seen[name]
+        if name == "n_params":
+            got = {k: v for k, v in got.items() if k in want}
+        if got != want:
+            problems.append(f"{name} {got!r} (pinned: {want!r})")
+    return problems
+
+
 def check_pin(task: TaskMetadata, manifest: Manifest, *, allow_unpinned: bool) -> bool:
     """Whether the zoo is the one ``task`` is pinned to; raise if not and not allowed."""
     pin = task.zoo
@@ -106,6 +131,7 @@ def check_pin(task: TaskMetadata, manifest: Manifest, *, allow_unpinned: bool) -
         problems.append(
             f"content hash {manifest.content_hash[:19]}... (pinned: {pin.content_hash[:19]}...)"
         )
+    problems += fact_problems(pin.expect, manifest)
     if problems and not allow_unpinned:
         raise ZooMismatchError(
             f"task {task.name!r} is pinned to zoo {pin.name} v{pin.version}, but the zoo given "

@@ -58,3 +58,11 @@ class NotPermutableError(ZooError, ValueError):
 
 class PluginError(ZooError, ImportError):
     """An installed plugin (a Python entry point) failed to load."""
+
+
+class ImportFormatError(ZooError, ValueError):
+    """A foreign zoo's files are not in the layout its format expects (``zoo import``)."""
+
+
+class UnsafeFileError(ImportFormatError):
+    """A foreign file would need pickle to load, or a path leaves the folder being imported."""
