@@ -1,7 +1,11 @@
 """A zoo opened once for an evaluation: manifest, healthy rows per split, column caches.
 
-Shared by the runner, the evaluators and the leaderboard's view (which extends it with a
-board's label-free rows), so none of them imports another to reach it.
+Shared by the runner and the evaluators, so neither imports the other to reach it. It is
+also the interface through which the runner takes zoos that others open: a subclass may add
+a split :data:`HELDOUT` of rows to predict but not score (a label-free view's: a ``row_id``
+column instead of labels; the leaderboard's ``ViewedZoo``), choose the target model of
+samples (:meth:`EvalZoo.target_model`) and record facts in every result
+(:attr:`EvalZoo.result_details`).
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import datasets
 import numpy as np
@@ -24,18 +28,32 @@ from modelzoo.storage.schema import STATUS_OK
 if TYPE_CHECKING:
     from benchmarks.tasks.metadata import TaskMetadata
 
-__all__ = ["EvalZoo", "check_applicable", "check_pin", "healthy", "tasks_for_zoo"]
+__all__ = ["HELDOUT", "EvalZoo", "check_applicable", "check_pin", "healthy", "tasks_for_zoo"]
+
+#: Split of rows a method predicts but nobody scores locally (a label-free view's rows: a
+#: ``row_id`` column and the weights, no labels).
+HELDOUT = "heldout"
 
 
 class EvalZoo:
-    """A zoo opened once per evaluation: manifest, healthy rows per split, caches."""
+    """A zoo opened once per evaluation: manifest, healthy rows per split, caches.
+
+    Attributes:
+        path: the zoo folder (methods' ``setup`` gets it).
+        data_dir: where non-bundled source datasets live.
+        manifest: the zoo's ``zoo.json``.
+        splits: healthy rows per split (``train`` / ``validation`` / ``test``; subclasses may
+            add :data:`HELDOUT`).
+        result_details: recorded in ``details`` of every result of a run on this zoo.
+    """
 
     def __init__(self, path: Path, data_dir: str | None = None) -> None:
-        self.path = path
+        self.path = Path(path)
         self.data_dir = data_dir
-        self.manifest = read_manifest(path)
-        raw = load_zoo(path)
+        self.manifest = read_manifest(self.path)
+        raw = load_zoo(self.path)
         self.splits: dict[str, datasets.Dataset] = {s: healthy(raw[s]) for s in SPLITS}
+        self.result_details: dict[str, Any] = {}
         self._columns: dict[tuple[str, str], np.ndarray] = {}
 
     def column(self, split: str, name: str) -> np.ndarray:

@@ -40,7 +40,7 @@ from benchmarks.leaderboard.board import load_index, open_board_zoo
 from benchmarks.leaderboard.heldout import heldout_recipe, init_board, make_view
 from benchmarks.leaderboard.render import OPEN_BOARD_NOTE
 from benchmarks.leaderboard.verify import VerificationError, verify_entry
-from benchmarks.leaderboard.view import VIEW_COLUMNS, HeldOutView, row_id
+from benchmarks.leaderboard.view import VIEW_COLUMNS, HeldOutView, ViewedZoo, row_id
 from benchmarks.registry import SUITES, TASKS
 from benchmarks.results import load_results
 from benchmarks.scoring import score_predictions
@@ -265,7 +265,7 @@ def test_heldout_submissions_score_against_private_labels(ho_env: HoEnv) -> None
 
 def test_full_suite_samples_are_fine_tuned_by_the_board(ho_env: HoEnv, tmp_path: Path) -> None:
     res = tmp_path / "res"
-    benchmarks.evaluate(method=Combo(), zoo=ho_env.public, heldout=ho_env.view,
+    benchmarks.evaluate(method=Combo(), zoo=ViewedZoo(ho_env.public, ho_env.view),
                         suite="digits-v1", seeds=1, out=res, save_predictions=True)
     sub = make_submission(results=res, zoo=ho_env.view, suite="digits-v1",
                           out=tmp_path / "combo.json")
@@ -553,5 +553,5 @@ def test_run_refuses_a_tampered_or_foreign_view(ho_env: HoEnv, tmp_path: Path) -
     shutil.copytree(ho_env.view, view)
     (view / "view.json").write_text(json.dumps(manifest))
     with pytest.raises(LeaderboardError, match="belongs to zoo other-zoo"):
-        benchmarks.evaluate(method="chance", zoo=ho_env.public, heldout=view,
+        benchmarks.evaluate(method="chance", zoo=ViewedZoo(ho_env.public, view),
                             tasks=["digits-epoch"], seeds=1)

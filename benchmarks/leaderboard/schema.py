@@ -13,6 +13,11 @@ per-item predictions the board re-scores:
 Sizes are bounded twice: the file (``MAX_SUBMISSION_BYTES``) and every list / string here.
 Models are validated in pydantic's strict mode from JSON (no coercion of ``true`` or
 ``"1"`` into numbers; NaN / inf are not numbers here).
+
+The per-task items are the board's copy of the evaluators' re-scorable outputs
+(:mod:`benchmarks.evaluators.outputs`); :func:`items_from_outputs` and
+:meth:`TaskSubmission.outputs` convert between the two, so the evaluators never see this
+schema.
 """
 
 from __future__ import annotations
@@ -24,6 +29,13 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from benchmarks.evaluators.outputs import (
+    CheckpointPredictions,
+    Items,
+    RowPredictions,
+    TaskOutputs,
+    WeightSamples,
+)
 from benchmarks.results import ScoreStat
 from benchmarks.tasks.metadata import TaskType
 
@@ -179,6 +191,38 @@ class TaskSubmission(_Strict):
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=MAX_SEEDS)]
     claimed: Annotated[dict[Slug, float], Field(max_length=16)] = {}
     items: Annotated[PropertyItems | RowItems | SampleItems, Field(discriminator="kind")]
+
+    def outputs(self) -> TaskOutputs:
+        """The task's items as the evaluators re-score them (no copies of the lists)."""
+        i = self.items
+        items: Items
+        if isinstance(i, PropertyItems):
+            items = CheckpointPredictions(model_id=i.model_id, epoch=i.epoch,
+                                          predictions=i.predictions)
+        elif isinstance(i, RowItems):
+            items = RowPredictions(row_id=i.row_id, predictions=i.predictions)
+        else:
+            items = WeightSamples(architecture=i.architecture, activation=i.activation,
+                                  weights=i.weights, item_scores=i.item_scores,
+                                  curves=i.curves)
+        return TaskOutputs(task=self.task, seeds=self.seeds, items=items)
+
+
+def items_from_outputs(items: Items) -> PropertyItems | RowItems | SampleItems:
+    """An evaluator's re-scorable items (:meth:`Evaluator.rescorable_items`) as submission
+    items."""
+    if isinstance(items, CheckpointPredictions):
+        return PropertyItems(kind="property", model_id=list(items.model_id),
+                             epoch=list(items.epoch),
+                             predictions=[list(p) for p in items.predictions])
+    if isinstance(items, RowPredictions):
+        return RowItems(kind="rows", row_id=list(items.row_id),
+                        predictions=[list(p) for p in items.predictions])
+    return SampleItems(kind="samples", architecture=items.architecture,
+                       activation=items.activation,
+                       weights=[[list(v) for v in w] for w in items.weights],
+                       item_scores={k: [list(x) for x in v] for k, v in items.item_scores.items()},
+                       curves=[[list(c) for c in s] for s in items.curves])
 
 
 class Submission(_Strict):

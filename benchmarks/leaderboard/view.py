@@ -29,11 +29,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from benchmarks.evaluators.property import HELDOUT as HELDOUT_SPLIT
 from benchmarks.leaderboard.errors import LeaderboardError
 from benchmarks.leaderboard.schema import ZooPin
 from benchmarks.methods.base import TargetModel
 from benchmarks.tasks.metadata import TaskMetadata
+from benchmarks.zoo import HELDOUT as HELDOUT_SPLIT
 from benchmarks.zoo import EvalZoo
 from modelzoo.storage.atomic import atomic_write_bytes, atomic_write_with, ensure_dir
 from modelzoo.storage.card import dataset_card
@@ -294,18 +294,22 @@ def check_compatible(view: HeldOutView, manifest: Manifest) -> None:
 
 
 class ViewedZoo(EvalZoo):
-    """The public zoo plus a held-out view: methods fit on the zoo and also predict the
-    view's rows (split ``heldout``); samples are made for the board's target model.
+    """The public zoo plus a held-out view, for ``benchmarks.evaluate(zoo=ViewedZoo(...))``
+    (``bench run --heldout VIEW``): methods fit on the zoo and also predict the view's rows
+    (split ``heldout``); samples are made for the board's target model; every result records
+    the view's pin in ``details["heldout"]`` (``bench submit --zoo VIEW`` looks for it).
 
     Raises:
         LeaderboardError: the view is invalid or belongs to another zoo (layouts, sources).
     """
 
-    def __init__(self, path: str | Path, view: str | Path, data_dir: str | None = None) -> None:
-        super().__init__(Path(path), data_dir)
+    def __init__(self, path: str | Path, view: str | Path,
+                 data_dir: str | Path | None = None) -> None:
+        super().__init__(Path(path), str(data_dir) if data_dir is not None else None)
         self.view = HeldOutView(view)
         check_compatible(self.view, self.manifest)
         self.splits[HELDOUT_SPLIT] = self.view.dataset
+        self.result_details = {"heldout": self.view.pin.model_dump(mode="json")}
 
     def target_model(self, task: TaskMetadata) -> TargetModel:
         """The view's target (the task's activation if it fixes one)."""
