@@ -17,6 +17,10 @@ evaluators' :class:`~benchmarks.errors.OutputsError` come back as the board's
   fine-tunes and scores them exactly as ``bench run`` does, on the board's zoo and data.
   The per-sample scores the submission claims are compared with the board's own.
 
+On held-out boards every task is scored three times: on all the view's rows (kept for
+audits and ``verify``), on the feedback half (returned to the submitter) and on the ranking
+half (private until a release); see :mod:`benchmarks.leaderboard.ranking`.
+
 Claimed scores that differ from the recomputed ones by more than ``tolerance`` are listed as
 *discrepancies*; the board always records its own numbers (strict mode rejects instead).
 """
@@ -29,6 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from benchmarks.errors import (
     BenchmarkError,
@@ -43,6 +49,7 @@ from benchmarks.leaderboard.errors import (
     LeaderboardError,
     ZooVersionError,
 )
+from benchmarks.leaderboard.ranking import FEEDBACK, RANKING, split_masks
 from benchmarks.leaderboard.schema import (
     HeldOutInfo,
     PropertyItems,
@@ -102,6 +109,14 @@ class HeldOutZoo:
         if self._secret is None:
             return None
         return [row_id(self._secret, m, e) for m, e in self.test_items()]
+
+    def halves(self) -> dict[str, np.ndarray] | None:
+        """Masks of the feedback and ranking rows over the healthy test rows in zoo order
+        (held-out boards; open boards have no halves: ``None``)."""
+        if self.heldout is None or self._secret is None:
+            return None
+        ids = [m for m, _ in self.test_items()]
+        return split_masks(self._secret, ids, self.heldout.rules.ranking_fraction)
 
     def rerun(self, method: Any, task: TaskMetadata,
               seeds: Sequence[int]) -> tuple[TaskResult, dict[str, list[Any]]]:
@@ -186,11 +201,21 @@ def check_zoo(pin: ZooPin, held: HeldOutZoo) -> None:
 
 @dataclass
 class Rescored:
-    """The board's scores of a submission and how the claims compare."""
+    """The board's scores of a submission and how the claims compare.
+
+    Attributes:
+        scores: on every scored row.
+        claimed: the claims per task.
+        discrepancies: claims that differ from the recomputed scores.
+        feedback: held-out boards: on the feedback half.
+        ranking: held-out boards: on the ranking half.
+    """
 
     scores: list[TaskScore]
     claimed: dict[str, dict[str, float]]
     discrepancies: list[str] = field(default_factory=list)
+    feedback: list[TaskScore] = field(default_factory=list)
+    ranking: list[TaskScore] = field(default_factory=list)
 
 
 def check_coverage(sub: Submission, required: Sequence[TaskMetadata]) -> None:
@@ -240,7 +265,9 @@ def rescore(
     required = held.required_tasks(sub.suite)
     check_coverage(sub, required)
     decl = {t.name: t for t in required}
+    halves = held.halves()
     scores, claimed, notes = [], {}, []
+    by_half: dict[str, list[TaskScore]] = {FEEDBACK: [], RANKING: []}
     for name in [t.name for t in required]:  # suite order
         t = next(x for x in sub.tasks if x.task == name)
         task = decl[name]
@@ -259,14 +286,17 @@ def rescore(
                 f"task {name}: row-id predictions are for held-out boards; this board "
                 "scores zoo checkpoints (model_id, epoch)")
         try:
-            stats = ev.rescore(t.outputs(), task, held, method=sub.method.name,
-                               tolerance=tolerance, notes=notes)[ALL_ROWS]
+            sets = ev.rescore(t.outputs(), task, held, method=sub.method.name,
+                              tolerance=tolerance, notes=notes, subsets=halves)
         except MissingOutputsError as e:
             raise IncompleteSubmissionError(str(e)) from None
         except OutputsError as e:
             raise InvalidSubmissionError(str(e)) from None
-        scores.append(TaskScore(task=name, task_version=task.version, type=task.type,
-                                main_score=task.main_score, seeds=list(t.seeds), scores=stats))
+        stats = sets[ALL_ROWS]
+        for out, key in ((scores, ALL_ROWS), *((by_half[h], h) for h in halves or ())):
+            out.append(TaskScore(task=name, task_version=task.version, type=task.type,
+                                 main_score=task.main_score, seeds=list(t.seeds),
+                                 scores=sets[key]))
         claimed[name] = dict(t.claimed)
         for metric, value in t.claimed.items():
             if metric not in stats:
@@ -274,4 +304,5 @@ def rescore(
             elif abs(value - stats[metric].mean) > tolerance:
                 notes.append(f"{name} {metric}: claimed {value:.6g}, recomputed "
                              f"{stats[metric].mean:.6g}")
-    return Rescored(scores=scores, claimed=claimed, discrepancies=notes)
+    return Rescored(scores=scores, claimed=claimed, discrepancies=notes,
+                    feedback=by_half[FEEDBACK], ranking=by_half[RANKING])
