@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import graphlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,12 @@ def runtime_nodes(tree: ast.AST, *, type_checking: bool = False) -> Iterator[ast
 
 
 def import_graph(package: str, *, type_checking: bool = False) -> dict[str, set[str]]:
+    """:func:`_import_graph`, a fresh copy of a cached result (the tests edit theirs)."""
+    return {m: set(t) for m, t in _import_graph(package, type_checking).items()}
+
+
+@functools.cache
+def _import_graph(package: str, type_checking: bool) -> dict[str, set[str]]:
     """Module -> the modules of ``package`` it imports, at any depth of its code.
 
     Imports inside functions count too: a circle hidden in a function is still a circle at run

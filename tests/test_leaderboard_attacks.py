@@ -34,12 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from benchmarks.cli import cli
 from benchmarks.leaderboard import SubmissionLimitError, add_submission, load_board
 from benchmarks.leaderboard.board import load_index, open_board_zoo
+from benchmarks.leaderboard.publish import publish_board
 from benchmarks.leaderboard.ranking import (
     FEEDBACK,
     RANKING,
@@ -307,6 +309,15 @@ def test_author_limit_and_release(ho_env: HoEnv, tmp_path: Path) -> None:
         assert f"by more than {rules.ladder_margin:g}" in text
         assert "names are not identities" in text
     assert "pending release" in md and "| 1 | " in md
+    # the Hub rows: feedback metrics, and of the ranking half only what the release published
+    publish_board(board=board, out=tmp_path / "hub")
+    rows = pq.read_table(tmp_path / "hub" / "data").to_pylist()
+    assert {r["rows"] for r in rows} == {"feedback"}
+    index, entries = load_board(board)
+    published = {s.id: s.published for s in index.releases[0].steps}
+    assert {(r["entry_id"], r["ranking_score"]) for r in rows} == {
+        (e.id, published.get(e.id)) for e in entries}
+    assert "feedback half" in (tmp_path / "hub" / "README.md").read_text()
 
 
 def test_split_ladder_and_margin_units() -> None:

@@ -139,18 +139,19 @@ def _print_entry(entry: BoardEntry) -> None:
               type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Share of the test models whose rows decide the rank; the others' rows "
                    "give the feedback scores each submission gets back.")
-@click.option("--ladder-margin", default=0.01, show_default=True,
-              type=click.FloatRange(0, 1, min_open=True),
+@click.option("--ladder-margin", type=click.FloatRange(0, 1, min_open=True),
               help="A release publishes a ranking score only if it beats the best published "
-                   "one by more than this, rounded to a multiple of it (about the noise of "
-                   "a difference of two entries' scores).")
+                   "one by more than this, rounded to a multiple of it. Default: twice the "
+                   "spread of chance ranking scores on this board, rounded up to 1, 2 or 5 "
+                   "x 10^k (about the noise of a difference of two entries' scores).")
 @click.option("--max-entries-per-author", default=5, show_default=True,
               type=click.IntRange(min=1), help="Entries per author name between two releases.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where non-bundled source datasets live.")
 def init_cmd(recipe: Path, board: Path, view: Path, public_zoo: Path | None,
              seed_offset: int | None, test_fraction: float, ranking_fraction: float,
-             ladder_margin: float, max_entries_per_author: int, data_dir: Path | None) -> None:
+             ladder_margin: float | None, max_entries_per_author: int,
+             data_dir: Path | None) -> None:
     """Make a held-out board: build its private zoo from RECIPE with other seeds, split its
     test models secretly into feedback and ranking halves, write the label-free view to
     publish."""

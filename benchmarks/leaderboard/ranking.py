@@ -125,7 +125,7 @@ def ladder(scores: Sequence[tuple[str, float]], *, best: float | None,
     for eid, score in scores:
         published = None
         if math.isfinite(score) and (best is None or score > best + margin):
-            published = round(round(score / margin) * margin, 12)
+            published = round(round(score / margin) * margin, 12) + 0.0  # no -0.0
             best = published
         steps.append(LadderStep(id=eid, published=published, best=best))
     return steps
