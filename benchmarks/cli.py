@@ -92,6 +92,7 @@ def run_cmd(
 ) -> None:
     """Score METHOD on a suite or tasks of the zoo(s) at ZOO; write results under OUT."""
     from benchmarks import evaluate
+    from benchmarks.zoo import EvalZoo
 
     if (suite is None) == (not tasks):
         raise click.UsageError("give either --suite or one or more --task")
@@ -106,11 +107,18 @@ def run_cmd(
 
         chosen = Sane(run=sane_run)
     for zoo in zoos:
-        results += evaluate(suite=suite, tasks=list(tasks) or None, method=chosen, zoo=zoo,
-                            out=out, seeds=seeds, allow_unpinned=allow_unpinned,
+        opened: Path | EvalZoo = zoo
+        if heldout is not None:  # the public zoo plus a board's label-free view
+            from benchmarks.leaderboard.view import ViewedZoo
+            from modelzoo.storage.verify import verification
+
+            with verification(verify):
+                opened = ViewedZoo(zoo, heldout, data_dir)
+        results += evaluate(suite=suite, tasks=list(tasks) or None, method=chosen,
+                            zoo=opened, out=out, seeds=seeds, allow_unpinned=allow_unpinned,
                             workdir=workdir, data_dir=data_dir, progress=click.echo,
                             threads=threads, save_predictions=save_predictions,
-                            heldout=heldout, verify=verify)
+                            verify=verify)
     if not results:
         raise ZooError(f"method {method!r} can do none of the tasks asked for")
     from benchmarks.table import print_table

@@ -40,9 +40,9 @@ from modelzoo.errors import CorruptZooError, ShardChecksumError
 from modelzoo.storage import SPLITS, load_zoo, read_manifest
 from modelzoo.storage.verify import VERIFIED_NAME, check_shards, clear_memo, verify_zoo
 from sane.cli import main as sane_cli
+from tests.heldout_fixtures import HoEnv
 from tests.leaderboard_fixtures import snapshot
 from tests.merge_fixtures import make_synthetic_zoo
-from tests.test_leaderboard_heldout import HoEnv, ho_env  # noqa: F401 - the session fixture
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,7 +188,7 @@ def test_every_entry_point_refuses_a_corrupt_shard_and_writes_nothing(
 
 @pytest.mark.parametrize("split", SPLITS)
 def test_heldout_board_add_and_verify_refuse_corrupt_zoos(
-    ho_env: HoEnv, tmp_path: Path, split: str  # noqa: F811
+    ho_env: HoEnv, tmp_path: Path, split: str
 ) -> None:
     """``bench leaderboard add`` on a board whose private zoo is damaged, and ``bench
     leaderboard verify`` with a damaged public zoo: refused, the board byte-for-byte as it

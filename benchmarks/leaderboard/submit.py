@@ -10,13 +10,14 @@ from typing import Any
 from pydantic import ValidationError
 
 import modelzoo
-from benchmarks.errors import ResultSchemaError
+from benchmarks.errors import OutputsError, ResultSchemaError
 from benchmarks.leaderboard.errors import LeaderboardError
 from benchmarks.leaderboard.safety import parse_submission_bytes, validation_summary
 from benchmarks.leaderboard.schema import (
     MethodCard,
     Submission,
     TaskSubmission,
+    items_from_outputs,
     json_bytes,
 )
 from benchmarks.leaderboard.score import HeldOutZoo
@@ -64,7 +65,12 @@ def _task_submission(result: TaskResult, root: Path, *, view: bool = False) -> T
     without claims: the local scores are on the public zoo, not on the board's rows)."""
     table = load_predictions(result, root).to_pydict()
     groups = _by_seed(table, result.seeds)
-    items = evaluator_for(result.task.type).submission_items(result, table, groups, view=view)
+    try:
+        outputs = evaluator_for(result.task.type).rescorable_items(result, table, groups,
+                                                                   view=view)
+    except OutputsError as e:
+        raise LeaderboardError(str(e)) from None
+    items = items_from_outputs(outputs)
     claimed = {} if view else {m: s.mean for m, s in result.scores.get("test", {}).items()}
     return TaskSubmission(
         task=result.task.name, task_version=result.task.version, type=result.task.type,

@@ -34,6 +34,7 @@ from benchmarks.leaderboard.schema import (
     json_bytes,
 )
 from benchmarks.leaderboard.score import DEFAULT_TOLERANCE, rescore
+from benchmarks.leaderboard.view import ViewedZoo
 from benchmarks.results import utc_now
 from modelzoo.storage.atomic import atomic_write_bytes
 
@@ -135,9 +136,9 @@ def verify_entry(
                                    "(held-out zoo or key changed); the board is inconsistent")
         say(f"re-running {method if isinstance(method, str) else type(method).__name__} on "
             f"the label-free view (seeds {seeds})")
-        evaluate(method=method, zoo=zoo, heldout=view, suite=index.suite, seeds=seeds,
-                 out=Path(tmp) / "res", save_predictions=True, data_dir=data_dir,
-                 threads=threads, progress=say)
+        evaluate(method=method, zoo=ViewedZoo(zoo, view, data_dir), suite=index.suite,
+                 seeds=seeds, out=Path(tmp) / "res", save_predictions=True, threads=threads,
+                 progress=say)
         sub = make_submission(results=Path(tmp) / "res", zoo=view, suite=index.suite,
                               version=old.method.version, data_dir=data_dir)
         again = rescore(sub, held, tolerance=tolerance)
