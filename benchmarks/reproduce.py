@@ -26,6 +26,7 @@ from benchmarks.registry import SUITES
 from benchmarks.reproduce_common import Timings, chosen_methods, report_header, write_report
 from benchmarks.results import TaskResult, load_results
 from benchmarks.table import results_frames, to_markdown
+from modelzoo.storage import open_manifest, verification
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,6 +143,7 @@ def reproduce(
     progress: Callable[[str], None] | None = None,
     report: str | Path | None = None,
     allow_unpinned: bool = False,
+    verify: bool = True,
 ) -> Path:
     """Build the zoos, train SANE, run every method and write the tables; return the report.
 
@@ -160,9 +162,12 @@ def reproduce(
         report: also write the report to this file.
         allow_unpinned: score zoos whose content hash differs from the suite's pins (a
             build on another CPU kind, whose kernels round differently; marked in the report).
+        verify: check the shards of every zoo (built now or by an earlier run) against its
+            ``zoo.json`` before it is used; False marks every result unverified.
 
     Raises:
         BenchmarkError: no reproduction is recorded for ``suite``, or an unknown method.
+        ShardChecksumError: a zoo's shard is corrupt (nothing more is written).
     """
     from benchmarks import evaluate
     from modelzoo.hub.cli import build_recipe_file
@@ -171,9 +176,10 @@ def reproduce(
     if suite == "digits-hetero-v1":  # several SANE runs and zoos: its own pipeline
         from benchmarks.reproduce_hetero import reproduce_hetero
 
-        return reproduce_hetero(out=out, quick=quick, seeds=seeds, methods=methods,
-                                progress=progress, report=report,
-                                allow_unpinned=allow_unpinned)
+        with verification(verify):  # its builds, SANE runs and evaluations follow it
+            return reproduce_hetero(out=out, quick=quick, seeds=seeds, methods=methods,
+                                    progress=progress, report=report,
+                                    allow_unpinned=allow_unpinned)
     if suite not in REPRODUCTIONS:
         raise BenchmarkError(f"no reproduction recorded for suite {suite!r}; "
                          f"choose from {', '.join(REPRODUCTIONS)}, digits-hetero-v1")
@@ -196,6 +202,7 @@ def reproduce(
         zoos[name] = root / "zoos" / name
         fresh = not (zoos[name] / "zoo.json").exists()
         build_recipe_file(ROOT / card, out=zoos[name], progress=progress is not None, **over)
+        open_manifest(zoos[name], verify=verify)  # a resumed zoo may have been damaged since
         timed(f"zoo build {name}", t0, fresh=fresh)
     run_dir = root / "sane" / "run"
     if "sane" in chosen:
@@ -206,7 +213,8 @@ def reproduce(
         say(f"sane train on {rep.sane_zoo} ({cfg.epochs} epochs, config {rep.sane_config})")
         fresh = not (run_dir / "ckpt.pt").exists()
         # sane.train's fixed default thread count (recorded in the run): reproducible digits
-        train(zoo=zoos[rep.sane_zoo], out=run_dir, config=cfg, progress=progress is not None)
+        train(zoo=zoos[rep.sane_zoo], out=run_dir, config=cfg, progress=progress is not None,
+              verify=verify)
         timed("sane train", t0, fresh=fresh)
     n_seeds = seeds or (rep.quick["seeds"] if quick else rep.seeds)
     res_dir = root / "results"
@@ -225,7 +233,7 @@ def reproduce(
             evaluate(method=spec, zoo=zoo, suite=suite, out=res_dir, seeds=n_seeds,
                      allow_unpinned=quick or allow_unpinned,
                      workdir=root / "work" / method / name,
-                     progress=say)
+                     progress=say, verify=verify)
             timed(f"bench {method} {name}", t0, fresh=True)
             ensure_dir(done.parent)
             atomic_write_bytes(done, b"")

@@ -11,7 +11,7 @@ from typing import Any
 import click
 from pydantic.fields import FieldInfo
 
-from modelzoo.clickutil import ZooGroup
+from modelzoo.clickutil import ZooGroup, verify_option
 from sane.config import SaneConfig
 
 
@@ -114,10 +114,11 @@ def _override_options(fn: Any) -> Any:
                    "that the same command gives the same numbers on any machine of the same "
                    "CPU kind; other counts agree to about 1e-5 in the losses, not bit for "
                    "bit).")
+@verify_option("the run then records a zoo whose data was not checked.")
 @_override_options
 def train(
     zoo: Path, out: Path, config_file: Path | None, epochs_range: tuple[int, int] | None,
-    quiet: bool, threads: int | None, **overrides: Any,
+    quiet: bool, threads: int | None, verify: bool, **overrides: Any,
 ) -> None:
     """Train SANE on a zoo (resumes OUT/ckpt.pt if present) and print the checkpoint path."""
     from sane.train import train as train_fn
@@ -130,7 +131,8 @@ def train(
     if epochs_range:
         changes["epochs_range"] = tuple(epochs_range)
     cfg = SaneConfig.from_dict({**cfg.to_dict(), **changes})
-    path = train_fn(zoo=zoo, out=out, config=cfg, progress=not quiet, threads=threads)
+    path = train_fn(zoo=zoo, out=out, config=cfg, progress=not quiet, threads=threads,
+                    verify=verify)
     click.echo(str(path))
 
 
@@ -152,9 +154,10 @@ def train(
               help="Intra-op threads (fixed, so that the embeddings' digits do not depend on "
                    "the machine's load).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@verify_option("the embeddings then come from unchecked data.")
 def embed(run: Path, zoo: Path, out: Path, split: str | None,
           epochs_range: tuple[int, int] | None, batch_size: int, device: str | None,
-          threads: int, quiet: bool) -> None:
+          threads: int, quiet: bool, verify: bool) -> None:
     """Embed every checkpoint of ZOO (mean of its latent tokens) into an Arrow dataset."""
     from modelzoo.threads import limit_threads
     from sane.embed import embed as embed_fn
@@ -162,7 +165,7 @@ def embed(run: Path, zoo: Path, out: Path, split: str | None,
     with limit_threads(threads):
         ds = embed_fn(run=run, zoo=zoo, out=out, split=split, batch_size=batch_size,
                       epochs_range=tuple(epochs_range) if epochs_range else None,
-                      device=device, progress=not quiet)
+                      device=device, progress=not quiet, verify=verify)
     click.echo(f"{len(ds)} embeddings -> {out}")
 
 
@@ -192,17 +195,18 @@ def embed(run: Path, zoo: Path, out: Path, split: str | None,
               help="Where the zoo's source dataset is (scoring for subsampled/bootstrapped).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--device", default=None, help="Device (default: the run's).")
+@verify_option("the anchors then come from unchecked data.")
 def sample(run: Path, zoo: Path, out: Path, n: int, architecture: str | None, method: str,
            anchor_top_k: int, kde_mode: str | None, bandwidth: float | None,
            candidates: int | None,
-           data_dir: Path | None, seed: int, device: str | None) -> None:
+           data_dir: Path | None, seed: int, device: str | None, verify: bool) -> None:
     """Sample N new models with SANE and save them as safetensors."""
     from sane.sample import sample as sample_fn
 
     path = sample_fn(run=run, zoo=zoo, out=out, n=n, architecture=architecture,
                      method=method, anchor_top_k=anchor_top_k, kde_mode=kde_mode,
                      bandwidth=bandwidth, candidates=candidates, data_dir=data_dir,
-                     seed=seed, device=device)
+                     seed=seed, device=device, verify=verify)
     index = json.loads(path.read_text())
     click.echo(f"{len(index['samples'])} {index['architecture']} models -> {path.parent}")
 

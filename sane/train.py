@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from modelzoo.device import autocast
 from modelzoo.errors import ZooError
-from modelzoo.storage import read_manifest
+from modelzoo.storage import open_manifest
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 from modelzoo.storage.manifest import Manifest
 from sane.config import SaneConfig
@@ -268,6 +268,7 @@ def train(
     progress: bool = True,
     callback: Callback | None = None,
     threads: int | None = None,
+    verify: bool | None = None,
 ) -> Path:
     """Train (or resume) SANE on a zoo; return the path of ``out/ckpt.pt``.
 
@@ -281,16 +282,20 @@ def train(
             each saved checkpoint.
         threads: intra-op threads (default: the count recorded in a run being resumed, else
             :data:`DEFAULT_THREADS`); recorded in the checkpoint.
+        verify: check every shard of ``zoo`` against its ``zoo.json`` first, before
+            ``out`` is touched (None: unless switched off with
+            ``modelzoo.storage.verification(False)``).
 
     Raises:
         ZooError: no training rows, or ``out`` holds a run with another config/zoo.
+        ShardChecksumError: a shard of ``zoo`` is missing or corrupt (nothing is written).
     """
     from modelzoo.threads import limit_threads
 
     config = config or SaneConfig()
+    manifest = open_manifest(zoo, verify=verify)  # the run records this zoo: check its data
     out = ensure_dir(Path(out))
     path = out / CKPT_NAME
-    manifest = read_manifest(zoo)
     device = config.resolved_device()
     if threads is None:
         threads = DEFAULT_THREADS
@@ -322,7 +327,8 @@ def _train(
     callback: Callback | None,
 ) -> Path:
 
-    train_rows = ZooRows(zoo, "train", epochs_range=config.epochs_range)
+    train_rows = ZooRows(zoo, "train", epochs_range=config.epochs_range,
+                         verify=False)  # train() checked (or was told to skip) every shard
     if len(train_rows) == 0:
         raise ZooError(
             f"zoo {zoo} has no usable training rows (status ok, epochs in "
@@ -360,7 +366,7 @@ def _train(
     archs = arch_data(manifest, config, normalizer, arch_ids)
     train_ds = SaneWindows(train_rows, archs, config, seed=config.seed)
     # validate on the architectures SANE trains on (the normaliser knows only those)
-    val_rows = ZooRows(zoo, "validation", epochs_range=config.epochs_range,
+    val_rows = ZooRows(zoo, "validation", epochs_range=config.epochs_range, verify=False,
                        architectures=train_rows.architectures())
     val_ds = None
     if len(val_rows):

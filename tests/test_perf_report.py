@@ -17,7 +17,7 @@ TABLES = (
     "## SANE vs a baseline of the reference's structure", "## Arrow zero-copy load",
     "## default threads vs one thread", "## SANE at its default tokenisation",
     "## anchor-scale digits zoos", "## linear heads: flat-linear vs weight-stats-linear",
-    "## bench reproduce: step times",
+    "## bench reproduce: step times", "## shard verification",
 )
 
 

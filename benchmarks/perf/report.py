@@ -26,7 +26,9 @@ one interpreter start instead of about fifteen, peak RSS not isolated). Tables:
    exists, else built from its card); ``--quick``: an 8-model digits zoo;
 10. the step times of a ``bench reproduce`` run (``--reproduction OUT``, its
    ``timings.json``; :mod:`benchmarks.perf.reproduction`), against the 12-minute budget of
-   the steps other than SANE training.
+   the steps other than SANE training;
+11. shard verification: first and cached check of the digits-cnn_s-hyp zoo beside one
+   ``bench run`` on it (:mod:`benchmarks.perf.verify_cost`).
 
 The output starts with the git commit; ``--json`` keeps it with the numbers; ``--out FILE``
 writes it as a generated Markdown report (command, commit, machine and load on top,
@@ -51,7 +53,15 @@ from typing import Any
 
 import torch
 
-from benchmarks.perf import anchor_zoos, population, reproduction, roofline, sane_reference, targets
+from benchmarks.perf import (
+    anchor_zoos,
+    population,
+    reproduction,
+    roofline,
+    sane_reference,
+    targets,
+    verify_cost,
+)
 from benchmarks.perf import heads as heads_perf
 from benchmarks.perf import io as io_perf
 from benchmarks.perf import threads as threads_perf
@@ -174,9 +184,10 @@ def _measure(quick: bool, timed: Any, heads_zoo: str | Path | None) -> dict[str,
                         epochs=1 if quick else 2, repeats=1 if quick else 2,
                         loads=("as is",) if quick else ("as is", "busy"))
     heads_r = timed("heads", heads_table, heads_zoo, quick)
+    verify_r = timed("verify_cost", verify_cost.measure, quick=quick)
     return {"scaling": scaling, "dense_roofline": roof, "sane_reference": sane_ref,
             "io": io_rows, "sane": sane_rows, "anchor_zoos": anchor,
-            "threads_vs_one": thread_rows, "heads": heads_r}
+            "threads_vs_one": thread_rows, "heads": heads_r, "verify_cost": verify_r}
 
 
 def print_report(r: dict[str, Any]) -> None:
@@ -236,6 +247,8 @@ def print_report(r: dict[str, Any]) -> None:
     else:
         print("no reproduction given: run `bench reproduce digits-v2 --out DIR`, then pass "
               "--reproduction DIR")
+    print("\n## shard verification: first and cached check vs one bench run")
+    verify_cost.print_table(r["verify_cost"])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
