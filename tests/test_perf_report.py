@@ -4,6 +4,7 @@ generated Markdown report (not timed)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,15 @@ def test_quick_report_prints_every_table_with_commit_and_targets(tmp_path: Path)
     assert r["heads"]["ratio_wall"] == heads["flat-linear"]["wall_s"] / \
         heads["weight-stats-linear"]["wall_s"]
     assert all(len(row["tasks"]) >= 3 for row in heads.values())  # the property tasks ran
+    # the Arrow table: two zoo sizes, streamed (not loaded whole)
+    assert [row["scale"] for row in r["io"]] == [1, 2]
+    assert r["io"][1]["zoo_mb"] > r["io"][0]["zoo_mb"] > 0
+    assert all(row["arrow_zero_copy_gb_s"] > 0 and row["raw_read_gb_s"] > 0 for row in r["io"])
+    assert all(row["anon_growth_mb"] < 50 for row in r["io"])
+    # the threads table (quick: under one busy process): each setting ran with its threads
+    assert list(r["threads_vs_one"]["loads"]) == ["+1 busy"]
+    for row in r["threads_vs_one"]["loads"].values():
+        assert row["one"]["threads"] == [1]
+        assert row["per-core"]["threads"] == [os.cpu_count()]
+        assert 1 <= row["default"]["threads"][0] <= (os.cpu_count() or 1)
+        assert row["default_over_one"] > 0

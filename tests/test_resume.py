@@ -75,23 +75,23 @@ def _rows(zoo: Path) -> list[tuple[str, int]]:
 
 def test_issue_sequence_resumes_with_a_larger_group_size(tmp_path: Path) -> None:
     """The issue's sequence: killed after two groups of 4, rerun with groups of 16."""
-    args = ["build", "--arch", "cnn_s", "--dataset", "digits", "--models", "64", "--epochs", "3",
+    args = ["build", "--arch", "cnn_s", "--dataset", "digits", "--models", "32", "--epochs", "3",
             *FAST]
     out, clean = tmp_path / "zg", tmp_path / "clean"
     done = out / ".build" / "done"
     kill_when(_zoo(*args, "--group-size", "4", "--out", str(out)),
               lambda: len(list(done.glob("g*.json"))) >= 2, poll=0.005)
     n_done = len(list(done.glob("g*.json")))
-    assert 2 <= n_done < 16, "the build must be killed part-way"
+    assert 2 <= n_done < 8, "the build must be killed part-way"
     res = CliRunner().invoke(zoo_main, [*args, "--group-size", "16", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "64 models, 256 checkpoints" in res.output
-    build_zoo(out=clean, arch="cnn_s", source="digits", models=64, epochs=3, max_train=300)
+    assert "32 models, 128 checkpoints" in res.output
+    build_zoo(out=clean, arch="cnn_s", source="digits", models=32, epochs=3, max_train=300)
     a, b = read_manifest(out), read_manifest(clean)
-    assert a.num_models == 64 and a.content_hash == b.content_hash
+    assert a.num_models == 32 and a.content_hash == b.content_hash
     rows = _rows(out)
-    assert len(rows) == len(set(rows)) == 256
-    assert "64 planned models present once" in verify_plan(out)
+    assert len(rows) == len(set(rows)) == 128
+    assert "32 planned models present once" in verify_plan(out)
 
 
 def test_resume_with_a_smaller_group_size_trains_only_the_rest(
@@ -403,6 +403,9 @@ def test_population_path_is_reported_per_network() -> None:
 TINY_SANE = ["--d-model", "32", "--n-heads", "2", "--n-layers", "1", "--latent-dim", "8",
              "--token-size", "32", "--window-size", "16",
              "--batch-size", "4", "--lr", "0.001"]
+#: The same settings as SaneConfig fields.
+TINY_SANE_CONFIG = {"d_model": 32, "n_heads": 2, "n_layers": 1, "latent_dim": 8,
+                    "token_size": 32, "window_size": 16, "batch_size": 4, "lr": 0.001}
 
 
 def test_sane_train_randomized_sigkills_equal_an_uninterrupted_run(
@@ -419,10 +422,15 @@ def test_sane_train_randomized_sigkills_equal_an_uninterrupted_run(
         if kills >= 5:
             break
     assert kills >= 3, "sane train finished before it could be killed"
-    for out in (killed, straight):
-        res = subprocess.run([*args, "--out", str(out)], env=repo_env(), cwd=ROOT,
-                             capture_output=True, text=True, timeout=600)
-        assert res.returncode == 0, res.stderr[-3000:]
+    res = subprocess.run([*args, "--out", str(killed)], env=repo_env(), cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    from sane.config import SaneConfig
+    from sane.train import train
+
+    # the uninterrupted run in this process: the CLI's config and thread count (1)
+    train(zoo=tiny_zoo, out=straight, config=SaneConfig(**TINY_SANE_CONFIG, epochs=8),
+          progress=False, threads=1)
     a = torch.load(killed / "ckpt.pt", weights_only=True)
     b = torch.load(straight / "ckpt.pt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 7
@@ -433,17 +441,20 @@ def test_sane_train_randomized_sigkills_equal_an_uninterrupted_run(
 def test_sane_embed_output_is_replaced_atomically(tiny_zoo: Path, tmp_path: Path) -> None:
     """Kill `sane embed` at random moments over an existing output: the output always loads
     whole (the old dataset until the new one is swapped in), never half-written or gone."""
-    run = tmp_path / "run"
-    base = [sys.executable, "-m", "sane.cli"]
-    res = subprocess.run([*base, "train", "--zoo", str(tiny_zoo), *TINY_SANE, "--epochs", "1",
-                          "--quiet", "--out", str(run)], env=repo_env(), cwd=ROOT,
-                         capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-2000:]
-    out = tmp_path / "emb"
-    cmd = [*base, "embed", "--run", str(run), "--zoo", str(tiny_zoo), "--out", str(out),
-           "--quiet"]
-    res = subprocess.run(cmd, env=repo_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-2000:]
+    from modelzoo.threads import limit_threads
+    from sane.config import SaneConfig
+    from sane.embed import embed
+    from sane.train import train
+
+    run, out = tmp_path / "run", tmp_path / "emb"
+    # the run and the first output in this process (the CLI's threads: 1); only the killed
+    # and the last embed need processes of their own
+    with limit_threads(1):
+        train(zoo=tiny_zoo, out=run, config=SaneConfig(**TINY_SANE_CONFIG, epochs=1),
+              progress=False)
+        embed(run=run, zoo=tiny_zoo, out=out, progress=False)
+    cmd = [sys.executable, "-m", "sane.cli", "embed", "--run", str(run), "--zoo",
+           str(tiny_zoo), "--out", str(out), "--quiet"]
     want = datasets.load_from_disk(str(out))["embedding"]
     rng = _fault_rng()
     for _ in range(5):

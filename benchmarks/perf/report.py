@@ -17,7 +17,8 @@ one interpreter start instead of about fifteen, peak RSS not isolated). Tables:
 4. SANE vs a baseline of the reference implementation's structure, one thread, the issue's
    configuration (:mod:`benchmarks.perf.sane_reference`), with FLOP/s against the peak;
 5. Arrow zero-copy load vs a raw file read, and the streaming memory (``paper_estimate``);
-6. the default thread count vs one thread (:mod:`benchmarks.perf.threads`);
+6. the default thread count vs one thread (:mod:`benchmarks.perf.threads`; ``--quick``:
+   under one busy process only);
 7. SANE tokens/s and embedding models/s at its default tokenisation;
 8. the anchor-scale digits zoos: the first 128 models (1 with ``--quick``) of each card built,
    the full build projected (:mod:`benchmarks.perf.anchor_zoos`);
@@ -182,7 +183,7 @@ def _measure(quick: bool, timed: Any, heads_zoo: str | Path | None) -> dict[str,
     anchor = timed("anchor_zoos", anchor_zoos.measure, models=1 if quick else 128)
     thread_rows = timed("threads_vs_one", threads_perf.measure, models=4 if quick else 64,
                         epochs=1 if quick else 2, repeats=1 if quick else 2,
-                        loads=("as is",) if quick else ("as is", "busy"))
+                        loads=("busy",) if quick else ("as is", "busy"))
     heads_r = timed("heads", heads_table, heads_zoo, quick)
     verify_r = timed("verify_cost", verify_cost.measure, quick=quick)
     return {"scaling": scaling, "dense_roofline": roof, "sane_reference": sane_ref,
