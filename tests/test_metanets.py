@@ -245,3 +245,17 @@ def test_our_tests_package_wins_over_the_nfn_wheels(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert Path(out.stdout.strip()).resolve().parent == ROOT / "tests"
+
+
+def test_reproductions_run_the_metanets() -> None:
+    from benchmarks.reproduce import REPRODUCTIONS
+    from benchmarks.reproduce_hetero import SEEDS, _plan
+
+    assert set(NAMES) <= set(REPRODUCTIONS["digits-v2"].methods)
+    zoos = {f"{k}-{a}": Path() for k in ("arch", "without") for a in ("cnn_s", "mlp")}
+    plan = {m: names for m, _, names in _plan(zoos, NAMES)}
+    assert "digits-hetero-loao-mlp-test-acc" in plan["graph-metanet"]
+    assert "digits-hetero-mlp-test-acc" in plan["nfn-np"]
+    assert not any("loao" in n for n in plan["nfn-np"] + plan["nfn-hnp"])
+    assert len(plan["graph-metanet"]) - len(plan["nfn-np"]) == 4  # 2 archs x 2 loao targets
+    assert all(SEEDS[m] == 2 for m in NAMES)

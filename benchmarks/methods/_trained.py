@@ -10,10 +10,11 @@ How one task is fitted (:meth:`TrainedPredictor.fit`):
 2. the rows are split into groups, one network each: ``graph-metanet`` has one group (one
    network for every architecture), the NFNs one group per architecture (an NFN's layers are
    specific to one layer layout);
-3. per group, at most ``max_train_rows`` train and ``max_val_rows`` validation checkpoints
-   are drawn (seeded; the budget cut), normalisation statistics are taken from the drawn
-   train rows, and the network is trained with AdamW on minibatches of train rows
-   (:func:`train_step`, the only place a gradient is taken). After every epoch the
+3. at most ``max_train_rows`` train and ``max_val_rows`` validation checkpoints are drawn
+   per task (seeded; the budget cut), shared among the groups in proportion to their rows;
+   per group, normalisation statistics are taken from its drawn train rows, and the
+   network is trained with AdamW on minibatches of train rows (:func:`train_step`, the only
+   place a gradient is taken). After every epoch the
    validation loss is computed without gradients; the weights of the best epoch are kept
    and training stops after ``patience`` epochs without improvement.
 
@@ -51,20 +52,21 @@ class TrainConfig(BaseModel):
         batch_size: train minibatch size.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
-        max_train_rows: train checkpoints drawn per group (``None``: all).
-        max_val_rows: validation checkpoints drawn per group for early stopping.
+        max_train_rows: train checkpoints drawn per task (``None``: all), shared among the
+            groups in proportion to their train rows.
+        max_val_rows: validation checkpoints drawn per task for early stopping, likewise.
         eval_batch_size: rows per forward pass when scoring / predicting.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    epochs: int = Field(20, ge=1)
-    patience: int = Field(4, ge=1)
+    epochs: int = Field(12, ge=1)
+    patience: int = Field(3, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    max_train_rows: int | None = Field(2000, ge=1)
-    max_val_rows: int | None = Field(600, ge=1)
+    max_train_rows: int | None = Field(1000, ge=1)
+    max_val_rows: int | None = Field(400, ge=1)
     eval_batch_size: int = Field(256, ge=1)
 
 
@@ -192,11 +194,13 @@ def fit_network(net: nn.Module, train: Rows, y_train: torch.Tensor, val: Rows | 
             "best_val_loss": None if best_state is None else round(best, 6)}
 
 
-def _draw(n: int, limit: int | None, gen: np.random.Generator) -> np.ndarray:
-    """Sorted indices of at most ``limit`` of ``n`` rows (all of them if fewer)."""
-    if limit is None or n <= limit:
+def _draw(n: int, total: int, limit: int | None, gen: np.random.Generator) -> np.ndarray:
+    """Sorted indices of a group's share of ``limit`` rows: ``n`` of the task's ``total``
+    rows are the group's (all of them if the task has at most ``limit``)."""
+    if limit is None or total <= limit:
         return np.arange(n)
-    return np.sort(gen.choice(n, size=limit, replace=False))
+    share = max(1, min(n, round(limit * n / total)))
+    return np.sort(gen.choice(n, size=share, replace=False))
 
 
 def row_keys(dataset: datasets.Dataset) -> list[tuple[str, int]]:
@@ -308,10 +312,11 @@ class TrainedPredictor:
         self._fitted = {}
         val_groups = self._groups(validation) if len(validation) else {}
         gen = np.random.default_rng(seed)
+        cap_t, cap_v = self.train.max_train_rows, self.train.max_val_rows
         for g, rows in self._groups(train).items():
-            tr = train.select(rows[_draw(len(rows), self.train.max_train_rows, gen)].tolist())
+            tr = train.select(rows[_draw(len(rows), len(train), cap_t, gen)].tolist())
             vrows = val_groups.get(g, np.zeros(0, np.int64))
-            va = validation.select(vrows[_draw(len(vrows), self.train.max_val_rows, gen)]
+            va = validation.select(vrows[_draw(len(vrows), len(validation), cap_v, gen)]
                                    .tolist()) if len(vrows) else None
             prep = self.prepare(tr, manifest)
             torch.manual_seed(seed)
