@@ -146,6 +146,11 @@ def test_hidden_neuron_permutations_leave_predictions_unchanged(
     p1 = method.predict(_rows(archs, perm), manifest=manifest)
     p2 = method.predict(_rows(archs, broken), manifest=manifest)
     assert len(set(archs)) == 2 and np.std(p0) > 1e-6  # both architectures, not constant
+    # rows of mixed architectures are predicted in their own order
+    order = np.argsort(np.asarray(archs, dtype=object) == archs[0], kind="stable")
+    alone = method.predict(_rows([archs[i] for i in order], [orig[i] for i in order]),
+                           manifest=manifest)
+    np.testing.assert_allclose(alone, p0[order], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(p1, p0, rtol=1e-4, atol=1e-5)
     # a shuffle that changes the function is seen, far above the rounding of the above
     assert np.abs(p2 - p0).max() > max(20 * np.abs(p1 - p0).max(), 1e-6)

@@ -157,7 +157,7 @@ class GraphBatch:
     edge_index: torch.Tensor  # [2, 2 * edges]
     kernels: torch.Tensor  # [edges, K * K]
     edge_type: torch.Tensor  # [2 * edges] layer kind + 3 * direction
-    batch: torch.Tensor  # [nodes] graph of each node
+    batch: torch.Tensor  # [nodes] graph of each node (its row's position in the batch)
     num_graphs: int
 
 
@@ -202,13 +202,14 @@ class _GraphRows:
         return self.n
 
     def inputs(self, idx: torch.Tensor) -> GraphBatch:
+        """The graphs of rows ``idx``; graph ``j`` of the batch is row ``idx[j]``."""
         idx_np = idx.numpy()
         xs, fwd, rev, kerns, types, bs = [], [], [], [], [], []
-        offset, graph = 0, 0
+        offset = 0
         for arch in sorted(set(self.arch_of[idx_np].tolist())):
-            sel = idx_np[self.arch_of[idx_np] == arch]
-            t, w = self.templates[arch], self.weights[arch][self.local[sel]]
-            k, n_edges = len(sel), t.kernel_index.shape[0]
+            pos = np.flatnonzero(self.arch_of[idx_np] == arch)  # positions in the batch
+            t, w = self.templates[arch], self.weights[arch][self.local[idx_np[pos]]]
+            k, n_edges = len(pos), t.kernel_index.shape[0]
             bias = w[:, t.bias_index] / self.prep.bias_scale  # [k, n]
             xs.append(torch.cat([t.node_static.expand(k, -1, -1), bias[..., None]], 2)
                       .reshape(k * t.n_nodes, -1))
@@ -217,12 +218,11 @@ class _GraphRows:
             fwd.append(ei[:, :, :n_edges].permute(1, 0, 2).reshape(2, -1))
             rev.append(ei[:, :, n_edges:].permute(1, 0, 2).reshape(2, -1))
             types.append(t.edge_type.view(2, 1, n_edges).expand(2, k, n_edges).reshape(2, -1))
-            bs.append(torch.arange(graph, graph + k).repeat_interleave(t.n_nodes))
+            bs.append(torch.as_tensor(pos, dtype=torch.int64).repeat_interleave(t.n_nodes))
             offset += k * t.n_nodes
-            graph += k
         edge_type = torch.cat(types, 1)
         return GraphBatch(torch.cat(xs), torch.cat([*fwd, *rev], 1), torch.cat(kerns),
-                          torch.cat([edge_type[0], edge_type[1]]), torch.cat(bs), graph)
+                          torch.cat([edge_type[0], edge_type[1]]), torch.cat(bs), len(idx_np))
 
 
 class GraphMetanet(nn.Module):
