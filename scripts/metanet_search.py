@@ -38,12 +38,15 @@ def _score(target_type: str, y: np.ndarray, p: np.ndarray) -> float:
 
 def _report(path: Path) -> str:
     lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    out = ["| zoo | method | setting | task | validation score | epochs (best) | seconds | "
-           "CPU s | load avg |", "|---|---|---|---|---:|---|---:|---:|---:|"]
+    out = ["| zoo | method | network | training | task | validation score | epochs (best) | "
+           "seconds | CPU s | load avg |", "|---|---|---|---|---|---:|---|---:|---:|---:|"]
     for r in lines:
         epochs = "; ".join(f"{g}: {f['epochs_run']} ({f['best_epoch']})"
                            for g, f in r["groups"].items())
-        out.append(f"| {r['zoo']} | {r['method']} | `{json.dumps(r['setting'])}` | "
+        net = ", ".join(f"{k}={v}" for k, v in r["resolved"]["network"].items())
+        tr = r["resolved"]["train"]
+        train = f"lr={tr['lr']}, rows={tr['max_train_rows']}, epochs={tr['epochs']}"
+        out.append(f"| {r['zoo']} | {r['method']} | {net} | {train} | "
                    f"{r['task']} | {r['score']:.3f} | {epochs} | {r['seconds']:.0f} | "
                    f"{r.get('cpu_seconds', float('nan')):.0f} | {r['load']:.1f} |")
     return "\n".join(out) + "\n"
@@ -75,24 +78,30 @@ def main(zoo: Path | None, method: str | None, tasks: tuple[str, ...],
     z = EvalZoo(zoo)
     done = set()
     if out.exists():
-        done = {(json.dumps(r["setting"], sort_keys=True), r["task"], r["method"], r["zoo"])
+        done = {(json.dumps(r["resolved"], sort_keys=True), r["task"], r["method"], r["zoo"])
                 for r in map(json.loads, out.read_text().splitlines()) if r}
     for raw in settings or ("{}",):
         setting = json.loads(raw)
         for spec in tasks:
             target, kind = spec.split(":")
-            key = (json.dumps(setting, sort_keys=True), spec, method, z.manifest.name)
-            if key in done:
-                continue
             m = (GraphMetanetPredictor(**setting) if method == "graph-metanet"
                  else NFNPredictor(method.removeprefix("nfn-"), **setting))
+            meta = m.meta()
+            resolved = {"network": {k: v for k, v in meta["network"].items()
+                                    if k not in ("layer", "pool", "reference")},
+                        "train": meta["train"]}
+            key = (json.dumps(resolved, sort_keys=True), spec, method, z.manifest.name)
+            if key in done:
+                continue
             t0, c0 = time.perf_counter(), time.process_time()
             m.fit(z.splits["train"], target=target, task_type=kind,
                   validation=z.splits["validation"], manifest=z.manifest, seed=seed)
             p = m.predict(z.splits["validation"], manifest=z.manifest)
             score = _score(kind, z.column("validation", target), p)
+            meta = m.meta()
             row = {"zoo": z.manifest.name, "method": method, "setting": setting, "task": spec,
-                   "score": round(float(score), 4), "groups": m.meta()["last_fit"]["groups"],
+                   "resolved": resolved,
+                   "score": round(float(score), 4), "groups": meta["fits"][-1]["groups"],
                    "seconds": round(time.perf_counter() - t0, 1),
                    "cpu_seconds": round(time.process_time() - c0, 1),
                    "load": round(os.getloadavg()[0], 2), "seed": seed}

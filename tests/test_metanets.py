@@ -180,7 +180,8 @@ def test_no_validation_or_test_row_reaches_a_gradient_step(
         ["model_id", "epoch"])} for s in ("train", "validation", "test")}
     assert seen and set(seen) <= keys["train"]
     assert not set(seen) & (keys["validation"] | keys["test"])
-    facts = res.method.meta["last_fit"]["groups"]
+    (fit,) = res.method.meta["fits"]
+    facts = fit["groups"]
     assert all(f["best_val_loss"] is not None for f in facts.values())  # validation: scored
     assert 0.0 <= res.main_score.mean <= 1.0
 

@@ -245,7 +245,7 @@ class TrainedPredictor:
         self.train = train if isinstance(train, TrainConfig) else TrainConfig(**(train or {}))
         self._fitted: dict[str, Fitted] = {}
         self._coder: TargetCoder | None = None
-        self._last: dict[str, Any] = {}
+        self._fits: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ subclass hooks
 
@@ -272,9 +272,10 @@ class TrainedPredictor:
     # ------------------------------------------------------------------ protocol
 
     def meta(self) -> dict[str, Any]:
-        """Settings, training budget, and the facts of the last fit (epochs run per group)."""
+        """Settings, training budget, and the facts of every fit of this object (target, seed,
+        rows, epochs run and best epoch per group), in order."""
         return {"version": 1, "network": self.settings(), "train": self.train.model_dump(),
-                "last_fit": self._last}
+                "fits": list(self._fits)}
 
     def check_applicable(self, *, task: Any, zoo: Any) -> None:
         """Refuse a task whose rows to predict have an architecture without a network (one
@@ -328,7 +329,8 @@ class TrainedPredictor:
                                 coder, self.train, seed)
             facts.update(train_rows=len(tr), val_rows=0 if va is None else len(va))
             self._fitted[g] = Fitted(net, prep, facts)
-        self._last = {"target": target, "groups": {g: f.facts for g, f in self._fitted.items()}}
+        self._fits.append({"target": target, "seed": seed, "train_rows": len(train),
+                           "groups": {g: f.facts for g, f in self._fitted.items()}})
 
     def predict(self, dataset: datasets.Dataset, *, manifest: Manifest) -> np.ndarray:
         """One prediction per row (numbers or class labels)."""
