@@ -43,9 +43,11 @@ TINY_TRAIN = {"epochs": 3, "patience": 2, "batch_size": 8, "lr": 3e-3}
 
 
 def tiny(name: str) -> Any:
-    """The registered method with small networks and the tiny budget."""
-    if name == "graph-metanet":
-        return GraphMetanetPredictor(network={"hidden": 8, "layers": 2}, train=TINY_TRAIN)
+    """The registered method with small networks and the tiny budget (``graph-metanet-both``:
+    messages in both directions)."""
+    if name.startswith("graph-metanet"):
+        return GraphMetanetPredictor(network={"hidden": 8, "layers": 2, "reverse_edges":
+                                              name.endswith("both")}, train=TINY_TRAIN)
     return NFNPredictor(name.removeprefix("nfn-"), network={"channels": 4, "head_hidden": 16},
                         train=TINY_TRAIN)
 
@@ -118,7 +120,7 @@ def _first_layer_rows_only(spec: Any, perm: torch.Tensor) -> torch.Tensor:
     return idx
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [*NAMES, "graph-metanet-both"])
 def test_hidden_neuron_permutations_leave_predictions_unchanged(
     name: str, hetero_zoo: Path
 ) -> None:
