@@ -218,7 +218,8 @@ def test_graph_metanet_scores_an_architecture_it_never_saw(
 @pytest.mark.parametrize("name", ["nfn-hnp", "graph-metanet"])
 def test_metanets_predict_a_label_free_view(name: str, hetero_zoo: Path,
                                             tmp_path: Path) -> None:
-    from benchmarks.leaderboard.view import HeldOutView, ViewTarget, write_view
+    from benchmarks.leaderboard.schema import BoardRules
+    from benchmarks.leaderboard.view import HeldOutView, ViewedZoo, ViewTarget, write_view
     from benchmarks.results import load_predictions, load_results
     from benchmarks.zoo import EvalZoo
 
@@ -229,8 +230,9 @@ def test_metanets_predict_a_label_free_view(name: str, hetero_zoo: Path,
                zoo={"name": m.name, "version": m.version}, architectures=m.architectures,
                sources=m.sources, tasks=["t-test_acc"],
                target=ViewTarget(architecture="cnn_s", activation="relu",
-                                 num_params=m.architectures["cnn_s"].n_params))
-    evaluate(method=tiny(name), zoo=hetero_zoo, heldout=view, tasks=[task(hetero_zoo)],
+                                 num_params=m.architectures["cnn_s"].n_params),
+               rules=BoardRules())
+    evaluate(method=tiny(name), zoo=ViewedZoo(hetero_zoo, view), tasks=[task(hetero_zoo)],
              seeds=1, out=tmp_path / "res", save_predictions=True, allow_unpinned=True,
              bootstrap=None)
     (res,) = load_results(tmp_path / "res")
