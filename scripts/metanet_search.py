@@ -27,6 +27,11 @@ import numpy as np
 import torch
 
 
+def _cpu(line: dict) -> str:
+    """CPU seconds of a search line (not recorded by the first runs: a dash)."""
+    return f"{line['cpu_seconds']:.0f}" if "cpu_seconds" in line else "-"
+
+
 def _score(target_type: str, y: np.ndarray, p: np.ndarray) -> float:
     from benchmarks.scoring import class_labels, score_predictions
 
@@ -48,7 +53,7 @@ def _report(path: Path) -> str:
         train = f"lr={tr['lr']}, rows={tr['max_train_rows']}, epochs={tr['epochs']}"
         out.append(f"| {r['zoo']} | {r['method']} | {net} | {train} | "
                    f"{r['task']} | {r['score']:.3f} | {epochs} | {r['seconds']:.0f} | "
-                   f"{r.get('cpu_seconds', float('nan')):.0f} | {r['load']:.1f} |")
+                   f"{_cpu(r)} | {r['load']:.1f} |")
     return "\n".join(out) + "\n"
 
 
