@@ -67,7 +67,7 @@ DIGITS_V2 = Reproduction(
     sane_config="sane/configs/digits-v2.yaml",
     sane_zoo="digits-cnn_s-hyp",
     methods=("chance", "flat-linear", "weight-stats-linear", "weight-stats-gbt", "random-init",
-             "zoo-init", "weights-kde", "sane"),
+             "zoo-init", "weights-kde", "sane", "nfn-np", "nfn-hnp", "graph-metanet"),
     quick={"models": 192, "epochs": 10, "sane_epochs": 2, "seeds": 1},
     paper=(
         PaperCell("digits-hyp-test-acc", "r2", "weight-stats-linear", 0.987,

@@ -65,7 +65,13 @@ RUN_OPTIONS: dict[str, dict[str, Any]] = {
 PAIRS = (("sane-pooled", "sane-per-arch"), ("sane-pooled", "sane-unseen"),
          ("sane-pooled-multizoo", "sane-per-arch"), ("sane-pooled-multizoo", "sane-pooled"))
 SANE_METHODS = ("sane-pooled", "sane-pooled-multizoo", "sane-per-arch", "sane-unseen")
-METHODS = (*BASELINES, *SANE_METHODS)
+#: Trained per task on the pinned zoo (issue 22); the NFNs (one network per architecture)
+#: skip the leave-one-architecture-out tasks.
+METANETS = ("nfn-np", "nfn-hnp", "graph-metanet")
+METHODS = (*BASELINES, *SANE_METHODS, *METANETS)
+#: Seeds of a method when ``seeds`` is not given (others: 1): trained methods with random
+#: initialisation get their spread from seeds.
+SEEDS: dict[str, int] = {m: 2 for m in METANETS}
 #: Architectures that get a ``without-<a>`` SANE run (``sane-unseen``; each trains on three
 #: quarters of the zoo, the costliest part). CNN-s is the one measured for the README; CTC CNN
 #: and MLP would also fit, a run without CNN-l cannot tokenize CNN-l (larger token positions).
@@ -133,9 +139,11 @@ def _plan(zoos: dict[str, Path], chosen: Sequence[str],
     plan: list[tuple[str, str | None, list[str]]] = []
     tasks = [t for t in tasks if architecture_of(t) in (None, *archs)]  # the card's archs
     for m in chosen:
-        if m in BASELINES:
+        if m in BASELINES or m in METANETS:
             method = load_method(m)
-            plan.append((m, None, [t.name for t in tasks if supports(method, t)]))
+            every_arch = getattr(method, "any_architecture", True)
+            plan.append((m, None, [t.name for t in tasks if supports(method, t) and (
+                every_arch or t.holdout is None or t.holdout.by != "architecture")]))
         elif m in ("sane-pooled", "sane-pooled-multizoo"):
             plan.append((m, m.removeprefix("sane-"), [t.name for t in tasks]))
         elif m == "sane-per-arch":  # architecture a's own tasks (not those leaving it out)
@@ -167,7 +175,8 @@ def reproduce_hetero(
     Args:
         out: working folder (members/, zoos/, sane/, results/, report.md); rerun to resume.
         quick: smaller members (:data:`QUICK`), 1 SANE epoch, 1 seed; zoos are unpinned.
-        seeds: seeds per method (default 1: SANE is trained once per run).
+        seeds: seeds per method (default 1: SANE is trained once per run; :data:`SEEDS`
+            for the trained metanetworks, 1 with ``quick``).
         methods: a subset of :data:`METHODS`.
         progress: called with one line per step.
         card: the mix card (default :data:`CARD`; tests pass a smaller one).
@@ -208,7 +217,6 @@ def reproduce_hetero(
         # resumes (or returns) a started run; sane.train's fixed default thread count
         train(zoo=zoo, out=root / "sane" / run, config=cfg, progress=False)
         timed(f"sane {run}", t0, fresh=fresh)  # a run found finished keeps its first time
-    n_seeds = seeds or 1
     spath = root / "skipped.json"
     skipped: dict[str, str] = json.loads(spath.read_text()) if spath.exists() else {}
     res_dir = root / "results"
@@ -225,7 +233,8 @@ def reproduce_hetero(
         own = run is not None and run.startswith("arch-")
         try:
             evaluate(method=spec, zoo=zoos[run] if own else zoos["all"], tasks=names,
-                     out=res_dir, seeds=n_seeds, allow_unpinned=quick or own or allow_unpinned,
+                     out=res_dir, seeds=seeds or (1 if quick else SEEDS.get(method, 1)),
+                     allow_unpinned=quick or own or allow_unpinned,
                      workdir=root / "work" / method / (run or "none"), progress=say,
                      save_predictions=True)
         except MethodError as e:  # e.g. a run that cannot tokenize an unseen architecture

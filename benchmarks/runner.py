@@ -35,7 +35,12 @@ from benchmarks.errors import (
     TaskNotApplicableError,
 )
 from benchmarks.evaluators.base import Evaluator, SeedContext, SeedRun
-from benchmarks.methods.base import capabilities, load_method, method_meta
+from benchmarks.methods.base import (
+    capabilities,
+    check_method_applicable,
+    load_method,
+    method_meta,
+)
 from benchmarks.registry import SUITES, TASKS, evaluator_for
 from benchmarks.results import (
     ConfidenceInterval,
@@ -181,6 +186,7 @@ def evaluate(
                 by_rows[view_key(t)] = task_rows(t, z)
             views[t.name] = by_rows[view_key(t)]  # tasks on the same rows share one view
             check_applicable(t, views[t.name])
+            check_method_applicable(m, t, views[t.name])
         except TaskNotApplicableError as e:
             if suite is None:
                 raise

@@ -6,7 +6,9 @@ See :mod:`benchmarks.methods.base` for the protocol a (user) method follows.
 from benchmarks.methods import (  # noqa: F401  (each module registers its methods)
     chance,
     flat,
+    graph_metanet,
     kde,
+    nfn,
     providers,
     sane_method,
     weight_stats,

@@ -25,7 +25,11 @@ plus at least one capability:
   models with ``target.activation``.
 
 Optionally ``setup(*, zoo, manifest, seed, workdir) -> None`` is called once per seed before
-any of the above (e.g. to train a SANE model on the zoo's train split into ``workdir``).
+any of the above (e.g. to train a SANE model on the zoo's train split into ``workdir``), and
+``check_applicable(*, task, zoo) -> None`` before a task runs: it raises
+:class:`~benchmarks.errors.TaskNotApplicableError` for a task the method cannot serve on these
+rows (``zoo.splits``, ``zoo.column(split, name)``, ``zoo.manifest``), which a suite run then
+skips (e.g. the NFNs, one network per architecture, on leave-one-architecture-out tasks).
 
 A user method needs no change to this package: ``bench run --method mypkg.mod:MyMethod``
 imports ``mypkg.mod`` and takes ``MyMethod`` (an instance, or a class / zero-argument factory
@@ -135,6 +139,17 @@ def capabilities(method: object) -> set[Capability]:
     if callable(getattr(method, "sample", None)):
         caps.add("sample")
     return caps
+
+
+def check_method_applicable(method: object, task: Any, zoo: Any) -> None:
+    """Call the method's optional ``check_applicable(task=, zoo=)`` (see the module doc).
+
+    Raises:
+        TaskNotApplicableError: the method cannot serve ``task`` on ``zoo``'s rows.
+    """
+    check = getattr(method, "check_applicable", None)
+    if callable(check):
+        check(task=task, zoo=zoo)
 
 
 def method_meta(method: object) -> dict[str, Any]:
