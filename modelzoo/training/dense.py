@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from modelzoo.training.invariant import position_independent
 from modelzoo.training.stacked import ELEMENTWISE, plain_sequential
 
 #: A convolution runs as a dense matmul only if its Toeplitz matrix has at most this many
@@ -362,8 +363,10 @@ def _linear_step(name: str, bias: bool) -> Step:
 
 
 def _elementwise_step(layer: nn.Module) -> Step:
+    fn = position_independent(layer)  # the same bits wherever a model sits in the tensor
+
     def bind(params: dict[str, torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
-        return layer
+        return fn
 
     return bind
 
