@@ -40,8 +40,12 @@ _SQRT_2_PI = math.sqrt(2.0 / math.pi)
 _GELU_CUBIC = 0.044715
 
 
+#: ``exp`` of an argument below this is a float32 subnormal (slow on x86, and ~0 anyway)
+_EXP_FLOOR = -87.0
+
+
 def _sigmoid_values(x: torch.Tensor) -> torch.Tensor:
-    return torch.exp(-x).add_(1.0).reciprocal_()
+    return torch.neg(x).exp_().add_(1.0).reciprocal_()
 
 
 class Sigmoid(torch.autograd.Function):
@@ -71,24 +75,24 @@ class SiLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         x, s = ctx.saved_tensors
-        return g * s * (1.0 + x * (1.0 - s))
+        return torch.rsub(s, 1.0).mul_(x).add_(1.0).mul_(s).mul_(g)
 
 
 class GELU(torch.autograd.Function):
-    """``x * Phi(x)`` with the exact normal CDF ``Phi(x) = (1 + erf(x / sqrt 2)) / 2``;
-    backward ``g * (Phi(x) + x * phi(x))``."""
+    """``x * Phi(x)`` with the exact normal CDF ``Phi(x) = (1 + erf(x / sqrt 2)) / 2``, as
+    ``(x + x * erf) / 2``; backward ``g * (Phi(x) + x * phi(x))``."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        cdf = torch.erf(x * _SQRT1_2).add_(1.0).mul_(0.5)
-        ctx.save_for_backward(x, cdf)
-        return x * cdf
+        e = torch.mul(x, _SQRT1_2).erf_()
+        ctx.save_for_backward(x, e)
+        return torch.addcmul(x, x, e).mul_(0.5)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        x, cdf = ctx.saved_tensors
-        pdf = torch.exp(x * x * -0.5).mul_(_INV_SQRT_2PI)
-        return g * pdf.mul_(x).add_(cdf)
+        x, e = ctx.saved_tensors
+        pdf = torch.mul(x, x).mul_(-0.5).clamp_(min=_EXP_FLOOR).exp_().mul_(_INV_SQRT_2PI)
+        return pdf.mul_(x).add_(e, alpha=0.5).add_(0.5).mul_(g)
 
 
 class GELUTanh(torch.autograd.Function):
@@ -97,15 +101,16 @@ class GELUTanh(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        t = torch.tanh((x + x * x * x * _GELU_CUBIC) * _SQRT_2_PI)
+        t = torch.mul(x, x).mul_(_GELU_CUBIC).add_(1.0).mul_(x).mul_(_SQRT_2_PI).tanh_()
         ctx.save_for_backward(x, t)
-        return x * (t + 1.0) * 0.5
+        return torch.addcmul(x, x, t).mul_(0.5)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         x, t = ctx.saved_tensors
-        du = (x * x * (3.0 * _GELU_CUBIC) + 1.0) * _SQRT_2_PI
-        return g * ((t + 1.0) * 0.5 + x * 0.5 * (1.0 - t * t) * du)
+        du = torch.mul(x, x).mul_(3.0 * _GELU_CUBIC).add_(1.0).mul_(_SQRT_2_PI)
+        inner = torch.mul(t, t).neg_().add_(1.0).mul_(du).mul_(x).add_(t).add_(1.0).mul_(0.5)
+        return inner.mul_(g)
 
 
 def position_independent(layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
