@@ -20,6 +20,14 @@ float tolerance (``tests/test_training.py``); max pooling routes the gradient of
 to the first one, as ``nn.MaxPool2d`` does. :meth:`DenseStack.build` returns ``None`` when a
 network has layers this path does not cover or a Toeplitz matrix would be too large; the
 trainer then uses the grouped channels_last path (``stacked.py``) or ``vmap``.
+
+A model's numbers are bit-identical in any group and with any thread count (tested), because
+every op computes a model's elements the same way whatever else is in the tensor: batched
+matmuls over at least two models (MKL gives each matrix the same bits for any batch size
+and thread count, measured up to 4,096-long reductions; a batch of one takes other kernels,
+so singleton groups and blocks are avoided), Toeplitz matrices by indexing rather than a
+matmul whose long reduction BLAS may split between threads, reductions only along a
+dimension within one model, and activations from :mod:`modelzoo.training.invariant`.
 """
 
 from __future__ import annotations
