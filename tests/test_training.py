@@ -229,6 +229,43 @@ def test_dense_path_layer_combinations(layers) -> None:
     _check_dense_equals_vmap(models, 8)
 
 
+@pytest.mark.parametrize(("image", "path_name"), [(8, "dense"), (16, "grouped")])
+def test_step_bits_do_not_depend_on_group_or_threads(image: int, path_name: str) -> None:
+    """One training step's losses and gradients and the evaluation logits of a model are
+    bit-identical in any group and with 1 or 2 threads. An odd batch puts models' elements in
+    the scalar tails of torch's elementwise kernels (sigmoid rounds differently there);
+    CNN-s's first conv has a 4,096-entry Toeplitz row (a BLAS reduction that long was split
+    between threads on AVX-512); the grouped path sums conv bias gradients over positions."""
+    from torch.func import stack_module_state
+
+    from modelzoo import threads as thr
+    from modelzoo.architectures import create_model
+    from modelzoo.training.paths import forward_path
+
+    torch.manual_seed(0)
+    kw = {**_kwargs("cnn_s"), "image_size": image}
+    models = [create_model("cnn_s", **kw, activation="sigmoid") for _ in range(7)]
+    path = forward_path(models[0], (1, image, image), torch.device("cpu"))
+    assert path.name == path_name
+    stacked, _ = stack_module_state(models)
+    x, y = torch.randn(7, 37, 1, image, image), torch.randint(0, 10, (7, 37))
+    shared = torch.randn(45, 1, image, image)
+
+    def step(rows: list[int], n_threads: int) -> list[torch.Tensor]:
+        p = {n: t[rows].detach().requires_grad_(True) for n, t in stacked.items()}
+        with thr.limit_threads(n_threads):
+            losses = path.losses(p, {}, x[rows], y[rows])
+            grads = torch.autograd.grad(losses.sum(), list(p.values()))
+            with torch.no_grad():
+                logits = path.shared(p, {})(shared)
+        return [losses.detach(), logits, *grads]
+
+    ref = step(list(range(7)), 2)
+    for rows, n_threads in (([0, 1], 1), ([2, 3, 4], 2), ([4, 5, 6], 1), (list(range(7)), 1)):
+        for got, want in zip(step(rows, n_threads), ref):
+            assert torch.equal(got, want[rows[0]:rows[-1] + 1])
+
+
 def test_dense_path_declines_what_it_cannot_run() -> None:
     from modelzoo.architectures import create_model
     from modelzoo.training.dense import DenseStack

@@ -6,8 +6,8 @@ module runs every layer of a plain ``nn.Sequential`` as one batched matmul over 
 
 * activations are kept "feature-major", ``[models, features, batch]`` with features in
   ``(channel, row, column)`` order, so ``nn.Flatten`` is free and linear layers are ``W @ h``;
-* each model's ``T`` is built from its kernel with one matmul against a fixed 0/1 shift
-  tensor, so autograd turns ``dL/dT`` back into ``dL/dkernel`` (again one matmul);
+* each model's ``T`` is built from its kernel by indexing (every entry of ``T`` is one kernel
+  element or zero), and the backward sums each kernel element's entries of ``dL/dT``;
 * a ``MaxPool2d``/``AvgPool2d`` with ``kernel == stride`` that follows a convolution is fused:
   the convolution's output positions are ordered window-slot-major, so pooling is a reduction
   over one tensor dimension (positions the pool drops are never computed). The bias is added
@@ -20,6 +20,14 @@ float tolerance (``tests/test_training.py``); max pooling routes the gradient of
 to the first one, as ``nn.MaxPool2d`` does. :meth:`DenseStack.build` returns ``None`` when a
 network has layers this path does not cover or a Toeplitz matrix would be too large; the
 trainer then uses the grouped channels_last path (``stacked.py``) or ``vmap``.
+
+A model's numbers are bit-identical in any group and with any thread count (tested), because
+every op computes a model's elements the same way whatever else is in the tensor: batched
+matmuls over at least two models (MKL gives each matrix the same bits for any batch size
+and thread count, measured up to 4,096-long reductions; a batch of one takes other kernels,
+so singleton groups and blocks are avoided), Toeplitz matrices by indexing rather than a
+matmul whose long reduction BLAS may split between threads, reductions only along a
+dimension within one model, and activations from :mod:`modelzoo.training.invariant`.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from modelzoo.training.invariant import position_independent
 from modelzoo.training.stacked import ELEMENTWISE, plain_sequential
 
 #: A convolution runs as a dense matmul only if its Toeplitz matrix has at most this many
@@ -233,9 +242,55 @@ class DenseStack:
         return forward
 
 
+def _toeplitz_index(d: torch.Tensor, cin: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Index tensors that build a convolution's Toeplitz matrix from its kernel, and back.
+
+    Returns ``(taps, entries, valid)``: ``taps[out_pos * C * P_in + c * P_in + in_pos]`` is
+    the kernel element ``c * KK + tap`` a row of the matrix holds there, or ``C * KK`` (a zero
+    appended to the kernel) where the convolution has no tap; ``entries[c * KK + tap, out_pos]``
+    is where kernel element ``c * KK + tap`` sits in a row (any entry where ``valid`` is 0).
+    """
+    kk, p_out, p_in = d.shape
+    tap, out_pos, in_pos = d.nonzero(as_tuple=True)  # one tap at most per (out_pos, in_pos)
+    taps = torch.full((p_out, cin, p_in), cin * kk, dtype=torch.long)
+    entries = torch.zeros(cin, kk, p_out, dtype=torch.long)
+    valid = torch.zeros(cin, kk, p_out)
+    for c in range(cin):
+        taps[out_pos, c, in_pos] = c * kk + tap
+        entries[c, tap, out_pos] = (out_pos * cin + c) * p_in + in_pos
+        valid[c, tap, out_pos] = 1.0
+    return taps.flatten(), entries.reshape(cin * kk, p_out), valid.reshape(cin * kk, p_out)
+
+
+class _Toeplitz(torch.autograd.Function):
+    """Toeplitz rows ``[R, P_out * C * P_in]`` of kernels ``[R, C * KK]`` (one row per model
+    and output channel), by indexing; the backward sums each kernel element's ``P_out`` entries.
+
+    A matmul against the 0/1 shift tensor computes the same matrix, but its backward is a
+    reduction over all ``P_out * C * P_in`` entries of a row, and BLAS may split such a long
+    reduction between threads (MKL's AVX-512 sgemm does, for 4,096 entries): the kernel's
+    gradient then depends on the thread count. Here each gradient entry is a sum over one
+    contiguous row of ``P_out`` entries (torch's reductions give each output a fixed
+    order), so it is the same for any number of models and threads.
+    """
+
+    @staticmethod
+    def forward(ctx, w: torch.Tensor, taps: torch.Tensor, entries: torch.Tensor,  # type: ignore[override]
+                valid: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(entries, valid)
+        return torch.nn.functional.pad(w, (0, 1)).index_select(1, taps)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:  # type: ignore[override]
+        entries, valid = ctx.saved_tensors
+        r, (n, p_out) = g.shape[0], entries.shape
+        per_entry = g.reshape(r, -1).index_select(1, entries.flatten()).view(r, n, p_out)
+        return per_entry.mul_(valid).sum(2), None, None, None
+
+
 def _conv_step(name: str, d: torch.Tensor, o: int, cin: int, bias: bool) -> Step:
     kk, p_out, p_in = d.shape
-    d2 = d.reshape(kk, p_out * p_in)
+    index = _toeplitz_index(d, cin)
 
     def bind(params: dict[str, torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
         wt = params[f"{name}.weight"]
@@ -245,10 +300,9 @@ def _conv_step(name: str, d: torch.Tensor, o: int, cin: int, bias: bool) -> Step
 
         def matrix() -> torch.Tensor:  # [M, O*P_out, C*P_in], built on first use
             if not toeplitz:
-                t = torch.mm(wt.reshape(m * o * cin, kk), d2.to(wt.device))
-                t = t.view(m, o, cin, p_out, p_in)
-                toeplitz.append(t.view(m, o * p_out, p_in) if cin == 1 else
-                                t.permute(0, 1, 3, 2, 4).reshape(m, o * p_out, cin * p_in))
+                taps, entries, valid = (t.to(wt.device) for t in index)
+                t = _Toeplitz.apply(wt.reshape(m * o, cin * kk), taps, entries, valid)
+                toeplitz.append(t.view(m, o * p_out, cin * p_in))
             return toeplitz[0]
 
         def apply(h: torch.Tensor) -> torch.Tensor:
@@ -317,8 +371,10 @@ def _linear_step(name: str, bias: bool) -> Step:
 
 
 def _elementwise_step(layer: nn.Module) -> Step:
+    fn = position_independent(layer)  # the same bits wherever a model sits in the tensor
+
     def bind(params: dict[str, torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
-        return layer
+        return fn
 
     return bind
 
