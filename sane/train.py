@@ -37,7 +37,8 @@ from sane.tokenize import Normalizer
 __all__ = ["fit_normalizer", "lr_at", "param_groups", "train"]
 
 #: Config fields that may change between a run and its resume.
-RESUMABLE_CHANGES = ("epochs", "num_workers", "device", "sample_mode", "sample_bandwidth")
+RESUMABLE_CHANGES = ("epochs", "num_workers", "device", "sample_mode", "sample_bandwidth",
+                     "sample_anchors", "recon_every", "recon_models")
 
 Callback = Callable[[str, dict[str, Any]], None]
 
@@ -247,6 +248,26 @@ def _evaluate(model: Sane, ds: SaneWindows | None, config: SaneConfig, device: s
     return {k: v / n for k, v in tot.items()}
 
 
+def _recon_due(epoch: int, config: SaneConfig) -> bool:
+    """Whether epoch ``epoch`` (0-based) ends with the validation reconstruction check."""
+    every = config.recon_every
+    return every > 0 and ((epoch + 1) % every == 0 or epoch + 1 == config.epochs)
+
+
+def _recon_check(model: Sane, config: SaneConfig, normalizer: Normalizer | None,
+                 manifest: Manifest, zoo: str | Path, device: str, epoch: int, path: Path,
+                 arch_ids: list[str]) -> dict[str, float]:
+    """Decoded / original accuracy of a few validation models (:mod:`sane.reconstruct`)."""
+    from sane.reconstruct import validation_reconstruction
+    from sane.run import SaneRun
+
+    model.eval()
+    run = SaneRun(model, config, normalizer, _architectures_payload(manifest), epoch, device,
+                  path, {"name": manifest.name}, list(arch_ids))
+    return validation_reconstruction(run, zoo, models=config.recon_models,
+                                     epochs_range=config.epochs_range)
+
+
 def train(
     *,
     zoo: str | Path,
@@ -395,6 +416,9 @@ def _train(
             **{f"val_{k}": v for k, v in val.items()},
             "lr": lr_at((epoch + 1) * steps_per_epoch - 1, total_steps, config),
         }
+        if d.main and _recon_due(epoch, config):
+            entry.update(_recon_check(model, config, normalizer, manifest, zoo, device, epoch,
+                                      path, arch_ids))
         history.append(entry)
         ckpt_out = {
             "format": CKPT_FORMAT,
@@ -422,6 +446,10 @@ def _train(
         if progress and d.main:
             val = (f"val loss {entry['val_loss']:.4f} (recon {entry['val_recon']:.4f})"
                    if not math.isnan(entry["val_loss"]) else "no validation models")
+            if "val_recon_ratio" in entry:
+                val += (f"; {int(entry['val_recon_models'])} validation models decoded to "
+                        f"{entry['val_recon_acc']:.3f} accuracy vs {entry['val_orig_acc']:.3f} "
+                        f"(ratio {entry['val_recon_ratio']:.3f})")
             tqdm.write(
                 f"sane epoch {epoch + 1}/{config.epochs}: train loss {entry['train_loss']:.4f} "
                 + val
