@@ -152,8 +152,11 @@ def table_cmd(results_dir: Path, fmt: str, output: Path | None, ci: bool) -> Non
               help="Smaller zoos, fewer SANE epochs and one seed (unpinned; marked as such).")
 @click.option("--seeds", type=click.IntRange(min=1), help="Seeds per method.")
 @click.option("--method", "methods", multiple=True, help="Only these methods (repeatable).")
+@click.option("--allow-unpinned", is_flag=True,
+              help="Score zoos whose content hash differs from the pins (e.g. built on other "
+                   "hardware); the report lists them.")
 def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
-                  methods: tuple[str, ...]) -> None:
+                  methods: tuple[str, ...], allow_unpinned: bool) -> None:
     """Build SUITE's zoos from their cards, train SANE with its recorded config, score every
     method and write OUT/report.md: all scores with 95% intervals, and ours beside each
     published number with its source.
@@ -168,7 +171,8 @@ def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
     from benchmarks.reproduce import reproduce
 
     report = reproduce(suite=suite, out=out, quick=quick, seeds=seeds,
-                       methods=list(methods) or None, progress=click.echo)
+                       methods=list(methods) or None, progress=click.echo,
+                       allow_unpinned=allow_unpinned)
     click.echo(report.read_text(encoding="utf-8"))
     click.echo(f"wrote {report}")
 

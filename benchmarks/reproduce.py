@@ -26,7 +26,7 @@ from typing import Any
 from benchmarks.errors import BenchmarkError
 from benchmarks.registry import SUITES
 from benchmarks.reproduce_common import Timings, chosen_methods
-from benchmarks.reproduce_targets import Target, targets_table
+from benchmarks.reproduce_targets import Target, format_stat, targets_table
 from benchmarks.results import TaskResult, load_results
 from benchmarks.table import results_frames, to_markdown
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
@@ -143,14 +143,7 @@ def _cell(results: Sequence[TaskResult], c: PaperCell) -> str:
         if r.task.name == c.task and r.method.name == c.method:
             split = "test" if "test" in r.scores else next(iter(r.scores))
             s = r.scores[split].get(c.metric)
-            if s is None:
-                return "–"
-            text = f"{s.mean:.3f}"
-            if len(s.values) > 1:
-                text += f" ± {s.std:.3f}"
-            if s.ci is not None and s.ci.low is not None and s.ci.high is not None:
-                text += f" [{s.ci.low:.3f}, {s.ci.high:.3f}]"
-            return text
+            return "–" if s is None else format_stat(s)
     return "not run"
 
 
@@ -172,6 +165,7 @@ def reproduce(
     seeds: int | None = None,
     methods: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    allow_unpinned: bool = False,
 ) -> Path:
     """Build the zoos, train SANE, run every method and write the tables; return the report.
 
@@ -183,6 +177,8 @@ def reproduce(
         seeds: seeds per method (default: the reproduction's, 1 with ``quick``).
         methods: a subset of the reproduction's methods.
         progress: called with one line per step.
+        allow_unpinned: score zoos whose content hash differs from the tasks' pins (e.g.
+            built on other hardware); the report says so, every result records its zoo.
 
     Raises:
         BenchmarkError: no reproduction is recorded for ``suite``, or an unknown method.
@@ -244,14 +240,17 @@ def reproduce(
             t0 = time.perf_counter()
             say(f"bench run {method} on {name}")
             evaluate(method=spec, zoo=zoo, suite=suite, out=res_dir, seeds=n_seeds,
-                     allow_unpinned=quick, workdir=root / "work" / method / name,
-                     progress=say)
+                     allow_unpinned=quick or allow_unpinned,
+                     workdir=root / "work" / method / name, progress=say)
             timed(f"bench {method} {name}", t0, fresh=True)
             ensure_dir(done.parent)
             atomic_write_bytes(done, b"")
     results = load_results(res_dir)
     report = root / "report.md"
+    unpinned = sorted({r.zoo.name for r in results if not r.zoo.matches_pin})
     head = [f"# {suite} reproduction" + (" (quick variant, unpinned zoos)" if quick else ""),
+            *([f"Zoos that do not match the tasks' pins (scored with --allow-unpinned): "
+               f"{', '.join(unpinned)}.", ""] if unpinned and not quick else []),
             "", f"Seeds per method: {n_seeds}. Cells: main score, mean ± std over seeds "
             "[95% bootstrap interval over test models].", ""]
     text = "\n".join(head) + to_markdown(results_frames(results)) + "\n## Beside the papers\n\n"

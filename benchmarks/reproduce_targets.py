@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from benchmarks.results import ScoreStat, TaskResult
 
-__all__ = ["Target", "targets_table"]
+__all__ = ["Target", "format_stat", "targets_table"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ def _stat(results: Sequence[TaskResult], task: str, method: str, metric: str
     return None
 
 
-def _fmt(s: ScoreStat) -> str:
+def format_stat(s: ScoreStat) -> str:
+    """``mean ± std [low, high]`` (std with several seeds, the interval where defined)."""
     text = f"{s.mean:.3f}"
     if len(s.values) > 1:
         text += f" ± {s.std:.3f}"
@@ -85,7 +86,7 @@ def targets_table(results: Sequence[TaskResult], targets: Sequence[Target]) -> s
              "|---|---|---|---|---:|---:|---|"]
     for t in targets:
         s = _stat(results, t.task, t.method, t.metric)
-        measured = _fmt(s) if s is not None else "not run"
+        measured = format_stat(s) if s is not None else "not run"
         if t.report_only:
             goal_text, verdict = "–", "reported"
         elif t.versus is None:

@@ -319,6 +319,8 @@ def sample(
         "method": method,
         "kde_mode": kde_mode,
         "bandwidth": bandwidth,
+        # the latent scale the bandwidth compares to: per-entry std over the anchors
+        "anchor_latent_std": float(anchors.std(0).mean()) if len(anchors) > 1 else None,
         "seed": seed,
         "n": n,
         "anchors": [rows.meta[i]["model_id"] for i in idx],

@@ -162,7 +162,8 @@ def test_settings_are_chosen_without_the_test_split(
     monkeypatch.setattr(modelzoo.sources, "load_source",
                         lambda *a, **kw: _ValidationOnly(real_source(*a, **kw)))
     out = tmp_path / "run"
-    train(zoo=var_zoo, out=out, config=CFG.replace(epochs=1), progress=False)
+    with pytest.warns(UserWarning, match="input projection cannot keep them all"):
+        train(zoo=var_zoo, out=out, config=CFG.replace(epochs=1), progress=False)  # 32 > 16
     assert "val_recon_ratio" in load_run(out).path.parent.joinpath("history.json").read_text()
     manifest = read_manifest(var_zoo)
     method = SaneSampler(run=out, sampler="subsampled", candidates=2)

@@ -36,7 +36,7 @@ from benchmarks.leaderboard.errors import LeaderboardError
 from benchmarks.leaderboard.schema import BoardIndex, HeldOutInfo, ZooPin, json_bytes
 from benchmarks.leaderboard.secret import SECRET_NAME, read_secret
 from benchmarks.leaderboard.view import ViewManifest, ViewTarget, write_view
-from benchmarks.registry import TASKS
+from benchmarks.registry import TASKS, evaluator_for
 from benchmarks.zoo import EvalZoo, check_applicable
 from modelzoo.builder.recipe import Recipe, load_recipe, make_recipe
 from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
@@ -167,7 +167,8 @@ def _scored_tasks(zoo: EvalZoo, name: str, version: str) -> list[str]:
     out = []
     for tname in TASKS.names():
         t = TASKS.get(tname)
-        if (t.zoo.name, t.zoo.version) != (name, version):
+        if (t.zoo.name, t.zoo.version) != (name, version) or \
+                evaluator_for(t.type).items is None:  # not submittable (reconstruction)
             continue
         try:
             check_applicable(t, zoo)

@@ -302,6 +302,7 @@ class Sane:
             "candidates": extra.get("candidates", n),
             "scored_on": f"{source} validation images" if source else None,
             "kde_mode": index["kde_mode"], "bandwidth": index["bandwidth"],
+            "anchor_latent_std": index.get("anchor_latent_std"),
             "anchors": len(index["anchors"]),
         }
         layout = manifest.architectures[target.architecture].layout

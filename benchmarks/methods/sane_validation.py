@@ -20,6 +20,7 @@ by. Nothing here reads a zoo's test split or a source's test images.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,6 +111,8 @@ def sampling(
                                kde_mode=kde_mode, anchor_top_k=anchors, device="cpu", **extra)
                 for i in range(n):
                     acc.append(_acc(load_sample(index, i), *score))
+                out["settings"]["anchor_latent_std"] = json.loads(
+                    Path(index).read_text())["anchor_latent_std"]
                 w = torch.stack([flatten_state_dict(load_file(str(f)), layout)
                                  for f in sorted(Path(tmp).glob("sample_*.safetensors"))])
             dist += (nearest_distance(w, ref).numpy() / scale).tolist()
