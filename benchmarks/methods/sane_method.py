@@ -4,10 +4,11 @@ Two ways to use it:
 
 - ``Sane(run="runs/sane")`` (``bench run --method sane --run runs/sane``) benchmarks a trained
   SANE run as it is: no training; ``setup`` checks that the run can tokenize every
-  architecture of the zoo being benchmarked and embeds that zoo with it (``sane.embed``);
-  ``sample`` uses the run's sampler (``sane.sample``, with the run's ``sample_mode`` and
-  ``sample_bandwidth``). The result's method meta records the run: path, config, last epoch,
-  its training zoo (name, content hash) and the sha256 of ``ckpt.pt``.
+  architecture of the zoo being benchmarked, and the first ``features`` call embeds that
+  zoo with it (``sane.embed``); ``sample`` uses the run's sampler (``sane.sample``, with the
+  run's ``sample_mode``, ``sample_bandwidth`` and ``sample_anchors``). The result's method
+  meta records the run: path, config, last epoch, its training zoo (name, content hash) and
+  the sha256 of ``ckpt.pt``.
 - ``Sane()`` (``bench run --method sane``) trains a SANE per seed on the zoo's train split
   (``sane.train``) with :func:`sane.config.config_for_zoo`: the settings picked on validation
   models in ``sane/configs/digits-cnn_s.yaml`` (latent 128, one token per neuron with a window
@@ -117,7 +118,8 @@ class Sane:
         self.candidates = candidates
         self.data_dir = data_dir
         self.sampling: dict[str, dict[str, Any]] = {}  # per architecture/n: what was drawn
-        self.embeds = True  # setup() embeds the zoo (SaneSampler: no)
+        self.embeds = True  # features() embeds the zoo (SaneSampler: no features)
+        self._pending: tuple[Path, Any, Path] | None = None  # zoo to embed on first features()
         self._loaded: Any = None  # the SaneRun of self._run (reconstruct)
         self.overrides = dict(config or {})
         self.head = head
@@ -172,7 +174,8 @@ class Sane:
 
     def setup(self, *, zoo: Path, manifest: Manifest, seed: int, workdir: Path) -> None:
         """Train SANE on ``zoo`` with ``seed`` into ``workdir`` (not with a given run: that is
-        checked against the zoo instead), then embed every checkpoint of ``zoo``."""
+        checked against the zoo instead); every checkpoint of ``zoo`` is embedded on the first
+        :meth:`features` call."""
         sane = _sane()
         self._workdir = Path(workdir)
         if self._given_run is not None:
@@ -194,18 +197,27 @@ class Sane:
             self._loaded = None
             key = None
             emb_dir = self._workdir / "emb"
-        if not self.embeds:
+        if self.embeds:  # embedded on the first features() call: sampling tasks need none
+            self._emb = {}
+            self._pending = (Path(zoo), key, emb_dir)
+
+    def _embed_pending(self) -> None:
+        """Embed the zoo of the last setup() (``sane.embed``), once."""
+        if self._pending is None:
             return
-        emb: datasets.Dataset = sane.embed(run=self._run, zoo=zoo, out=emb_dir, progress=False)
+        zoo, key, emb_dir = self._pending
+        emb: datasets.Dataset = _sane().embed(run=self._run, zoo=zoo, out=emb_dir,
+                                              progress=False)
         table = emb.select_columns(["model_id", "epoch", "embedding"]).to_pandas()
         self._emb = {
             (str(r.model_id), int(r.epoch)): np.asarray(r.embedding, dtype=np.float32)
             for r in table.itertuples(index=False)
         }
-        self._embedded = key
+        self._embedded, self._pending = key, None
 
     def features(self, dataset: datasets.Dataset, manifest: Manifest) -> np.ndarray:
-        """SANE embedding of each row's checkpoint."""
+        """SANE embedding of each row's checkpoint (the zoo is embedded on the first call)."""
+        self._embed_pending()
         if not self._emb:
             raise MethodError("sane: setup() must run before features()")
         keys = dataset.select_columns(["model_id", "epoch"]).to_pandas()
