@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from modelzoo.clickutil import ZooGroup
+from modelzoo.clickutil import ZooGroup, verify_option
 from modelzoo.errors import ZooError
 
 
@@ -72,6 +72,8 @@ def ls_cmd(what: str) -> None:
 @click.option("--heldout", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A leaderboard's label-free view: also predict its rows (for `bench "
                    "submit --zoo VIEW`); the method still trains on --zoo.")
+@verify_option("results are then marked unverified (zoo.verified false), never claim the "
+               "task's pin, and `bench submit` refuses them.")
 def run_cmd(
     suite: str | None,
     tasks: tuple[str, ...],
@@ -86,9 +88,11 @@ def run_cmd(
     threads: int,
     save_predictions: bool,
     heldout: Path | None,
+    verify: bool,
 ) -> None:
     """Score METHOD on a suite or tasks of the zoo(s) at ZOO; write results under OUT."""
     from benchmarks import evaluate
+    from benchmarks.zoo import EvalZoo
 
     if (suite is None) == (not tasks):
         raise click.UsageError("give either --suite or one or more --task")
@@ -104,11 +108,18 @@ def run_cmd(
 
         chosen = Sane(run=sane_run) if method == "sane" else SaneSampler(run=sane_run)
     for zoo in zoos:
-        results += evaluate(suite=suite, tasks=list(tasks) or None, method=chosen, zoo=zoo,
-                            out=out, seeds=seeds, allow_unpinned=allow_unpinned,
+        opened: Path | EvalZoo = zoo
+        if heldout is not None:  # the public zoo plus a board's label-free view
+            from benchmarks.leaderboard.view import ViewedZoo
+            from modelzoo.storage.verify import verification
+
+            with verification(verify):
+                opened = ViewedZoo(zoo, heldout, data_dir)
+        results += evaluate(suite=suite, tasks=list(tasks) or None, method=chosen,
+                            zoo=opened, out=out, seeds=seeds, allow_unpinned=allow_unpinned,
                             workdir=workdir, data_dir=data_dir, progress=click.echo,
                             threads=threads, save_predictions=save_predictions,
-                            heldout=heldout)
+                            verify=verify)
     if not results:
         raise ZooError(f"method {method!r} can do none of the tasks asked for")
     from benchmarks.table import print_table
@@ -118,7 +129,8 @@ def run_cmd(
                   f"{r.main_score.mean:.4f} ± {r.main_score.std:.4f}"
                   + (f" {r.main_score.ci}" if r.main_score.ci is not None else ""))
                  for r in results))
-    click.echo(f"wrote {len(results)} result file(s) under {out}")
+    click.echo(f"wrote {len(results)} result file(s) under {out}"
+               + ("" if verify else " (--no-verify: marked unverified, no pin claimed)"))
 
 
 @cli.command("table")
@@ -129,14 +141,32 @@ def run_cmd(
               help="Write to this file instead of stdout.")
 @click.option("--ci/--no-ci", default=True, show_default=True,
               help="Show the 95% bootstrap intervals in Markdown (CSV always has them).")
-def table_cmd(results_dir: Path, fmt: str, output: Path | None, ci: bool) -> None:
+@click.option("--published", "suite", metavar="SUITE",
+              help="Instead, put ours beside the numbers SUITE's papers publish (Markdown), "
+                   "e.g. ctc-cifar10-gs-v1.")
+def table_cmd(results_dir: Path, fmt: str, output: Path | None, ci: bool,
+              suite: str | None) -> None:
     """Compare methods on every task: main score as mean ± std over seeds and its 95%
-    bootstrap interval [low, high] (over test models for property tasks)."""
+    bootstrap interval [low, high] (over test models for property tasks). With --published
+    SUITE: each published number of the suite beside our score of the method it compares with,
+    with its source and whether it was checked against the paper."""
     from benchmarks.results import load_results
     from benchmarks.table import results_frames, to_csv, to_markdown
 
-    frames = results_frames(load_results(results_dir))
-    text = to_markdown(frames, ci=ci) if fmt == "markdown" else to_csv(frames)
+    results = load_results(results_dir)
+    if suite is not None:
+        from benchmarks.registry import SUITES
+        from benchmarks.reproduce import PaperCell, paper_table
+
+        cells = [PaperCell(p.task, p.metric, p.ours or "-", p.value,
+                           f"{p.method} ({p.status})", p.source)
+                 for p in SUITES.get(suite).published]
+        if not cells:
+            raise click.UsageError(f"suite {suite} records no published numbers")
+        text = paper_table(results, cells)
+    else:
+        frames = results_frames(results)
+        text = to_markdown(frames, ci=ci) if fmt == "markdown" else to_csv(frames)
     if output:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
@@ -155,8 +185,9 @@ def table_cmd(results_dir: Path, fmt: str, output: Path | None, ci: bool) -> Non
 @click.option("--allow-unpinned", is_flag=True,
               help="Score zoos whose content hash differs from the pins (e.g. built on other "
                    "hardware); the report lists them.")
+@verify_option("its results are then marked unverified and claim no pin.")
 def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
-                  methods: tuple[str, ...], allow_unpinned: bool) -> None:
+                  methods: tuple[str, ...], allow_unpinned: bool, verify: bool) -> None:
     """Build SUITE's zoos from their cards, train SANE with its recorded config, score every
     method and write OUT/report.md: all scores with 95% intervals, and ours beside each
     published number with its source.
@@ -172,7 +203,7 @@ def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
 
     report = reproduce(suite=suite, out=out, quick=quick, seeds=seeds,
                        methods=list(methods) or None, progress=click.echo,
-                       allow_unpinned=allow_unpinned)
+                       allow_unpinned=allow_unpinned, verify=verify)
     click.echo(report.read_text(encoding="utf-8"))
     click.echo(f"wrote {report}")
 

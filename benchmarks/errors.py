@@ -23,3 +23,16 @@ class ResultSchemaError(BenchmarkError):
 
 class TaskNotApplicableError(BenchmarkError):
     """A task cannot be scored on the zoo given (e.g. the zoo does not vary its target)."""
+
+
+class UnverifiedResultError(BenchmarkError):
+    """A result was made without verifying its zoo's shards, where a verified one is needed."""
+
+
+class OutputsError(BenchmarkError):
+    """Saved per-item outputs (predictions, weight samples) do not fit the task or the rows
+    they are re-scored on (wrong rows, counts, types or shapes)."""
+
+
+class MissingOutputsError(OutputsError):
+    """Some row that is re-scored has no output."""

@@ -29,6 +29,7 @@ from benchmarks.reproduce_common import Timings, chosen_methods
 from benchmarks.reproduce_targets import Target, format_stat, targets_table
 from benchmarks.results import TaskResult, load_results
 from benchmarks.table import results_frames, to_markdown
+from modelzoo.storage import open_manifest, verification
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 from modelzoo.threads import limit_threads, resolve_threads
 
@@ -166,6 +167,7 @@ def reproduce(
     methods: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
     allow_unpinned: bool = False,
+    verify: bool = True,
 ) -> Path:
     """Build the zoos, train SANE, run every method and write the tables; return the report.
 
@@ -179,9 +181,12 @@ def reproduce(
         progress: called with one line per step.
         allow_unpinned: score zoos whose content hash differs from the tasks' pins (e.g.
             built on other hardware); the report says so, every result records its zoo.
+        verify: check the shards of every zoo (built now or by an earlier run) against its
+            ``zoo.json`` before it is used; False marks every result unverified.
 
     Raises:
         BenchmarkError: no reproduction is recorded for ``suite``, or an unknown method.
+        ShardChecksumError: a zoo's shard is corrupt (nothing more is written).
     """
     from benchmarks import evaluate
     from modelzoo.hub.cli import build_recipe_file
@@ -190,8 +195,9 @@ def reproduce(
     if suite == "digits-hetero-v1":  # several SANE runs and zoos: its own pipeline
         from benchmarks.reproduce_hetero import reproduce_hetero
 
-        return reproduce_hetero(out=out, quick=quick, seeds=seeds, methods=methods,
-                                progress=progress)
+        with verification(verify):  # its builds, SANE runs and evaluations follow it
+            return reproduce_hetero(out=out, quick=quick, seeds=seeds, methods=methods,
+                                    progress=progress)
     if suite not in REPRODUCTIONS:
         raise BenchmarkError(f"no reproduction recorded for suite {suite!r}; "
                          f"choose from {', '.join(REPRODUCTIONS)}, digits-hetero-v1")
@@ -210,6 +216,7 @@ def reproduce(
         zoos[name] = root / "zoos" / name
         fresh = not (zoos[name] / "zoo.json").exists()
         build_recipe_file(ROOT / card, out=zoos[name], progress=progress is not None, **over)
+        open_manifest(zoos[name], verify=verify)  # a resumed zoo may have been damaged since
         timed(f"zoo build {name}", t0, fresh=fresh)
     runs = rep.runs()
     run_dirs = {z: root / "sane" / ("run" if len(runs) == 1 else z) for z in runs}
@@ -223,7 +230,7 @@ def reproduce(
         fresh = not (run_dirs[zoo_name] / "ckpt.pt").exists()
         with limit_threads(resolve_threads(None)):  # the idle CPUs: no thrashing when shared
             train(zoo=zoos[zoo_name], out=run_dirs[zoo_name], config=cfg,
-                  progress=progress is not None)
+                  progress=progress is not None, verify=verify)
         timed("sane train" if len(runs) == 1 else f"sane train {zoo_name}", t0, fresh=fresh)
     n_seeds = seeds or (rep.quick["seeds"] if quick else rep.seeds)
     res_dir = root / "results"
@@ -241,7 +248,7 @@ def reproduce(
             say(f"bench run {method} on {name}")
             evaluate(method=spec, zoo=zoo, suite=suite, out=res_dir, seeds=n_seeds,
                      allow_unpinned=quick or allow_unpinned,
-                     workdir=root / "work" / method / name, progress=say)
+                     workdir=root / "work" / method / name, progress=say, verify=verify)
             timed(f"bench {method} {name}", t0, fresh=True)
             ensure_dir(done.parent)
             atomic_write_bytes(done, b"")

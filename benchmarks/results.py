@@ -12,9 +12,14 @@ Schema versions:
   "toolkit_version": str, "timestamp": str}``. Migrated on load.
 * 2: several seeds with mean / std, scores per split, task / zoo / method metadata,
   curves, git hash.
-* 3 (current): as 2, plus an optional 95% bootstrap confidence interval ``ci`` on each
+* 3: as 2, plus an optional 95% bootstrap confidence interval ``ci`` on each
   :class:`ScoreStat` and on :class:`MainScore` (see :class:`ConfidenceInterval`). Additive:
   a v2 file migrates by changing only its version (its scores have no ``ci``).
+* 4 (current): as 3, plus ``zoo.verified``: whether the zoo's shards were checked against
+  the checksums of its ``zoo.json`` before scoring (``bench run --no-verify``: false). An
+  unverified result cannot claim its pin (``matches_pin`` true needs ``verified`` not false)
+  and is refused by ``bench submit``. A v3 file migrates with ``verified`` null (not
+  recorded: made before shards were verified) and is otherwise unchanged.
 
 A file with a newer ``schema_version`` than this toolkit knows, or no version at all, fails
 with a :class:`~benchmarks.errors.ResultSchemaError` saying what to do.
@@ -27,17 +32,17 @@ import json
 import re
 import statistics
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from benchmarks.errors import ResultSchemaError
+from benchmarks.errors import ResultSchemaError, UnverifiedResultError
 from modelzoo.storage.atomic import atomic_write_bytes, atomic_write_with, ensure_dir
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -121,7 +126,17 @@ class TaskInfo(BaseModel):
 
 
 class ZooInfo(BaseModel):
-    """The zoo actually scored, and whether it is the one the task is pinned to."""
+    """The zoo actually scored, and whether it is the one the task is pinned to.
+
+    Attributes:
+        name: zoo name (from its manifest).
+        version: zoo version.
+        content_hash: the manifest's content hash.
+        matches_pin: name, version and content hash are those the task is pinned to, and
+            the shards were verified (never true when ``verified`` is false).
+        verified: the shards were checked against the manifest's checksums before scoring;
+            ``None`` in files of schema version < 4 (not recorded).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -129,6 +144,17 @@ class ZooInfo(BaseModel):
     version: str
     content_hash: str
     matches_pin: bool = True
+    verified: bool | None = Field(
+        None, description="Whether the zoo's shards were checked against the checksums in "
+                          "its zoo.json before scoring (false: bench run --no-verify; null: "
+                          "not recorded, schema version < 4).")
+
+    @model_validator(mode="after")
+    def _pin_needs_verified_shards(self) -> ZooInfo:
+        if self.matches_pin and self.verified is False:
+            raise ValueError("matches_pin cannot be true for a result whose zoo shards were "
+                             "not verified (verified: false)")
+        return self
 
     @property
     def label(self) -> str:
@@ -158,12 +184,13 @@ class MainScore(BaseModel):
 
 
 class TaskResult(BaseModel):
-    """One method's scores on one task and zoo (schema version 3).
+    """One method's scores on one task and zoo (schema version 4).
 
     Attributes:
         schema_version: version of this schema.
         task: task metadata.
-        zoo: zoo name, version and content hash.
+        zoo: zoo name, version, content hash, and whether it matched the pin and was
+            verified.
         method: method name and metadata.
         scores: ``{split: {metric: ScoreStat}}`` (property tasks: validation and test;
             initialization / generation: test), each with its bootstrap interval.
@@ -181,7 +208,7 @@ class TaskResult(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="TaskResult")
 
-    schema_version: Literal[3] = SCHEMA_VERSION
+    schema_version: Literal[4] = SCHEMA_VERSION
     task: TaskInfo
     zoo: ZooInfo
     method: MethodInfo
@@ -234,9 +261,34 @@ def _migrate_v2(d: dict[str, Any]) -> dict[str, Any]:
     return {**d, "schema_version": 3}
 
 
+def _migrate_v3(d: dict[str, Any]) -> dict[str, Any]:
+    """v3 -> v4: ``zoo.verified`` is new; a v3 file was made before shards were verified, so
+    it is recorded as unknown (null), never as verified."""
+    zoo = dict(d["zoo"])
+    zoo.setdefault("verified", None)
+    return {**d, "zoo": zoo, "schema_version": 4}
+
+
 #: ``MIGRATIONS[v]`` turns a version-``v`` dict into a version ``v + 1`` dict.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    1: _migrate_v1, 2: _migrate_v2}
+    1: _migrate_v1, 2: _migrate_v2, 3: _migrate_v3}
+
+
+def require_verified(results: Iterable[TaskResult]) -> None:
+    """Refuse results whose zoo shards were not verified when they were made.
+
+    Raises:
+        UnverifiedResultError: a result has ``zoo.verified`` false (``bench run
+            --no-verify``) or null (a file of schema version < 4).
+    """
+    bad = [r for r in results if r.zoo.verified is not True]
+    if bad:
+        how = "was made with --no-verify" if bad[0].zoo.verified is False else \
+            "predates shard verification (results schema < 4)"
+        raise UnverifiedResultError(
+            f"result {bad[0].relative_path()} {how}: its zoo's shards were not checked "
+            f"against zoo.json, so it cannot stand for the pinned zoo ({len(bad)} such "
+            "result(s)). Re-run `bench run` without --no-verify, with the same --out.")
 
 
 def parse_result(data: Any, *, source: str = "<data>") -> TaskResult:

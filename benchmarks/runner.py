@@ -35,7 +35,6 @@ from benchmarks.errors import (
     TaskNotApplicableError,
 )
 from benchmarks.evaluators.base import Evaluator, SeedContext, SeedRun
-from benchmarks.leaderboard.view import ViewedZoo
 from benchmarks.methods.base import capabilities, load_method, method_meta
 from benchmarks.registry import SUITES, TASKS, evaluator_for
 from benchmarks.results import (
@@ -54,6 +53,7 @@ from benchmarks.splits import task_rows, view_key
 from benchmarks.tasks.metadata import TaskMetadata
 from benchmarks.zoo import EvalZoo, check_applicable, check_pin, tasks_for_zoo
 from modelzoo.storage.manifest import Manifest
+from modelzoo.storage.verify import resolve_verify, verification
 from modelzoo.threads import limit_threads
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def resolve_tasks(
 def evaluate(
     *,
     method: str | object,
-    zoo: str | Path,
+    zoo: str | Path | EvalZoo,
     suite: str | None = None,
     tasks: Sequence[str | TaskMetadata] | None = None,
     out: str | Path | None = None,
@@ -97,14 +97,19 @@ def evaluate(
     progress: Callable[[str], None] | None = None,
     threads: int | None = 1,
     save_predictions: bool = False,
-    heldout: str | Path | None = None,
     bootstrap: BootstrapSpec | None = BootstrapSpec(),
+    verify: bool | None = None,
 ) -> list[TaskResult]:
     """Score ``method`` on the tasks of ``suite`` (or ``tasks``) on the zoo at ``zoo``.
 
     Args:
         method: a registered method name, ``"module:object"``, or a method object.
-        zoo: path of a built zoo.
+        zoo: path of a built zoo, or a zoo already opened (an :class:`~benchmarks.zoo.EvalZoo`,
+            e.g. the public zoo plus a leaderboard's label-free view,
+            ``benchmarks.leaderboard.view.ViewedZoo``: property methods are fitted on the zoo
+            as usual and also predict the rows of its split ``heldout``, whose saved
+            predictions are then those rows by row id, without a local score; samples are
+            made for the target model it names; results record its ``result_details``).
         suite: suite key (e.g. ``"digits-v1"``); tasks the method cannot do, or that cannot
             be scored on this zoo, are skipped (reported through ``progress``). In a suite
             that spans several zoos, only the tasks pinned to this zoo's name run.
@@ -113,7 +118,8 @@ def evaluate(
         seeds: number of seeds (``0..n-1``) or explicit seeds.
         allow_unpinned: score a zoo other than the one the tasks are pinned to.
         workdir: where methods may write (e.g. SANE runs); a temporary directory if None.
-        data_dir: where source datasets live (for non-bundled sources).
+        data_dir: where source datasets live (for non-bundled sources); an opened ``zoo``
+            has its own.
         progress: called with one line per finished task.
         threads: torch / BLAS / OpenMP threads while evaluating (1 is fastest for small
             zoos; ``None`` leaves the process settings alone).
@@ -121,13 +127,13 @@ def evaluate(
             item ids and predictions; initialization / generation: the sampled weights and
             per-sample scores) to ``<out>/<method>/<zoo>/predictions/<task>.parquet``
             (see :func:`benchmarks.results.write_predictions`); needs ``out``.
-        heldout: a leaderboard's label-free view (``bench leaderboard init``): property
-            methods are fitted on ``zoo`` as usual and also predict the view's rows (saved
-            predictions are then those rows, by row id; they have no local score), and
-            samples are made for the view's target model. Results record the view in
-            ``details["heldout"]``; ``bench submit --zoo VIEW`` packages them.
         bootstrap: resamples, level and seed of the confidence intervals of every score
             (default 1000 resamples, 95%, seed 0); ``None`` skips them.
+        verify: check every shard of ``zoo`` against its ``zoo.json`` checksums first
+            (cached, :mod:`modelzoo.storage.verify`; None: unless switched off with
+            ``modelzoo.storage.verification(False)``); False skips it here and in the
+            method's own zoo reads, and the results record ``zoo.verified = false`` and
+            ``zoo.matches_pin = false`` (an unverified zoo cannot claim its pin).
 
     Returns:
         One :class:`TaskResult` per scored task.
@@ -135,8 +141,10 @@ def evaluate(
     Raises:
         BenchmarkError: bad arguments, unsupported task, zoo mismatch, a zoo that cannot
             serve a task, or a method breaking the protocol.
+        ShardChecksumError: a shard of ``zoo`` is missing or corrupt (nothing is written).
     """
     say = progress or (lambda msg: log.info(msg))
+    verify = resolve_verify(verify)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise BenchmarkError("need at least one seed")
@@ -155,11 +163,15 @@ def evaluate(
             )
         else:
             say(f"skip {t.name}: {m.name} has no {' / '.join(needs(t))}()")
-    zoo_path = Path(zoo)
-    if heldout is not None:  # the public zoo plus a board's label-free view
-        z = ViewedZoo(zoo_path, heldout, str(data_dir) if data_dir is not None else None)
+    if isinstance(zoo, EvalZoo):  # opened (and verified, unless switched off) by the caller
+        if data_dir is not None and str(data_dir) != str(zoo.data_dir):
+            raise BenchmarkError(f"data_dir {data_dir} differs from the opened zoo's "
+                                 f"({zoo.data_dir}); open the zoo with it")
+        z = zoo
     else:
-        z = EvalZoo(zoo_path, str(data_dir) if data_dir is not None else None)
+        with verification(verify):  # the shards are checked here, before anything is scored
+            z = EvalZoo(Path(zoo), str(data_dir) if data_dir is not None else None)
+    zoo_path = z.path
     if suite is not None:
         todo = tasks_for_zoo(todo, {t.zoo.name for t in task_list}, z.manifest.name, say)
     applicable, views, by_rows = [], {}, {}
@@ -184,7 +196,8 @@ def evaluate(
     started = {t.name: 0.0 for t in todo}
     items: dict[str, list[dict[str, Any]]] = {t.name: [] for t in todo}
     raw: dict[str, list[dict[str, Any]]] = {t.name: [] for t in todo}
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, limit_threads(threads):
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, limit_threads(threads), \
+            verification(verify):
         work = Path(workdir) if workdir is not None else Path(tmp)
         for seed in seed_list:
             if callable(getattr(m, "setup", None)):
@@ -209,9 +222,8 @@ def evaluate(
         ev = evaluator_for(t.type)
         cis = ev.intervals(t, raw[t.name], bootstrap) if bootstrap is not None else {}
         res = _aggregate(ev, t, m.name, meta, z.manifest, pins[t.name], seed_list,
-                         runs[t.name], started[t.name], commit, cis)
-        if heldout is not None:
-            res.details["heldout"] = z.view.pin.model_dump(mode="json")  # type: ignore[attr-defined]
+                         runs[t.name], started[t.name], commit, cis, verified=z.verified)
+        res.details.update(z.result_details)  # e.g. the label-free view predicted
         if out is not None:
             res.save(out)
             if save_predictions:
@@ -235,6 +247,8 @@ def _aggregate(
     seconds: float,
     commit: str | None,
     cis: dict[str, dict[str, ConfidenceInterval]] | None = None,
+    *,
+    verified: bool = True,
 ) -> TaskResult:
     scores, curves = evaluator.aggregate(runs, cis or {})
     main = scores[task.splits.score][task.main_score]
@@ -242,7 +256,8 @@ def _aggregate(
         task=TaskInfo(name=task.name, version=task.version, type=task.type, target=task.target,
                       main_score=task.main_score, description=task.description),
         zoo=ZooInfo(name=manifest.name, version=manifest.version,
-                    content_hash=manifest.content_hash, matches_pin=matches_pin),
+                    content_hash=manifest.content_hash,
+                    matches_pin=matches_pin and verified, verified=verified),
         method=MethodInfo(name=method_name, meta=meta),
         scores=scores,
         main_score=MainScore(metric=task.main_score, split=task.splits.score,

@@ -1,7 +1,7 @@
 """Row masks of heterogeneous-zoo tasks: one architecture / source, and leave-one-out.
 
 A task with ``rows`` (:class:`~benchmarks.tasks.metadata.RowFilter`) sees, in every split,
-only the rows of that architecture and/or source. A task with ``holdout``
+only the rows of that architecture, source and/or epoch. A task with ``holdout``
 (:class:`~benchmarks.tasks.metadata.HoldOut`) is a leave-one-group-out task: its train and
 validation splits keep only the rows *outside* the held-out group (the head is fitted and
 selected on them) and its test split only the rows *inside* it, so no checkpoint of a
@@ -46,7 +46,7 @@ def row_masks(
     for split in splits:
         keep = np.ones(len(column(split, "model_id")), dtype=bool)
         if task.rows is not None:
-            for name in ("architecture", "source"):
+            for name in ("architecture", "source", "epoch"):
                 value = getattr(task.rows, name)
                 if value is not None:
                     keep &= column(split, name) == value

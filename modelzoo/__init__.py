@@ -18,6 +18,7 @@ __all__ = [
     "__version__",
     "build_zoo",
     "count_params",
+    "import_zoo",
     "create_model",
     "list_archs",
     "load_flat_weights",
@@ -30,9 +31,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """``modelzoo.build_zoo``, imported on first use (the builder pulls in the trainers)."""
+    """``modelzoo.build_zoo`` / ``modelzoo.import_zoo``, imported on first use (the builder
+    pulls in the trainers)."""
     if name == "build_zoo":
         from modelzoo.builder import build_zoo
 
         return build_zoo
+    if name == "import_zoo":
+        from modelzoo.importers import import_zoo
+
+        return import_zoo
     raise AttributeError(f"module 'modelzoo' has no attribute {name!r}")

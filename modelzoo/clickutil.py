@@ -33,3 +33,17 @@ class ZooGroup(click.Group):
         except ZooError as e:
             click.echo(f"Error: {e}", err=True)
             ctx.exit(2)
+
+
+def verify_option(effect: str) -> Any:
+    """The ``--verify/--no-verify`` option (default on) of commands that read a zoo.
+
+    Args:
+        effect: what ``--no-verify`` means for this command's output (appended to the help).
+    """
+    return click.option(
+        "--verify/--no-verify", default=True, show_default=True,
+        help="Check every shard of the zoo against the sha256 recorded in its zoo.json "
+             "before using it (a corrupt shard stops the command, naming the shard); "
+             "unchanged shards verified before are not re-hashed (ZOO/.verified.json). "
+             f"--no-verify skips the check: {effect}")

@@ -34,6 +34,20 @@ class CorruptZooError(StorageError):
     """A zoo on disk does not match its manifest (checksum, schema, missing files)."""
 
 
+class ShardChecksumError(CorruptZooError):
+    """A shard is missing or its bytes differ from the sha256 its ``zoo.json`` records.
+
+    Attributes:
+        shard: the shard's path inside the zoo (as listed in ``zoo.json``).
+        zoo: the zoo folder.
+    """
+
+    def __init__(self, message: str, *, shard: str = "", zoo: str = "") -> None:
+        super().__init__(message)
+        self.shard = shard
+        self.zoo = zoo
+
+
 class IncompleteZooError(CorruptZooError):
     """A zoo's models do not match its recorded plan (missing, duplicated or unplanned)."""
 
@@ -44,3 +58,11 @@ class NotPermutableError(ZooError, ValueError):
 
 class PluginError(ZooError, ImportError):
     """An installed plugin (a Python entry point) failed to load."""
+
+
+class ImportFormatError(ZooError, ValueError):
+    """A foreign zoo's files are not in the layout its format expects (``zoo import``)."""
+
+
+class UnsafeFileError(ImportFormatError):
+    """A foreign file would need pickle to load, or a path leaves the folder being imported."""

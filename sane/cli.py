@@ -11,7 +11,7 @@ from typing import Any
 import click
 from pydantic.fields import FieldInfo
 
-from modelzoo.clickutil import ZooGroup
+from modelzoo.clickutil import ZooGroup, verify_option
 from sane.config import SaneConfig
 
 
@@ -112,10 +112,11 @@ def _override_options(fn: Any) -> Any:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Intra-op threads (default: the CPUs this process may use that are idle "
                    "now; torch's one per core thrashes on a shared machine).")
+@verify_option("the run then records a zoo whose data was not checked.")
 @_override_options
 def train(
     zoo: Path, out: Path, config_file: Path | None, epochs_range: tuple[int, int] | None,
-    quiet: bool, threads: int | None, **overrides: Any,
+    quiet: bool, threads: int | None, verify: bool, **overrides: Any,
 ) -> None:
     """Train SANE on a zoo (resumes OUT/ckpt.pt if present) and print the checkpoint path."""
     from modelzoo.threads import limit_threads, resolve_threads
@@ -130,7 +131,7 @@ def train(
         changes["epochs_range"] = tuple(epochs_range)
     cfg = SaneConfig.from_dict({**cfg.to_dict(), **changes})
     with limit_threads(resolve_threads(threads)):
-        path = train_fn(zoo=zoo, out=out, config=cfg, progress=not quiet)
+        path = train_fn(zoo=zoo, out=out, config=cfg, progress=not quiet, verify=verify)
     click.echo(str(path))
 
 
@@ -149,15 +150,16 @@ def train(
               help="Windows per forward pass.")
 @click.option("--device", default=None, help="Device (default: the run's).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@verify_option("the embeddings then come from unchecked data.")
 def embed(run: Path, zoo: Path, out: Path, split: str | None,
           epochs_range: tuple[int, int] | None, batch_size: int, device: str | None,
-          quiet: bool) -> None:
+          quiet: bool, verify: bool) -> None:
     """Embed every checkpoint of ZOO (mean of its latent tokens) into an Arrow dataset."""
     from sane.embed import embed as embed_fn
 
     ds = embed_fn(run=run, zoo=zoo, out=out, split=split, batch_size=batch_size,
                   epochs_range=tuple(epochs_range) if epochs_range else None,
-                  device=device, progress=not quiet)
+                  device=device, progress=not quiet, verify=verify)
     click.echo(f"{len(ds)} embeddings -> {out}")
 
 
@@ -188,17 +190,18 @@ def embed(run: Path, zoo: Path, out: Path, split: str | None,
               help="Where the zoo's source dataset is (scoring for subsampled/bootstrapped).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--device", default=None, help="Device (default: the run's).")
+@verify_option("the anchors then come from unchecked data.")
 def sample(run: Path, zoo: Path, out: Path, n: int, architecture: str | None, method: str,
            anchor_top_k: int | None, kde_mode: str | None, bandwidth: float | None,
            candidates: int | None,
-           data_dir: Path | None, seed: int, device: str | None) -> None:
+           data_dir: Path | None, seed: int, device: str | None, verify: bool) -> None:
     """Sample N new models with SANE and save them as safetensors."""
     from sane.sample import sample as sample_fn
 
     path = sample_fn(run=run, zoo=zoo, out=out, n=n, architecture=architecture,
                      method=method, anchor_top_k=anchor_top_k, kde_mode=kde_mode,
                      bandwidth=bandwidth, candidates=candidates, data_dir=data_dir,
-                     seed=seed, device=device)
+                     seed=seed, device=device, verify=verify)
     index = json.loads(path.read_text())
     click.echo(f"{len(index['samples'])} {index['architecture']} models -> {path.parent}")
 

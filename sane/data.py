@@ -24,7 +24,7 @@ import torch
 
 from modelzoo.architectures import ARCHITECTURES
 from modelzoo.errors import ZooError
-from modelzoo.storage import load_zoo, read_manifest
+from modelzoo.storage import load_zoo, open_manifest
 from modelzoo.storage.manifest import Manifest
 from modelzoo.storage.schema import STATUS_OK
 from sane.augment import (
@@ -72,6 +72,11 @@ class ZooRows:
         epochs_range: inclusive ``(first, last)`` checkpoint epochs to keep (None: all).
         architectures: keep only rows of these architecture keys (None: all).
         only_ok: drop rows whose ``status`` is not ``ok`` (diverged models).
+        verify: check the split's shards against ``zoo.json`` first (None: unless switched
+            off with ``modelzoo.storage.verification(False)``; False where the caller did).
+
+    Raises:
+        ShardChecksumError: a shard of the split is missing or corrupt.
     """
 
     def __init__(
@@ -82,10 +87,11 @@ class ZooRows:
         epochs_range: tuple[int, int] | None = None,
         architectures: Sequence[str] | None = None,
         only_ok: bool = True,
+        verify: bool | None = None,
     ) -> None:
         self.zoo = Path(zoo)
         self.split = split
-        self.manifest: Manifest = read_manifest(self.zoo)
+        self.manifest: Manifest = open_manifest(self.zoo, verify=verify, splits=[split])
         self._table: pa.Table | None = None
         self._starts: np.ndarray | None = None
         table = self.table
@@ -110,7 +116,7 @@ class ZooRows:
     def table(self) -> pa.Table:
         """The split's memory-mapped Arrow table (opened lazily, also in worker processes)."""
         if self._table is None:
-            ds = load_zoo(self.zoo, self.split)
+            ds = load_zoo(self.zoo, self.split, verify=False)  # checked in __init__
             if ds._indices is not None:  # noqa: SLF001 - never the case for load_zoo
                 ds = ds.flatten_indices()
             self._table = ds.data.table

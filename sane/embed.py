@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from modelzoo.errors import ZooError
-from modelzoo.storage import read_manifest
+from modelzoo.storage import open_manifest
 from modelzoo.storage.atomic import ensure_dir, replace_dir, storage_error
 from modelzoo.storage.schema import SPLITS
 from sane.data import ZooRows, gather_window
@@ -84,6 +84,7 @@ def embed(
     batch_size: int = 64,
     device: str | None = None,
     progress: bool = True,
+    verify: bool | None = None,
 ) -> datasets.Dataset:
     """Embed every model checkpoint of a zoo with a trained SANE.
 
@@ -99,18 +100,23 @@ def embed(
         batch_size: windows per forward pass.
         device: torch device (default: the run's).
         progress: show a progress bar.
+        verify: check every shard of ``zoo`` against its ``zoo.json`` first (None: unless
+            switched off with ``modelzoo.storage.verification(False)``).
 
     Returns:
         The dataset (memory-mapped from ``out``), one row per checkpoint, keyed by
         ``model_id``, ``epoch`` and ``split``, with an ``embedding`` column.
+
+    Raises:
+        ShardChecksumError: a shard of ``zoo`` is missing or corrupt (nothing is written).
     """
     r = load_run(run, device=device)
-    manifest = read_manifest(zoo)
+    manifest = open_manifest(zoo, verify=verify)  # every split, before any work
     splits = [split] if split else list(SPLITS)
     cols: dict[str, list[Any]] = {k: [] for k in (*KEEP_COLUMNS, "embedding")}
     chunk = max(1, batch_size // 2)
     for s in splits:
-        rows = ZooRows(zoo, s, epochs_range=epochs_range)
+        rows = ZooRows(zoo, s, epochs_range=epochs_range, verify=False)  # checked above
         bar = tqdm(total=len(rows), disable=not progress, desc=f"embed {s}", leave=False)
         for lo in range(0, len(rows), chunk):
             ids = range(lo, min(lo + chunk, len(rows)))

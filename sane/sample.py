@@ -46,7 +46,7 @@ from torch import nn
 
 from modelzoo.architectures import create_model
 from modelzoo.errors import ZooError
-from modelzoo.storage import LayerSpec, load_flat_weights, read_manifest
+from modelzoo.storage import LayerSpec, load_flat_weights, open_manifest
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 from modelzoo.storage.manifest import Manifest
 from sane.data import ZooRows
@@ -213,6 +213,7 @@ def sample(
     split: str = "train",
     batch_size: int = 64,
     device: str | None = None,
+    verify: bool | None = None,
 ) -> Path:
     """Sample ``n`` new models of one architecture of the zoo and save them.
 
@@ -240,9 +241,14 @@ def sample(
         split: zoo split the anchors come from.
         batch_size: windows per forward pass.
         device: torch device (default: the run's).
+        verify: check every shard of ``zoo`` against its ``zoo.json`` first (None: unless
+            switched off with ``modelzoo.storage.verification(False)``).
 
     Returns:
         Path of ``out/index.json``.
+
+    Raises:
+        ShardChecksumError: a shard of ``zoo`` is missing or corrupt (nothing is written).
     """
     if method not in METHODS:
         raise ZooError(f"unknown sampling method {method!r}; choose from {', '.join(METHODS)}")
@@ -257,10 +263,10 @@ def sample(
     if not bandwidth > 0:
         raise ZooError(f"bandwidth must be > 0, not {bandwidth}")
     zoo = Path(zoo)
-    manifest = read_manifest(zoo)
+    manifest = open_manifest(zoo, verify=verify)  # the index records this zoo: check it
     key = _choose_arch(manifest, r, architecture)
     entry = manifest.architectures[key]
-    rows = ZooRows(zoo, split, architectures=[key])
+    rows = ZooRows(zoo, split, architectures=[key], verify=False)  # checked above
     idx = _anchors(rows, anchor_top_k)
     if not idx:
         raise ZooError(f"no usable {key!r} models in the {split} split of {zoo} to anchor on")

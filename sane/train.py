@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from modelzoo.device import autocast
 from modelzoo.errors import ZooError
-from modelzoo.storage import read_manifest
+from modelzoo.storage import open_manifest
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 from modelzoo.storage.manifest import Manifest
 from sane.config import SaneConfig
@@ -291,6 +291,7 @@ def train(
     config: SaneConfig | None = None,
     progress: bool = True,
     callback: Callback | None = None,
+    verify: bool | None = None,
 ) -> Path:
     """Train (or resume) SANE on a zoo; return the path of ``out/ckpt.pt``.
 
@@ -302,14 +303,18 @@ def train(
         callback: ``callback(event, info)`` with event ``"step"`` (info: epoch, step, loss)
             after each optimizer step and ``"epoch"`` (info: the epoch's history entry) after
             each saved checkpoint.
+        verify: check every shard of ``zoo`` against its ``zoo.json`` first, before
+            ``out`` is touched (None: unless switched off with
+            ``modelzoo.storage.verification(False)``).
 
     Raises:
         ZooError: no training rows, or ``out`` holds a run with another config/zoo.
+        ShardChecksumError: a shard of ``zoo`` is missing or corrupt (nothing is written).
     """
     config = config or SaneConfig()
+    manifest = open_manifest(zoo, verify=verify)  # the run records this zoo: check its data
     out = ensure_dir(Path(out))
     path = out / CKPT_NAME
-    manifest = read_manifest(zoo)
     device = config.resolved_device()
     dist_info, device = _dist_setup(device)
     try:
@@ -333,7 +338,8 @@ def _train(
     callback: Callback | None,
 ) -> Path:
 
-    train_rows = ZooRows(zoo, "train", epochs_range=config.epochs_range)
+    train_rows = ZooRows(zoo, "train", epochs_range=config.epochs_range,
+                         verify=False)  # train() checked (or was told to skip) every shard
     if len(train_rows) == 0:
         raise ZooError(
             f"zoo {zoo} has no usable training rows (status ok, epochs in "
@@ -372,7 +378,7 @@ def _train(
     archs = arch_data(manifest, config, normalizer, arch_ids)
     train_ds = SaneWindows(train_rows, archs, config, seed=config.seed)
     # validate on the architectures SANE trains on (the normaliser knows only those)
-    val_rows = ZooRows(zoo, "validation", epochs_range=config.epochs_range,
+    val_rows = ZooRows(zoo, "validation", epochs_range=config.epochs_range, verify=False,
                        architectures=train_rows.architectures())
     val_ds = None
     if len(val_rows):

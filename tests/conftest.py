@@ -82,3 +82,12 @@ def lb_env(tmp_path_factory: pytest.TempPathFactory, var_zoo: Path):  # -> LbEnv
     from tests.leaderboard_fixtures import build_lb_env
 
     return build_lb_env(tmp_path_factory.mktemp("lb"), var_zoo)
+
+
+@pytest.fixture(scope="session")
+def ho_env(tmp_path_factory: pytest.TempPathFactory):  # -> HoEnv
+    """A public zoo and held-out boards from one tiny recipe
+    (:func:`tests.heldout_fixtures.build_ho_env`)."""
+    from tests.heldout_fixtures import build_ho_env
+
+    return build_ho_env(tmp_path_factory.mktemp("heldout"))

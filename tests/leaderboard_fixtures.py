@@ -14,6 +14,7 @@ import benchmarks
 from benchmarks.leaderboard import add_submission, make_submission
 from benchmarks.methods.providers import RandomInit
 from benchmarks.registry import METHODS
+from modelzoo.storage.verify import VERIFIED_NAME
 from tests.bench_fixtures import one_thread
 
 SCRIPT_NAME = "Chance <script>window.__pwned = 1; document.title = 'pwned';</script>"
@@ -94,9 +95,10 @@ def build_lb_env(root: Path, var_zoo: Path) -> LbEnv:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (relative path -> bytes)."""
+    """Every file under ``folder`` (relative path -> bytes), but the shard verification
+    caches (``.verified.json``) that checking a board's zoo may (re)write."""
     return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != VERIFIED_NAME}
 
 
 def edited(src: Path, dst: Path, edit: object) -> Path:

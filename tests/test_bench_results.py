@@ -97,7 +97,7 @@ def test_version_2_file_is_migrated() -> None:
     data = json.loads(V2_FILE.read_text())
     assert data["schema_version"] == 2  # written by the toolkit before intervals existed
     r = load_result(V2_FILE)
-    assert r.schema_version == SCHEMA_VERSION == 3
+    assert r.schema_version == SCHEMA_VERSION == 4
     assert r.main_score.mean == 0.82 and r.main_score.ci is None
     assert r.scores["test"]["r2"].values == [0.6, 0.66] and r.scores["test"]["r2"].ci is None
     assert r.details == data["details"] and r.git_hash == data["git_hash"]

@@ -3,7 +3,8 @@ row-id submissions scored against private labels, the verified track, and the at
 
 Everything is real: a public zoo and a held-out board built from one tiny recipe (16 digits
 CNN-s models, 3 checkpoints each), ``bench`` commands through click's CliRunner, one real
-subprocess. The shared setup is built once per session by :func:`ho_env`.
+subprocess. The shared setup is built once per session by the ``ho_env`` fixture
+(:func:`tests.heldout_fixtures.build_ho_env`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,97 +40,17 @@ from benchmarks.leaderboard.board import load_index, open_board_zoo
 from benchmarks.leaderboard.heldout import heldout_recipe, init_board, make_view
 from benchmarks.leaderboard.render import OPEN_BOARD_NOTE
 from benchmarks.leaderboard.verify import VerificationError, verify_entry
-from benchmarks.leaderboard.view import VIEW_COLUMNS, HeldOutView, row_id
+from benchmarks.leaderboard.view import VIEW_COLUMNS, HeldOutView, ViewedZoo, row_id
 from benchmarks.registry import SUITES, TASKS
 from benchmarks.results import load_results
 from benchmarks.scoring import score_predictions
-from modelzoo.builder import build_zoo
 from modelzoo.builder.recipe import load_recipe
 from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
-from tests.bench_fixtures import one_thread
+from tests.heldout_fixtures import PROPS, HoEnv, invoke
 from tests.leaderboard_fixtures import Combo, snapshot
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 ROOT = Path(__file__).resolve().parents[1]
-PROPS = "digits-properties-v1"
-KEY = hashlib.sha256(b"test board key").digest()
-RECIPE = """\
-name: digits-cnn_s
-version: 1.0.0
-architecture: cnn_s
-source: digits
-grid:
-  seed: [0, 1]
-  activation: [relu, tanh]
-  init: [kaiming_uniform, xavier_uniform]
-  optimizer: [adam, sgd]
-  lr: [0.003]
-epochs: 2
-checkpoint_epochs: all
-splits: {train: 0.7, validation: 0.15, test: 0.15, seed: 0}
-"""
-
-
-@dataclass
-class HoEnv:
-    """Public zoo, held-out board (empty and with chance + weight-stats entries), view."""
-
-    recipe: Path
-    public: Path
-    board: Path
-    view: Path
-    res: Path
-    cli_board: Path
-    subs: dict[str, Path] = field(default_factory=dict)
-    props_board: Path = Path()
-
-    def copy(self, kind: str, dst: Path) -> Path:
-        """A private copy of the empty board or of the one with property entries."""
-        shutil.copytree(self.board if kind == "empty" else self.props_board, dst)
-        return dst
-
-
-_ENV: dict[str, HoEnv] = {}
-
-
-def invoke(*args: object) -> object:
-    res = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    return res
-
-
-@pytest.fixture(scope="session")
-def ho_env(tmp_path_factory: pytest.TempPathFactory) -> HoEnv:
-    """init -> run --heldout -> submit -> add, all through the CLI (built once)."""
-    if "env" in _ENV:
-        return _ENV["env"]
-    root = tmp_path_factory.mktemp("heldout")
-    env = HoEnv(recipe=root / "recipe.yaml", public=root / "public", board=root / "board",
-                view=root / "view", res=root / "res", cli_board=root / "cli-board")
-    env.recipe.write_text(RECIPE)
-    with one_thread():
-        build_zoo(out=env.public, recipe=env.recipe)  # `zoo build recipe.yaml`: the public zoo
-        out = invoke("leaderboard", "init", "--recipe", env.recipe, "--board", env.cli_board,
-                     "--view", root / "cli-view", "--public-zoo", env.public)
-        assert "random secret seeds" in out.output
-        assert "keep the board folder private" in out.output
-        # the board the other tests use: known seeds and key, so the attack is reproducible
-        init_board(recipe=env.recipe, board=env.board, view=env.view, public_zoo=env.public,
-                   seed_offset=1000, key=KEY)
-        for method in ("chance", "weight-stats-linear"):
-            invoke("run", "--suite", PROPS, "--method", method, "--zoo", env.public,
-                   "--heldout", env.view, "--out", env.res, "--seeds", 2, "--save-predictions")
-            env.subs[method] = root / f"{method}.json"
-            invoke("submit", "--results", env.res, "--zoo", env.view, "--suite", PROPS,
-                   "--method", method, "--out", env.subs[method])
-        env.props_board = root / "board-props"
-        shutil.copytree(env.board, env.props_board)
-        for method in ("chance", "weight-stats-linear"):
-            invoke("leaderboard", "add", env.subs[method], "--board", env.props_board)
-    _ENV["env"] = env
-    return env
-
-
 def edited(src: Path, dst: Path, edit: object, *, raw: object = None) -> Path:
     data = json.loads(src.read_text())
     edit(data)  # type: ignore[operator]
@@ -265,7 +185,7 @@ def test_heldout_submissions_score_against_private_labels(ho_env: HoEnv) -> None
 
 def test_full_suite_samples_are_fine_tuned_by_the_board(ho_env: HoEnv, tmp_path: Path) -> None:
     res = tmp_path / "res"
-    benchmarks.evaluate(method=Combo(), zoo=ho_env.public, heldout=ho_env.view,
+    benchmarks.evaluate(method=Combo(), zoo=ViewedZoo(ho_env.public, ho_env.view),
                         suite="digits-v1", seeds=1, out=res, save_predictions=True)
     sub = make_submission(results=res, zoo=ho_env.view, suite="digits-v1",
                           out=tmp_path / "combo.json")
@@ -553,5 +473,5 @@ def test_run_refuses_a_tampered_or_foreign_view(ho_env: HoEnv, tmp_path: Path) -
     shutil.copytree(ho_env.view, view)
     (view / "view.json").write_text(json.dumps(manifest))
     with pytest.raises(LeaderboardError, match="belongs to zoo other-zoo"):
-        benchmarks.evaluate(method="chance", zoo=ho_env.public, heldout=view,
+        benchmarks.evaluate(method="chance", zoo=ViewedZoo(ho_env.public, view),
                             tasks=["digits-epoch"], seeds=1)

@@ -14,7 +14,7 @@ TABLES = (
     "## targets", "## dense path vs sgemm peak", "## scaling: population trainer vs per-model",
     "## SANE vs a baseline of the reference's structure", "## Arrow zero-copy load",
     "## default threads vs one thread", "## SANE at its default tokenisation",
-    "## anchor-scale digits zoos",
+    "## anchor-scale digits zoos", "## shard verification",
 )
 
 

@@ -140,13 +140,13 @@ def test_settings_are_chosen_without_the_test_split(
     var_zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Training (with its reconstruction check), SANE_SUB's selection and the validation
-    scores of benchmarks.methods.sane_validation read train / validation rows and the
+    scores of benchmarks.sane_validation read train / validation rows and the
     validation images only."""
     import modelzoo
     import modelzoo.sources
     import modelzoo.storage
     import sane.data
-    from benchmarks.methods import sane_validation
+    from benchmarks import sane_validation
     from benchmarks.registry import TASKS
     from benchmarks.zoo import EvalZoo
 

@@ -107,7 +107,8 @@ def test_train_options_reach_the_config(tmp_path: Path, monkeypatch: pytest.Monk
     sane_train = importlib.import_module("sane.train")  # the module; `sane.train` is the function
     seen: list[SaneConfig] = []
 
-    def fake_train(*, zoo: Path, out: Path, config: SaneConfig, progress: bool) -> Path:
+    def fake_train(*, zoo: Path, out: Path, config: SaneConfig, progress: bool,
+                   verify: bool = True) -> Path:
         seen.append(config)
         return out / "ckpt.pt"
 

@@ -151,13 +151,14 @@ def test_stacked_forward_equals_vmap(name: str) -> None:
     from torch.func import stack_module_state
 
     from modelzoo.architectures import create_model
-    from modelzoo.training.stacked import stacked_forward, supports_stacked
+    from modelzoo.training.stacked import plain_sequential, stacked_forward, supports_stacked
 
     kw = _kwargs(name)
     models = [create_model(name, **kw) for _ in range(3)]
     base = models[0]
     if not supports_stacked(base):
-        assert name.startswith("resnet")  # BatchNorm/residual nets use the vmap path
+        # BatchNorm/residual nets and custom forwards (Wild Park) use the vmap path
+        assert not plain_sequential(base)
         return
     params, buffers = stack_module_state(models)
     for x in (torch.randn(3, 5, 1, 8, 8), torch.randn(5, 1, 8, 8)):  # per model, shared
@@ -202,10 +203,12 @@ def test_dense_forward_and_gradients_equal_vmap(name: str, activation: str) -> N
     architectures it does not cover say so (None) and use the other paths."""
     from modelzoo.architectures import create_model
     from modelzoo.training.dense import DenseStack
+    from modelzoo.training.stacked import plain_sequential
 
     models = [create_model(name, **_kwargs(name), activation=activation) for _ in range(3)]
     if DenseStack.build(models[0], (1, 8, 8)) is None:
-        assert name.startswith("resnet") or name == "cnn_l"  # residual / Toeplitz too large
+        # custom forwards (residual, Wild Park) or Toeplitz matrices too large
+        assert not plain_sequential(models[0]) or name == "cnn_l"
         return
     _check_dense_equals_vmap(models, 8)
 

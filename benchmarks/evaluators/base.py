@@ -4,9 +4,10 @@ A task declaration (:class:`~benchmarks.tasks.metadata.TaskMetadata`) is data; i
 names the :class:`Evaluator` that interprets it. The evaluator holds everything a type
 decides: the metrics and targets a declaration may use, what a method must implement, when
 a zoo can serve the task, one seed's run (fit / sample, score), the bootstrap intervals,
-where its column goes in ``bench table`` and how the leaderboard re-scores a submission.
-:func:`benchmarks.runner.evaluate`, :mod:`benchmarks.table` and
-:mod:`benchmarks.leaderboard.score` only dispatch through it.
+where its column goes in ``bench table``, and how a run's saved per-item outputs are
+scored again against labels (:mod:`benchmarks.evaluators.outputs`).
+:func:`benchmarks.runner.evaluate`, :mod:`benchmarks.table` and whoever re-scores saved
+outputs (the leaderboard) only dispatch through it; the evaluators import none of them.
 
 Adding a task type is adding one module with one subclass decorated with
 :func:`benchmarks.registry.register_evaluator` (in this package, or in an outside package
@@ -16,7 +17,7 @@ whose module a ``benchmarks.tasks`` entry point imports).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -24,8 +25,9 @@ from benchmarks.errors import BenchmarkError
 from benchmarks.results import ConfidenceInterval, ScoreStat
 
 if TYPE_CHECKING:
-    from benchmarks.leaderboard.schema import TaskSubmission
-    from benchmarks.leaderboard.score import HeldOutZoo
+    import numpy as np
+
+    from benchmarks.evaluators.outputs import Items, ReferenceZoo, TaskOutputs
     from benchmarks.results import TaskResult
     from benchmarks.scoring import BootstrapSpec
     from benchmarks.tasks.metadata import TaskMetadata
@@ -39,7 +41,8 @@ class SeedContext:
     Attributes:
         task: the declaration.
         method: a loaded method (:func:`benchmarks.methods.base.load_method`).
-        zoo: the opened zoo (``benchmarks.runner.EvalZoo`` or a leaderboard view).
+        zoo: the opened zoo (a :class:`~benchmarks.zoo.EvalZoo`, possibly with the rows of a
+            label-free view as split ``heldout``).
         seed: the seed.
         state: shared by the tasks of this seed (e.g. cached features).
         items: if not ``None``, to fill with per-item outputs (``--save-predictions``).
@@ -78,9 +81,10 @@ class Evaluator(ABC):
         metrics: metrics a task of this type may report (main score among them).
         needs: method capabilities (:func:`benchmarks.methods.base.capabilities`), any of
             which lets a method do the type.
-        items: what a leaderboard submission holds per task: ``"property"`` (per-checkpoint
-            predictions), ``"samples"`` (weight vectors), or ``None``: the type cannot be
-            submitted (the default of :meth:`submission_items` and :meth:`rescore`).
+        items: what a run's re-scorable outputs are per task: ``"property"`` (per-row
+            predictions), ``"samples"`` (weight vectors), or ``None``: the type's outputs
+            cannot be re-scored (the default of :meth:`rescorable_items` and
+            :meth:`rescore`).
         order: position of the type's columns in ``bench table`` (lower first).
     """
 
@@ -135,22 +139,33 @@ class Evaluator(ABC):
                        if curves else {})
         return scores, curve_stats
 
-    # ------------------------------------------------------------------ leaderboard
+    # ------------------------------------------------------------------ re-scoring
 
-    def submission_items(
+    def rescorable_items(
         self, result: TaskResult, table: dict[str, list[Any]], groups: list[list[int]],
         *, view: bool,
-    ) -> Any:
-        """The submission items of ``result`` from its saved predictions ``table`` (rows of
-        each seed: ``groups``); ``view``: predictions of a held-out view."""
-        raise BenchmarkError(f"{self.type} tasks cannot be submitted to a leaderboard "
-                             f"({type(self).__name__} defines no submission_items)")
+    ) -> Items:
+        """The re-scorable items of ``result`` from its saved outputs ``table`` (rows of each
+        seed: ``groups``); ``view``: predictions of a label-free view's rows.
+
+        Raises:
+            OutputsError: the saved outputs do not fit (e.g. not for a view).
+        """
+        raise BenchmarkError(f"{self.type} outputs cannot be re-scored "
+                             f"({type(self).__name__} defines no rescorable_items)")
 
     def rescore(
-        self, sub: TaskSubmission, task: TaskMetadata, held: HeldOutZoo, *, method: str,
-        tolerance: float, notes: list[str],
-    ) -> dict[str, ScoreStat]:
-        """The board's own test scores of one submitted task (claims are never used);
-        per-item claims that differ go to ``notes``."""
-        raise BenchmarkError(f"{self.type} tasks cannot be scored by a leaderboard "
+        self, outputs: TaskOutputs, task: TaskMetadata, ref: ReferenceZoo, *, method: str,
+        tolerance: float, notes: list[str], subsets: Mapping[str, np.ndarray] | None = None,
+    ) -> dict[str, dict[str, ScoreStat]]:
+        """Test scores of saved ``outputs`` against ``ref``'s labels, per seed then mean ±
+        std: ``{"all": {metric: stat}}`` plus one entry per named subset of the test rows
+        (``subsets``: boolean masks over them in zoo order). Claimed per-item scores that
+        differ from the recomputed ones by more than ``tolerance`` go to ``notes``.
+
+        Raises:
+            OutputsError: the outputs do not fit the task or the rows (MissingOutputsError:
+                some row has none).
+        """
+        raise BenchmarkError(f"{self.type} outputs cannot be re-scored "
                              f"({type(self).__name__} defines no rescore)")

@@ -7,36 +7,48 @@ selected on validation (:func:`benchmarks.scoring.fit_head`, candidates from the
 scored on validation and test. Intervals: the split's *models* are resampled, each with all
 its checkpoints (:func:`benchmarks.scoring.cluster_bootstrap`).
 
-On a leaderboard the submission holds one prediction per test checkpoint and seed, keyed by
-``(model_id, epoch)`` (open boards) or by the opaque row ids of the board's label-free view
-(held-out boards); the board aligns them to its rows and scores them against its labels.
+Saved outputs (:mod:`benchmarks.evaluators.outputs`) hold one prediction per test
+checkpoint and seed, keyed by ``(model_id, epoch)``, or by the opaque row ids of a label-free
+view of the zoo (the rows of split ``heldout``); :meth:`PropertyEvaluator.rescore` aligns
+them to the reference zoo's healthy test rows and scores them against its labels, on all
+rows and on any named subsets of them.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from benchmarks.errors import MethodError, TaskNotApplicableError
+from benchmarks.errors import (
+    MethodError,
+    MissingOutputsError,
+    OutputsError,
+    TaskNotApplicableError,
+)
 from benchmarks.evaluators.base import Evaluator, SeedContext, SeedRun
+from benchmarks.evaluators.outputs import (
+    ALL_ROWS,
+    CheckpointPredictions,
+    ReferenceZoo,
+    RowPredictions,
+    TaskOutputs,
+)
 from benchmarks.methods.base import capabilities, head_of
 from benchmarks.results import ConfidenceInterval, ScoreStat
 from benchmarks.scoring import BootstrapSpec, cluster_bootstrap, fit_head, score_predictions
+from benchmarks.zoo import HELDOUT
 from modelzoo.storage import SPLITS
 
 if TYPE_CHECKING:
-    from benchmarks.leaderboard.schema import PropertyItems, RowItems, TaskSubmission
-    from benchmarks.leaderboard.score import HeldOutZoo
     from benchmarks.results import TaskResult
     from benchmarks.tasks.metadata import TaskMetadata
     from benchmarks.zoo import EvalZoo
 
-#: Split name of a leaderboard view's rows (``benchmarks.leaderboard.view.ViewedZoo``).
-HELDOUT = "heldout"
+__all__ = ["HELDOUT", "PropertyEvaluator", "check_lengths", "property_seed"]
 
 
 class PropertyEvaluator(Evaluator):
@@ -93,152 +105,146 @@ class PropertyEvaluator(Evaluator):
             for split in ("validation", "test")
         }
 
-    # ------------------------------------------------------------------ leaderboard
+    # ------------------------------------------------------------------ re-scoring
 
-    def submission_items(
+    def rescorable_items(
         self, result: TaskResult, table: dict[str, list[Any]], groups: list[list[int]],
         *, view: bool,
-    ) -> PropertyItems | RowItems:
-        from benchmarks.leaderboard.errors import LeaderboardError
-        from benchmarks.leaderboard.schema import PropertyItems, RowItems
-
+    ) -> CheckpointPredictions | RowPredictions:
         def pred(i: int) -> float | str:
             v = table["prediction"][i]
             return float(v) if self.numeric else str(v)
 
         if view:
             if "row_id" not in table:
-                raise LeaderboardError(f"{result.task.name}: the saved predictions are not for "
-                                       "a held-out view; run `bench run --heldout VIEW` first")
+                raise OutputsError(f"{result.task.name}: the saved predictions are not for a "
+                                   "held-out view; run `bench run --heldout VIEW` first")
             rows = [table["row_id"][i] for i in groups[0]]
             for g in groups[1:]:
                 if [table["row_id"][i] for i in g] != rows:
-                    raise LeaderboardError(f"{result.task.name}: seeds predict different rows")
-            return RowItems(kind="rows", row_id=rows,
-                            predictions=[[pred(i) for i in g] for g in groups])
+                    raise OutputsError(f"{result.task.name}: seeds predict different rows")
+            return RowPredictions(row_id=rows, predictions=[[pred(i) for i in g] for g in groups])
         first = groups[0]
         ids = [table["model_id"][i] for i in first]
         epochs = [int(table["epoch"][i]) for i in first]
         for g in groups[1:]:
             if [table["model_id"][i] for i in g] != ids:
-                raise LeaderboardError(f"{result.task.name}: seeds predict different items")
-        return PropertyItems(kind="property", model_id=ids, epoch=epochs,
-                             predictions=[[pred(i) for i in g] for g in groups])
+                raise OutputsError(f"{result.task.name}: seeds predict different items")
+        return CheckpointPredictions(model_id=ids, epoch=epochs,
+                                     predictions=[[pred(i) for i in g] for g in groups])
 
     def rescore(
-        self, sub: TaskSubmission, task: TaskMetadata, held: HeldOutZoo, *, method: str,
-        tolerance: float, notes: list[str],
-    ) -> dict[str, ScoreStat]:
-        from benchmarks.leaderboard.errors import InvalidSubmissionError
-        from benchmarks.leaderboard.schema import PropertyItems, RowItems
-
-        if isinstance(sub.items, PropertyItems) and held.heldout is not None:
-            raise InvalidSubmissionError(
-                f"task {sub.task}: this board scores its label-free view by row id, not zoo "
-                "checkpoints (model_id, epoch); predict the view with `bench run --heldout "
-                "VIEW --save-predictions`")
-        if isinstance(sub.items, RowItems) and held.heldout is None:
-            raise InvalidSubmissionError(
-                f"task {sub.task}: row-id predictions are for held-out boards; this board "
-                "scores zoo checkpoints (model_id, epoch)")
-        if isinstance(sub.items, RowItems):
-            order = self._row_order(sub, sub.items, held)
+        self, outputs: TaskOutputs, task: TaskMetadata, ref: ReferenceZoo, *, method: str,
+        tolerance: float, notes: list[str], subsets: Mapping[str, np.ndarray] | None = None,
+    ) -> dict[str, dict[str, ScoreStat]]:
+        items = outputs.items
+        if isinstance(items, RowPredictions):
+            order = self._row_order(outputs, items, ref)
+        elif isinstance(items, CheckpointPredictions):
+            order = self._checkpoint_order(outputs, items, ref)
         else:
-            assert isinstance(sub.items, PropertyItems)
-            order = self._checkpoint_order(sub, sub.items, held)
-        return self._scores_in_order(sub, sub.items.predictions, order, task, held)
+            raise OutputsError(f"task {outputs.task}: a {task.type} task takes property "
+                               "predictions, not weight samples")
+        return self._scores_in_order(outputs, items.predictions, order, task, ref, subsets)
 
     def _checkpoint_order(
-        self, t: TaskSubmission, items: PropertyItems, held: HeldOutZoo
+        self, t: TaskOutputs, items: CheckpointPredictions, ref: ReferenceZoo
     ) -> list[int]:
-        """Position in ``items`` of each healthy test checkpoint of the board's zoo."""
-        from benchmarks.leaderboard.errors import (
-            IncompleteSubmissionError,
-            InvalidSubmissionError,
-        )
-
+        """Position in ``items`` of each healthy test checkpoint of the reference zoo."""
         n = len(items.model_id)
         if len(items.epoch) != n:
-            raise InvalidSubmissionError(
+            raise OutputsError(
                 f"task {t.task}: wrong lengths: {n} model_id values but {len(items.epoch)} "
                 "epochs")
         check_lengths(t, n, items.predictions)
         keys = list(zip(items.model_id, items.epoch, strict=True))
         dup = [k for k, c in Counter(keys).items() if c > 1]
         if dup:
-            raise InvalidSubmissionError(f"task {t.task}: item {dup[0]} is predicted twice")
-        truth = held.test_items()
+            raise OutputsError(f"task {t.task}: item {dup[0]} is predicted twice")
+        ids = ref.zoo.column("test", "model_id").tolist()
+        epochs = ref.zoo.column("test", "epoch").tolist()
+        truth = [(str(m), int(e)) for m, e in zip(ids, epochs, strict=True)]
         truth_set = set(truth)
         pos = {k: i for i, k in enumerate(keys)}
         unknown = [k for k in keys if k not in truth_set]
         if unknown:
-            raise InvalidSubmissionError(
+            raise OutputsError(
                 f"task {t.task}: {len(unknown)} item(s) are not healthy test checkpoints of "
-                f"the board's zoo, e.g. {unknown[0]}")
+                f"{ref.label}, e.g. {unknown[0]}")
         missing = [k for k in truth if k not in pos]
         if missing:
-            raise IncompleteSubmissionError(
+            raise MissingOutputsError(
                 f"task {t.task}: {len(missing)} of {len(truth)} test items have no prediction, "
                 f"e.g. (model_id={missing[0][0]!r}, epoch={missing[0][1]}); predict every test "
                 "checkpoint (`bench run --save-predictions` does)")
         return [pos[k] for k in truth]
 
-    def _row_order(self, t: TaskSubmission, items: RowItems, held: HeldOutZoo) -> list[int]:
-        """Position in ``items`` of each row of the board's view (its private labels)."""
-        from benchmarks.leaderboard.errors import InvalidSubmissionError
-
+    def _row_order(self, t: TaskOutputs, items: RowPredictions, ref: ReferenceZoo) -> list[int]:
+        """Position in ``items`` of each row of the reference zoo's label-free view."""
+        truth = ref.row_ids()
+        if truth is None:
+            raise OutputsError(f"task {t.task}: row-id predictions are for a label-free view; "
+                               f"{ref.label} is keyed by checkpoint (model_id, epoch)")
         n = len(items.row_id)
         check_lengths(t, n, items.predictions)
-        truth = held.row_ids()
         if n != len(truth):
-            raise InvalidSubmissionError(
-                f"task {t.task}: wrong count: {n} predicted rows, the board's view has "
+            raise OutputsError(
+                f"task {t.task}: wrong count: {n} predicted rows, {ref.label} has "
                 f"{len(truth)}; predict every row of the view (`bench run --heldout VIEW "
                 "--save-predictions` does)")
         dup = [k for k, c in Counter(items.row_id).items() if c > 1]
         if dup:
-            raise InvalidSubmissionError(f"task {t.task}: row {dup[0]} is predicted twice")
+            raise OutputsError(f"task {t.task}: row {dup[0]} is predicted twice")
         truth_set = set(truth)
         unknown = [k for k in items.row_id if k not in truth_set]
         if unknown:
-            raise InvalidSubmissionError(
-                f"task {t.task}: {len(unknown)} row id(s) are not rows of the board's view, "
+            raise OutputsError(
+                f"task {t.task}: {len(unknown)} row id(s) are not rows of {ref.label}, "
                 f"e.g. {unknown[0]}; predict the rows of the view named in the submission")
         pos = {k: i for i, k in enumerate(items.row_id)}
         return [pos[k] for k in truth]
 
     def _scores_in_order(
-        self, t: TaskSubmission, predictions: Sequence[Sequence[Any]], order: list[int],
-        task: TaskMetadata, held: HeldOutZoo,
-    ) -> dict[str, ScoreStat]:
-        """Score per seed: ``predictions[seed][order[i]]`` is the prediction of test row
-        ``i``."""
-        from benchmarks.leaderboard.errors import InvalidSubmissionError
-
+        self, t: TaskOutputs, predictions: Sequence[Sequence[Any]], order: list[int],
+        task: TaskMetadata, ref: ReferenceZoo, subsets: Mapping[str, np.ndarray] | None,
+    ) -> dict[str, dict[str, ScoreStat]]:
+        """Score per seed and row set: ``predictions[seed][order[i]]`` is the prediction of
+        test row ``i``."""
         idx = np.asarray(order, dtype=np.int64)
-        y = self.labels(held.zoo.column("test", task.target))
-        per_seed = []
+        y = self.labels(ref.zoo.column("test", task.target))
+        masks = {ALL_ROWS: None, **(subsets or {})}
+        per_seed: dict[str, list[dict[str, float]]] = {name: [] for name in masks}
         for p in predictions:
             if self.numeric != all(isinstance(v, float) for v in p):
                 want = "numbers" if self.numeric else "class labels (strings)"
-                raise InvalidSubmissionError(
-                    f"task {t.task}: {task.type} predictions must be {want}")
-            arr = np.asarray(p, dtype=np.float64 if self.numeric else object)[idx]
-            per_seed.append(score_predictions(task.metrics, y, self.labels(arr)))
-        return {m: ScoreStat.of([s[m] for s in per_seed]) for m in task.metrics}
+                raise OutputsError(f"task {t.task}: {task.type} predictions must be {want}")
+            arr = self.labels(np.asarray(p, dtype=np.float64 if self.numeric else object)[idx])
+            for name, mask in masks.items():
+                if mask is None:
+                    per_seed[name].append(score_predictions(task.metrics, y, arr))
+                else:
+                    keep = np.asarray(mask, dtype=bool)
+                    if keep.shape != y.shape:
+                        raise OutputsError(f"subset {name!r} masks {keep.shape[0]} rows, the "
+                                           f"test split has {len(y)}")
+                    per_seed[name].append(score_predictions(task.metrics, y[keep], arr[keep]))
+        return {name: {m: ScoreStat.of([s[m] for s in runs]) for m in task.metrics}
+                for name, runs in per_seed.items()}
 
 
-def check_lengths(t: TaskSubmission, n: int, predictions: Sequence[Sequence[Any]]) -> None:
-    """One prediction list per seed, each with ``n`` items."""
-    from benchmarks.leaderboard.errors import InvalidSubmissionError
+def check_lengths(t: TaskOutputs, n: int, predictions: Sequence[Sequence[Any]]) -> None:
+    """One prediction list per seed, each with ``n`` items.
 
+    Raises:
+        OutputsError: another number of lists or of items.
+    """
     if len(predictions) != len(t.seeds):
-        raise InvalidSubmissionError(
+        raise OutputsError(
             f"task {t.task}: wrong lengths: {len(predictions)} prediction lists for "
             f"{len(t.seeds)} seeds (one list per seed)")
     for i, p in enumerate(predictions):
         if len(p) != n:
-            raise InvalidSubmissionError(
+            raise OutputsError(
                 f"task {t.task}: wrong lengths: seed {t.seeds[i]} has {len(p)} predictions for "
                 f"{n} items")
 
@@ -297,7 +303,7 @@ def property_seed(
         raw.update({s: {"y": y[s], "p": np.asarray(preds[s]),
                         "groups": zoo.column(s, "model_id")} for s in ("validation", "test")})
     if items is not None and HELDOUT in preds:  # a held-out view's rows (bench run --heldout)
-        items.update(row_id=zoo.view.row_ids(),  # type: ignore[attr-defined]
+        items.update(row_id=[str(r) for r in zoo.column(HELDOUT, "row_id").tolist()],
                      prediction=np.asarray(preds[HELDOUT]).tolist())
     elif items is not None:  # per-item test predictions (bench run --save-predictions)
         items.update(model_id=zoo.column("test", "model_id").tolist(),

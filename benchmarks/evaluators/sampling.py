@@ -5,16 +5,18 @@ The method's ``sample`` gives ``n_models`` weight vectors per seed for the zoo's
 checkpoint by ``val_acc``). Intervals resample seeds, then the samples of each drawn seed
 (:func:`benchmarks.scoring.sample_bootstrap`).
 
-On a leaderboard the submission holds the sampled weights per seed; the board replays them
-through :func:`benchmarks.evaluate` as a method whose ``sample`` returns them, so it loads,
-fine-tunes and scores them exactly as ``bench run`` does, and compares the per-sample scores
-the submission claims with its own.
+Saved outputs (:mod:`benchmarks.evaluators.outputs`) hold the sampled weights per seed;
+:meth:`SamplingEvaluator.rescore` replays them through the reference zoo's ``rerun`` (``bench
+run`` with a method whose ``sample`` returns them: :class:`Replay`), so they are loaded,
+fine-tuned and scored exactly as in a run, and compares the per-sample scores the outputs
+claim with its own. The scores do not depend on which test rows are scored, so every named
+subset of rows gets the same ones.
 """
 
 from __future__ import annotations
 
-import tempfile
 from abc import abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,13 +24,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from benchmarks.data import ImageData, load_image_data
-from benchmarks.errors import MethodError, TaskNotApplicableError
+from benchmarks.errors import MethodError, OutputsError, TaskNotApplicableError
 from benchmarks.evaluators.base import Evaluator, SeedContext, SeedRun
+from benchmarks.evaluators.outputs import ALL_ROWS, ReferenceZoo, TaskOutputs, WeightSamples
 from benchmarks.results import ScoreStat
 
 if TYPE_CHECKING:
-    from benchmarks.leaderboard.schema import SampleItems, TaskSubmission
-    from benchmarks.leaderboard.score import HeldOutZoo
     from benchmarks.methods.base import TargetModel
     from benchmarks.results import TaskResult
     from benchmarks.tasks.metadata import FinetuneSpec, TaskMetadata
@@ -92,64 +93,57 @@ class SamplingEvaluator(Evaluator):
     def score_samples(self, ctx: SeedContext, samples: Samples) -> SeedRun:
         """Score one seed's samples."""
 
-    # ------------------------------------------------------------------ leaderboard
+    # ------------------------------------------------------------------ re-scoring
 
-    def submission_items(
+    def rescorable_items(
         self, result: TaskResult, table: dict[str, list[Any]], groups: list[list[int]],
         *, view: bool,
-    ) -> SampleItems:
-        from benchmarks.leaderboard.schema import SampleItems
-
+    ) -> WeightSamples:
         det = result.details.get("per_seed", [{}])[0]
         item_scores = {k: [[float(table[k][i]) for i in g] for g in groups]
                        for k in self.sample_items if k in table}
         curves = ([[[float(x) for x in table["curve"][i]] for i in g] for g in groups]
                   if "curve" in table else [])
-        return SampleItems(
-            kind="samples", architecture=str(det["architecture"]),
-            activation=str(det["activation"]),
+        return WeightSamples(
+            architecture=str(det["architecture"]), activation=str(det["activation"]),
             weights=[[float32_list(table["weights"][i]) for i in g] for g in groups],
             item_scores={} if view else item_scores, curves=[] if view else curves)
 
     def rescore(
-        self, sub: TaskSubmission, task: TaskMetadata, held: HeldOutZoo, *, method: str,
-        tolerance: float, notes: list[str],
-    ) -> dict[str, ScoreStat]:
-        from benchmarks.leaderboard.errors import InvalidSubmissionError
-        from benchmarks.leaderboard.schema import SampleItems
-        from benchmarks.results import load_predictions
-        from benchmarks.runner import evaluate
-
-        items = sub.items
-        assert isinstance(items, SampleItems)
+        self, outputs: TaskOutputs, task: TaskMetadata, ref: ReferenceZoo, *, method: str,
+        tolerance: float, notes: list[str], subsets: Mapping[str, np.ndarray] | None = None,
+    ) -> dict[str, dict[str, ScoreStat]]:
+        items = outputs.items
+        if not isinstance(items, WeightSamples):
+            raise OutputsError(f"task {outputs.task}: a {task.type} task takes weight samples, "
+                               "not property predictions")
         spec = task.finetune
         assert spec is not None
-        target = held.zoo.target_model(task)
+        target = ref.zoo.target_model(task)
         if (items.architecture, items.activation) != (target.architecture, target.activation):
-            raise InvalidSubmissionError(
-                f"task {sub.task}: samples are for {items.architecture} / {items.activation}; "
-                f"the board's target model is {target.architecture} / {target.activation}")
-        if len(items.weights) != len(sub.seeds):
-            raise InvalidSubmissionError(f"task {sub.task}: wrong lengths: {len(items.weights)} "
-                                         f"sample lists for {len(sub.seeds)} seeds")
+            raise OutputsError(
+                f"task {outputs.task}: samples are for {items.architecture} / "
+                f"{items.activation}; the target model of {ref.label} is "
+                f"{target.architecture} / {target.activation}")
+        seeds = list(outputs.seeds)
+        if len(items.weights) != len(seeds):
+            raise OutputsError(f"task {outputs.task}: wrong lengths: {len(items.weights)} "
+                               f"sample lists for {len(seeds)} seeds")
         weights = {}
-        for seed, w in zip(sub.seeds, items.weights, strict=True):
+        for seed, w in zip(seeds, items.weights, strict=True):
             if len(w) != spec.n_models or any(len(v) != target.num_params for v in w):
                 lens = sorted({len(v) for v in w})
-                raise InvalidSubmissionError(
-                    f"task {sub.task}: wrong lengths: seed {seed} has {len(w)} samples of "
+                raise OutputsError(
+                    f"task {outputs.task}: wrong lengths: seed {seed} has {len(w)} samples of "
                     f"{lens} parameters; the task needs {spec.n_models} samples of "
                     f"{target.num_params}")
             weights[seed] = np.asarray(w, dtype=np.float32)
-        if len(set(sub.seeds)) != len(sub.seeds):
-            raise InvalidSubmissionError(f"task {sub.task}: seeds repeat: {sub.seeds}")
-        with tempfile.TemporaryDirectory(prefix="board-rescore-") as tmp:
-            (res,) = evaluate(method=Replay(method, weights), zoo=held.path, tasks=[task],
-                              seeds=sub.seeds, out=tmp, save_predictions=True,
-                              data_dir=held.data_dir, progress=lambda _msg: None)
-            table = load_predictions(res, tmp).to_pydict()
-        compare_items(sub, items, table, tolerance, notes)
-        return dict(res.scores["test"])
+        if len(set(seeds)) != len(seeds):
+            raise OutputsError(f"task {outputs.task}: seeds repeat: {seeds}")
+        res, table = ref.rerun(Replay(method, weights), task, seeds)
+        compare_items(outputs, items, table, tolerance, notes)
+        stats = dict(res.scores["test"])
+        return {name: stats for name in (ALL_ROWS, *(subsets or {}))}
 
 
 class Replay:
@@ -168,7 +162,7 @@ class Replay:
         return self._weights[seed]
 
 
-def compare_items(t: TaskSubmission, items: SampleItems, ours: dict[str, list[Any]],
+def compare_items(t: TaskOutputs, items: WeightSamples, ours: dict[str, list[Any]],
                   tolerance: float, notes: list[str]) -> None:
     """Note per-sample claims that differ from the board's per-sample scores."""
     claims: dict[str, list[list[Any]]] = dict(items.item_scores)

@@ -17,15 +17,20 @@ exclusive lock on ``.lock`` (``filelock``), so concurrent adds cannot lose each 
 Claimed scores are never trusted: the board records the scores it recomputes from the
 predictions. Claims that differ beyond the tolerance are recorded as ``discrepancies`` and
 reported; with ``strict=True`` such a submission is rejected instead.
+
+Held-out boards answer an add with the feedback half's scores only, refuse authors over the
+per-author limit, and publish ranking scores only at ``release_board`` (``bench leaderboard
+release``), through the Ladder; why: :mod:`benchmarks.leaderboard.ranking`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +42,10 @@ from benchmarks.leaderboard.errors import (
     ClaimMismatchError,
     DuplicateSubmissionError,
     LeaderboardError,
+    SubmissionRejected,
     ZooVersionError,
 )
+from benchmarks.leaderboard.ranking import check_author_limit, ladder, ranking_score
 from benchmarks.leaderboard.safety import (
     parse_submission_bytes,
     read_bounded,
@@ -50,6 +57,7 @@ from benchmarks.leaderboard.schema import (
     BoardEntry,
     BoardIndex,
     IndexRecord,
+    Release,
     Submission,
     json_bytes,
 )
@@ -191,6 +199,11 @@ def _collect_garbage(root: Path, index: BoardIndex) -> None:
         f.unlink()
 
 
+def _check_limits(index: BoardIndex, sub: Submission) -> None:
+    if index.heldout is not None:
+        check_author_limit(index, sub.method.authors, index.heldout.rules)
+
+
 def add_submission(
     *,
     submission: str | Path,
@@ -216,22 +229,72 @@ def add_submission(
         progress: called with one line per step.
 
     Returns:
-        The recorded entry (with the board's recomputed scores).
+        The recorded entry (with the board's recomputed scores; on held-out boards also the
+        feedback and the private ranking halves').
 
     Raises:
-        SubmissionRejected: unsafe / invalid file, other zoo, incomplete, duplicate, or
-            (strict) claims that differ. The board is unchanged.
+        SubmissionRejected: unsafe / invalid file, other zoo, incomplete, duplicate, over the
+            per-author limit, or (strict) claims that differ. The board is unchanged.
         LeaderboardError: the board folder is invalid or cannot be written.
     """
-    say = progress or (lambda _msg: None)
     root = Path(board)
+    return _add(submission, root, _opener(root, zoo, data_dir), max_bytes=max_bytes,
+                tolerance=tolerance, strict=strict, progress=progress)
+
+
+def add_submissions(
+    *,
+    submissions: Sequence[str | Path],
+    board: str | Path,
+    zoo: str | Path | None = None,
+    max_bytes: int = MAX_SUBMISSION_BYTES,
+    tolerance: float = DEFAULT_TOLERANCE,
+    strict: bool = False,
+    data_dir: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[BoardEntry | SubmissionRejected]:
+    """:func:`add_submission` for several files in order, opening the board's zoo once. Each
+    file is its own add: validated, re-scored and committed, or rejected alone.
+
+    Returns:
+        Per file, its entry or the rejection (the board holds the accepted ones).
+
+    Raises:
+        LeaderboardError: the board folder is invalid or cannot be written (the files
+            before the failing one stay added).
+    """
+    root = Path(board)
+    held = _opener(root, zoo, data_dir)
+    out: list[BoardEntry | SubmissionRejected] = []
+    for path in submissions:
+        try:
+            out.append(_add(path, root, held, max_bytes=max_bytes, tolerance=tolerance,
+                            strict=strict, progress=progress))
+        except SubmissionRejected as e:
+            out.append(e)
+    return out
+
+
+def _opener(root: Path, zoo: str | Path | None,
+            data_dir: str | Path | None) -> Callable[[], HeldOutZoo]:
+    """Opens the board's zoo on the first call (after the first file passed its checks),
+    then returns the same one."""
+    return functools.cache(lambda: open_board_zoo(root, load_index(root), zoo,
+                                                  data_dir=data_dir))
+
+
+def _add(submission: str | Path, root: Path, board_zoo: Callable[[], HeldOutZoo], *,
+         max_bytes: int, tolerance: float, strict: bool,
+         progress: Callable[[str], None] | None) -> BoardEntry:
+    say = progress or (lambda _msg: None)
     data = read_submission_bytes(submission, max_bytes=max_bytes)
     sub = parse_submission_bytes(data, source=str(submission))
     full, preds = submission_hashes(sub)
     index = load_index(root)
-    held = open_board_zoo(root, index, zoo, data_dir=data_dir)
+    held = board_zoo()
     _check_board_zoo(index, held, sub)
     _check_duplicate(index, sub, full, preds)
+    _check_limits(index, sub)
     say(f"re-scoring {len(sub.tasks)} task(s) of {sub.method.name} v{sub.method.version}")
     result = rescore(sub, held, tolerance=tolerance)
     if strict and result.discrepancies:
@@ -244,6 +307,7 @@ def add_submission(
         method=sub.method, zoo=sub.zoo, suite=sub.suite, submission_created=sub.created,
         submission_toolkit_version=sub.toolkit_version,
         board_toolkit_version=modelzoo.__version__, scores=result.scores,
+        feedback=result.feedback, ranking=result.ranking,
         claimed=result.claimed, discrepancies=result.discrepancies)
     try:  # not ensure_dir: its write probe is named by pid only, so threads would collide
         root.mkdir(parents=True, exist_ok=True)
@@ -253,10 +317,12 @@ def add_submission(
         index = load_index(root)  # again, under the lock
         _check_board_zoo(index, held, sub)
         _check_duplicate(index, sub, full, preds)
+        _check_limits(index, sub)
         _collect_garbage(root, index)
         rec = IndexRecord(id=eid, file=f"{ENTRIES_DIR}/{eid}.json", submission_sha256=full,
                           predictions_sha256=preds, method=sub.method.name,
-                          method_version=sub.method.version, added=entry.added)
+                          method_version=sub.method.version, added=entry.added,
+                          authors=list(sub.method.authors))
         new_index = index.model_copy(update={
             "zoo": index.zoo or held.pin, "suite": index.suite or sub.suite,
             "entries": [*index.entries, rec]})
@@ -280,3 +346,43 @@ def add_submission(
     for note in result.discrepancies:
         say(f"warning: {note} (the board records its own score)")
     return entry
+
+
+def release_board(*, board: str | Path,
+                  progress: Callable[[str], None] | None = None) -> Release:
+    """Publish ranking scores of a held-out board's entries added since the last release,
+    through the Ladder (:func:`benchmarks.leaderboard.ranking.ladder`), and record the
+    release in the index (atomically, under the board's lock).
+
+    Returns:
+        The release (what it published per entry).
+
+    Raises:
+        LeaderboardError: an open board (it ranks at once), or no entry since the last
+            release.
+    """
+    say = progress or (lambda _msg: None)
+    root = Path(board)
+    with _locked(root):
+        index, entries = load_board(root)
+        if index.heldout is None:
+            raise LeaderboardError(f"{root} is an open board: it ranks every entry at once and "
+                                   "has no releases (held-out boards: `bench leaderboard init`)")
+        done = index.released()
+        pending = [e for e in entries if e.id not in done]
+        if not pending:
+            raise LeaderboardError(f"no entries on {root} since release "
+                                   f"{len(index.releases)}; nothing to release")
+        best = index.releases[-1].best if index.releases else None
+        rules = index.heldout.rules
+        steps = ladder([(e.id, ranking_score(e)) for e in pending], best=best,
+                       margin=rules.ladder_margin)
+        release = Release(number=len(index.releases) + 1, released=utc_now(),
+                          margin=rules.ladder_margin, steps=steps)
+        new_index = index.model_copy(update={"releases": [*index.releases, release]})
+        atomic_write_bytes(root / INDEX_NAME, json_bytes(new_index))  # the commit
+    published = [st for st in steps if st.published is not None]
+    say(f"release {release.number}: {len(steps)} entries, {len(published)} above the best by "
+        f"more than {rules.ladder_margin:g}" + (f" (best now {release.best:g})"
+                                                if release.best is not None else ""))
+    return release

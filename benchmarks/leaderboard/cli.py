@@ -1,4 +1,5 @@
-"""``bench submit`` and ``bench leaderboard add|render|publish`` (registered in benchmarks.cli).
+"""``bench submit`` and ``bench leaderboard init|view|add|release|verify|render|publish``
+(registered in benchmarks.cli).
 
 A thin click layer over :mod:`benchmarks.leaderboard`; runnable on its own as
 ``python -m benchmarks.leaderboard.cli``.
@@ -7,10 +8,12 @@ A thin click layer over :mod:`benchmarks.leaderboard`; runnable on its own as
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from benchmarks.leaderboard.schema import MAX_SUBMISSION_BYTES
+from benchmarks.leaderboard.errors import SubmissionRejected
+from benchmarks.leaderboard.schema import MAX_SUBMISSION_BYTES, BoardEntry
 from benchmarks.leaderboard.score import DEFAULT_TOLERANCE
 from modelzoo.clickutil import ZooGroup
 from modelzoo.errors import ZooError
@@ -55,7 +58,8 @@ def leaderboard_group() -> None:
 
 
 @leaderboard_group.command("add")
-@click.argument("submission", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("submissions", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--board", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Board folder (created on the first accepted submission).")
 @click.option("--zoo", type=_ZOO,
@@ -69,21 +73,49 @@ def leaderboard_group() -> None:
                    "recomputed scores and list the differences).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where non-bundled source datasets live.")
-def add_cmd(submission: Path, board: Path, zoo: Path | None, max_bytes: int, tolerance: float,
-            strict: bool, data_dir: Path | None) -> None:
-    """Validate SUBMISSION, recompute its scores and record it on BOARD."""
-    from benchmarks.leaderboard.board import add_submission
+def add_cmd(submissions: tuple[Path, ...], board: Path, zoo: Path | None, max_bytes: int,
+            tolerance: float, strict: bool, data_dir: Path | None) -> None:
+    """Validate each SUBMISSION, recompute its scores and record it on BOARD.
 
-    try:
-        entry = add_submission(submission=submission, board=board, zoo=zoo,
-                               max_bytes=max_bytes, tolerance=tolerance, strict=strict,
-                               data_dir=data_dir, progress=click.echo)
-    except ZooError as e:
-        raise ZooError(f"rejected, the board is unchanged: {e}") from None
+    Each file is added (or rejected) on its own, in order. A held-out board prints the
+    scores on its feedback half only: ranking scores stay private until `bench leaderboard
+    release`.
+    """
+    from benchmarks.leaderboard.board import add_submission, add_submissions
+
+    kw: dict[str, Any] = {"board": board, "zoo": zoo, "max_bytes": max_bytes,
+                          "tolerance": tolerance, "strict": strict, "data_dir": data_dir,
+                          "progress": click.echo}
+    if len(submissions) == 1:
+        try:
+            results: list[BoardEntry | SubmissionRejected] = [
+                add_submission(submission=submissions[0], **kw)]
+        except ZooError as e:
+            raise ZooError(f"rejected, the board is unchanged: {e}") from None
+    else:
+        results = list(add_submissions(submissions=submissions, **kw))
+    rejected = 0
+    for path, res in zip(submissions, results, strict=True):
+        if isinstance(res, SubmissionRejected):
+            rejected += 1
+            click.echo(f"rejected {path} (the board is unchanged by it): {res}", err=True)
+        else:
+            _print_entry(res)
+    if rejected:
+        raise ZooError(f"{rejected} of {len(submissions)} submissions rejected; the board "
+                       "holds the others")
+
+
+def _print_entry(entry: BoardEntry) -> None:
     from benchmarks.table import print_table
 
-    print_table(("task", "main score", "board's score"),
-                ((s.task, s.main_score, s.main) for s in entry.scores))
+    if entry.feedback:  # a held-out board: the feedback half only
+        print_table(("task", "main score", "feedback score"),
+                    ((s.task, s.main_score, s.main) for s in entry.feedback))
+        click.echo("ranking scores stay private until the next `bench leaderboard release`")
+    else:
+        print_table(("task", "main score", "board's score"),
+                    ((s.task, s.main_score, s.main) for s in entry.scores))
 
 
 @leaderboard_group.command("init")
@@ -103,21 +135,52 @@ def add_cmd(submission: Path, board: Path, zoo: Path | None, max_bytes: int, tol
 @click.option("--test-fraction", default=0.5, show_default=True,
               type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Share of held-out models in the scored test split.")
+@click.option("--ranking-fraction", default=0.5, show_default=True,
+              type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Share of the test models whose rows decide the rank; the others' rows "
+                   "give the feedback scores each submission gets back.")
+@click.option("--ladder-margin", type=click.FloatRange(0, 1, min_open=True),
+              help="A release publishes a ranking score only if it beats the best published "
+                   "one by more than this, rounded to a multiple of it. Default: twice the "
+                   "spread of chance ranking scores on this board, rounded up to 1, 2 or 5 "
+                   "x 10^k (about the noise of a difference of two entries' scores).")
+@click.option("--max-entries-per-author", default=5, show_default=True,
+              type=click.IntRange(min=1), help="Entries per author name between two releases.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where non-bundled source datasets live.")
 def init_cmd(recipe: Path, board: Path, view: Path, public_zoo: Path | None,
-             seed_offset: int | None, test_fraction: float, data_dir: Path | None) -> None:
-    """Make a held-out board: build its private zoo from RECIPE with other seeds, write the
-    label-free view to publish."""
+             seed_offset: int | None, test_fraction: float, ranking_fraction: float,
+             ladder_margin: float | None, max_entries_per_author: int,
+             data_dir: Path | None) -> None:
+    """Make a held-out board: build its private zoo from RECIPE with other seeds, split its
+    test models secretly into feedback and ranking halves, write the label-free view to
+    publish."""
     from benchmarks.leaderboard.heldout import init_board
 
     index = init_board(recipe=recipe, board=board, view=view, public_zoo=public_zoo,
                        seed_offset=seed_offset, test_fraction=test_fraction,
-                       data_dir=data_dir, progress=click.echo)
+                       ranking_fraction=ranking_fraction, ladder_margin=ladder_margin,
+                       max_entries_per_author=max_entries_per_author, data_dir=data_dir,
+                       progress=click.echo)
     assert index.heldout is not None
     click.echo(f"view {index.heldout.view.name} {index.heldout.view.content_hash}: publish "
                f"{view} (e.g. `hf upload ORG/{index.heldout.view.name} {view} --repo-type "
                "dataset`); keep the board folder private")
+
+
+@leaderboard_group.command("release")
+@click.option("--board", required=True, type=_ZOO, help="A held-out board.")
+def release_cmd(board: Path) -> None:
+    """Publish the ranking scores of the entries added since the last release, through the
+    Ladder: an entry's ranking score (mean of its tasks' main scores on the ranking half) is
+    published only if it beats the best published one by more than the board's margin,
+    rounded to a multiple of it. Render or publish the board afterwards."""
+    from benchmarks.leaderboard.board import release_board
+
+    rel = release_board(board=board, progress=click.echo)
+    for step in rel.steps:
+        shown = f"{step.published:g}" if step.published is not None else "not above the best"
+        click.echo(f"  {step.id}: {shown}")
 
 
 @leaderboard_group.command("view")

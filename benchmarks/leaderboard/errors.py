@@ -35,3 +35,8 @@ class DuplicateSubmissionError(SubmissionRejected):
 
 class ClaimMismatchError(SubmissionRejected):
     """Claimed scores differ from the recomputed ones (only raised in strict mode)."""
+
+
+class SubmissionLimitError(SubmissionRejected):
+    """The submission's authors already have as many entries waiting for the next release
+    as the board takes per author."""

@@ -9,9 +9,13 @@ bit-reproducible, so whoever knows the seeds can rebuild the held-out zoo with i
 A larger share of models goes to the test split, whose healthy checkpoints are the scored
 rows.
 
+The test models are then split once, secretly, into a feedback and a ranking half (the
+board's :class:`~benchmarks.leaderboard.schema.BoardRules`, against adaptive submissions:
+:mod:`benchmarks.leaderboard.ranking`).
+
 Board folder after init::
 
-    board.json      index with ``heldout`` (view pin, public zoo pin, seed offset...)
+    board.json      index with ``heldout`` (view pin, public zoo pin, seed offset, rules...)
     secret.key      HMAC key of the row ids (private; never published)
     heldout/        the held-out zoo, labels included (private)
 
@@ -31,15 +35,17 @@ from types import SimpleNamespace
 import numpy as np
 
 from benchmarks.errors import TaskNotApplicableError
+from benchmarks.evaluators.property import PropertyEvaluator
 from benchmarks.leaderboard.board import INDEX_NAME, load_index
 from benchmarks.leaderboard.errors import LeaderboardError
-from benchmarks.leaderboard.schema import BoardIndex, HeldOutInfo, ZooPin, json_bytes
+from benchmarks.leaderboard.ranking import auto_margin, ranking_models
+from benchmarks.leaderboard.schema import BoardIndex, BoardRules, HeldOutInfo, ZooPin, json_bytes
 from benchmarks.leaderboard.secret import SECRET_NAME, read_secret
 from benchmarks.leaderboard.view import ViewManifest, ViewTarget, write_view
 from benchmarks.registry import TASKS, evaluator_for
 from benchmarks.zoo import EvalZoo, check_applicable
 from modelzoo.builder.recipe import Recipe, load_recipe, make_recipe
-from modelzoo.storage import SPLITS, load_zoo, read_manifest, weights_tensor
+from modelzoo.storage import SPLITS, load_zoo, open_manifest, read_manifest, weights_tensor
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 from modelzoo.storage.manifest import split_hashes
 from modelzoo.training.config import TrainConfig
@@ -178,6 +184,19 @@ def _scored_tasks(zoo: EvalZoo, name: str, version: str) -> list[str]:
     return out
 
 
+def _auto_margin(z: EvalZoo, ranking: np.ndarray, recipe: Recipe) -> float:
+    """:func:`~benchmarks.leaderboard.ranking.auto_margin` over the property tasks the
+    board's view serves, on its ranking rows."""
+    labels = []
+    for name in _scored_tasks(z, recipe.name, recipe.version):
+        task = TASKS.get(name)
+        ev = evaluator_for(task.type)
+        if isinstance(ev, PropertyEvaluator):
+            y = ev.labels(z.column("test", task.target))
+            labels.append((task.main_score, np.asarray(y)[ranking]))
+    return auto_margin(labels)
+
+
 def make_view(*, board: str | Path, out: str | Path,
               data_dir: str | Path | None = None) -> ViewManifest:
     """(Re-)write the label-free view of a held-out board to ``out`` (deterministic: the
@@ -191,11 +210,12 @@ def make_view(*, board: str | Path, out: str | Path,
     if index.heldout is None:
         raise LeaderboardError(f"{root} is not a held-out board (make one with "
                                "`bench leaderboard init`)")
-    return _write_view(root, index.heldout.zoo, index.heldout.view.name, out, data_dir)
+    return _write_view(root, index.heldout.zoo, index.heldout.view.name, out, data_dir,
+                       index.heldout.rules)
 
 
 def _write_view(root: Path, zoo_dir: str, name: str, out: str | Path,
-                data_dir: str | Path | None) -> ViewManifest:
+                data_dir: str | Path | None, rules: BoardRules) -> ViewManifest:
     z = EvalZoo(root / zoo_dir, str(data_dir) if data_dir is not None else None)
     m = z.manifest
     best = z.target_model(SimpleNamespace(finetune=None))  # type: ignore[arg-type]
@@ -206,7 +226,7 @@ def _write_view(root: Path, zoo_dir: str, name: str, out: str | Path,
         tasks=_scored_tasks(z, m.name, m.version),
         target=ViewTarget(architecture=best.architecture, activation=best.activation,
                           num_params=best.num_params),
-        license=m.license)
+        rules=rules, license=m.license)
 
 
 def init_board(
@@ -217,6 +237,9 @@ def init_board(
     public_zoo: str | Path | None = None,
     seed_offset: int | None = None,
     test_fraction: float = 0.5,
+    ranking_fraction: float = 0.5,
+    ladder_margin: float | None = None,
+    max_entries_per_author: int = 5,
     data_dir: str | Path | None = None,
     key: bytes | None = None,
     progress: Callable[[str], None] | None = None,
@@ -234,6 +257,13 @@ def init_board(
             anyone can re-train the public recipe with it and join the weights). Default:
             random secret seeds, one per public seed, recorded only in the private board.
         test_fraction: share of held-out models in the (scored) test split.
+        ranking_fraction: share of the test models whose rows decide the rank (the others
+            give the feedback scores returned per submission).
+        ladder_margin: a release publishes a ranking score only if it beats the best
+            published one by more than this, rounded to a multiple of it (default: twice
+            the spread of chance ranking scores on this board,
+            :func:`~benchmarks.leaderboard.ranking.auto_margin`).
+        max_entries_per_author: entries an author name may add between two releases.
         data_dir: where non-bundled source datasets live.
         key: the row-id HMAC key (default: 32 fresh random bytes; fix it only to make
             tests reproducible, a known key lets anyone map rows to checkpoints).
@@ -246,19 +276,28 @@ def init_board(
         LeaderboardError: a board already there, seeds that collide, a public zoo of another
             recipe, or a held-out zoo with an empty split.
     """
+    from pydantic import ValidationError
+
+    from benchmarks.leaderboard.safety import validation_summary
     from modelzoo.builder import build_zoo
 
     say = progress or (lambda _msg: None)
     root = Path(board)
     if (root / INDEX_NAME).exists():
         raise LeaderboardError(f"{root} already holds a board; choose a new --board folder")
+    try:
+        rules = BoardRules(ranking_fraction=ranking_fraction,
+                           ladder_margin=ladder_margin if ladder_margin is not None else 0.01,
+                           max_entries_per_author=max_entries_per_author)
+    except ValidationError as e:
+        raise LeaderboardError(f"invalid board rules: {validation_summary(e)}") from None
     pub = load_recipe(recipe)
     held = heldout_recipe(pub, seed_offset=seed_offset, test_fraction=test_fraction,
                           seeds=None if seed_offset is not None else _previous_seeds(root))
     seeds = sorted({c.seed for c in held.configs()})
     pub_pin = None
     if public_zoo is not None:
-        pm = read_manifest(public_zoo)
+        pm = open_manifest(public_zoo)  # its shards verified before anything is written
         if (pm.name, pm.version) != (pub.name, pub.version):
             raise LeaderboardError(f"--public-zoo is {pm.name} v{pm.version}, the recipe "
                                    f"builds {pub.name} v{pub.version}")
@@ -281,11 +320,25 @@ def init_board(
         secret = key if key is not None else secrets.token_bytes(32)
         atomic_write_bytes(key_file, (secret.hex() + "\n").encode())
         os.chmod(key_file, 0o600)
-    vm = _write_view(root, HELDOUT_DIR, f"{pub.name}-heldout", view, data_dir)
+    z = EvalZoo(root / HELDOUT_DIR)
+    test_ids = [str(m) for m in z.column("test", "model_id")]
+    try:
+        ranked = ranking_models(read_secret(root), test_ids, rules.ranking_fraction)
+    except ValueError as e:
+        raise LeaderboardError(f"the held-out zoo cannot be split: {e}; the recipe needs "
+                               "more models (or a larger --test-fraction)") from None
+    if ladder_margin is None:
+        mask = np.fromiter((m in ranked for m in test_ids), dtype=bool, count=len(test_ids))
+        rules = rules.model_copy(update={"ladder_margin": _auto_margin(z, mask, pub)})
+    vm = _write_view(root, HELDOUT_DIR, f"{pub.name}-heldout", view, data_dir, rules)
     info = HeldOutInfo(zoo=HELDOUT_DIR, view=vm.pin, public_zoo=pub_pin, recipe=pub.name,
-                       seed_offset=seed_offset, seeds=seeds, test_fraction=test_fraction)
+                       seed_offset=seed_offset, seeds=seeds, test_fraction=test_fraction,
+                       rules=rules)
     index = BoardIndex(zoo=vm.pin, heldout=info)
     atomic_write_bytes(root / INDEX_NAME, json_bytes(index))  # the commit
     say(f"wrote the private held-out zoo to {root / HELDOUT_DIR} and the label-free view "
-        f"({vm.num_rows} rows, tasks {', '.join(vm.tasks)}) to {view}")
+        f"({vm.num_rows} rows, tasks {', '.join(vm.tasks)}) to {view}; {len(ranked)} of "
+        f"{len(set(test_ids))} test models rank, the others give feedback; Ladder margin "
+        f"{rules.ladder_margin:g}" + (" (twice the spread of chance ranking scores)"
+                                      if ladder_margin is None else ""))
     return index

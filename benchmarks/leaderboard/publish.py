@@ -45,6 +45,7 @@ ROW_SCHEMA = pa.schema([
     ("metric", pa.string()),
     ("is_main_score", pa.bool_()),
     ("split", pa.string()),
+    ("rows", pa.string()),
     ("mean", pa.float64()),
     ("std", pa.float64()),
     ("values", pa.list_(pa.float64())),
@@ -52,17 +53,25 @@ ROW_SCHEMA = pa.schema([
     ("added", pa.timestamp("s", tz="UTC")),
     ("submission_sha256", pa.string()),
     ("verified", pa.bool_()),
+    ("ranking_score", pa.float64()),
+    ("release", pa.int32()),
 ])
 
 
 def board_rows(board: str | Path) -> list[dict[str, Any]]:
-    """One row per entry x task x metric, with the entry's rank (recomputed scores only)."""
+    """One row per entry x task x metric, with the entry's rank (recomputed scores only).
+
+    Held-out boards: the metrics are those of the feedback half (``rows: "feedback"``); the
+    ranking half appears only as the ranking score a release published (``ranking_score``,
+    ``release``; null while pending or when it did not beat the best) and the rank (null
+    when unranked). Open boards: every scored row (``rows: "all"``).
+    """
     index, entries = load_board(board)
     table = board_table(index, entries)
     rows = []
     for r in table.rows:
         e, m = r.entry, r.entry.method
-        for s in e.scores:
+        for s in e.shown:
             for metric, stat in s.scores.items():
                 rows.append({
                     "entry_id": e.id, "rank": r.rank, "method": m.name,
@@ -71,9 +80,11 @@ def board_rows(board: str | Path) -> list[dict[str, Any]]:
                     "zoo_version": e.zoo.version, "zoo_content_hash": e.zoo.content_hash,
                     "suite": e.suite, "task": s.task, "task_type": s.type, "metric": metric,
                     "is_main_score": metric == s.main_score, "split": s.split,
-                    "mean": stat.mean, "std": stat.std, "values": stat.values,
+                    "rows": "feedback" if table.heldout else "all", "mean": stat.mean,
+                    "std": stat.std, "values": stat.values,
                     "num_seeds": len(stat.values), "added": e.added,
                     "submission_sha256": e.submission_sha256, "verified": e.verified,
+                    "ranking_score": r.ranking, "release": r.release,
                 })  # fmt: skip
     return rows
 
@@ -94,7 +105,10 @@ def dataset_card(board: str | Path, *, license: str = "cc-by-4.0") -> str:
         f"# Leaderboard: {index.suite}\n\n"
         + (f"Zoo: `{zoo.name}` v{zoo.version} (content `{zoo.content_hash}`).\n\n" if zoo else "")
         + "Each row is one metric of one task of one entry; every score was recomputed by the "
-        "board from the submitted per-item predictions against the zoo's held-out labels.\n\n"
+        "board from the submitted per-item predictions against the zoo's held-out labels"
+        + ("; on this held-out board the metrics are those of the feedback half of the rows, "
+           "and the rank comes from the ranking scores its releases published (column "
+           "`ranking_score`)" if index.heldout is not None else "") + ".\n\n"
         "```python\nfrom datasets import load_dataset\nrows = load_dataset(REPO_OR_FOLDER, "
         "split=\"train\")\n```\n\n" + table,
         **header,

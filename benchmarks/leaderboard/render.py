@@ -1,5 +1,11 @@
 """Render a board as Markdown, CSV and one static HTML page (sortable, no network).
 
+Open boards rank by the unweighted mean of the tasks' main scores. Held-out boards show the
+feedback half's scores of every entry at once and rank only the entries whose ranking score
+a release published (through the Ladder: :mod:`benchmarks.leaderboard.ranking`); the others
+are listed unranked ("pending release", or "not above the best" at their release). No
+unpublished ranking score appears anywhere.
+
 Every text that comes from a submission is escaped for its output: HTML entities in the page
 (a jinja2 template with autoescaping, ``templates/leaderboard.html.j2``, and a
 Content-Security-Policy that only allows the page's own script and style, by hash), Markdown
@@ -13,6 +19,7 @@ import base64
 import csv
 import hashlib
 import io
+import math
 import statistics
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,8 +29,8 @@ import jinja2
 from markupsafe import Markup
 
 from benchmarks.leaderboard.board import load_board
+from benchmarks.leaderboard.rules import rules_text
 from benchmarks.leaderboard.schema import BoardEntry, BoardIndex
-from benchmarks.leaderboard.view import RULES
 from benchmarks.registry import TASKS
 from benchmarks.results import ScoreStat
 from modelzoo.errors import UnknownNameError
@@ -32,12 +39,24 @@ from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 
 @dataclass
 class Row:
-    """One ranked entry."""
+    """One entry of the table.
 
-    rank: int
+    Attributes:
+        rank: its place (None: not ranked yet, held-out boards).
+        average: mean of the shown tasks' main scores (held-out boards: feedback half).
+        tasks: the shown main score per task.
+        ranking: held-out boards: the ranking score a release published, else None.
+        release: held-out boards: the release that considered it, else None (pending).
+        status: held-out boards: the ranking cell's text.
+    """
+
+    rank: int | None
     entry: BoardEntry
     average: float
     tasks: dict[str, ScoreStat] = field(default_factory=dict)
+    ranking: float | None = None
+    release: int | None = None
+    status: str = ""
 
 
 @dataclass
@@ -49,30 +68,56 @@ class Table:
     rows: list[Row]
     rules: list[str] = field(default_factory=list)
     heldout: bool = False
+    margin: float = 0.01
+
+    def ranking_text(self, value: float) -> str:
+        """A published ranking score, to the margin's decimals."""
+        digits = max(0, -math.floor(math.log10(self.margin) + 1e-9))
+        return f"{value:.{digits}f}"
 
 
 def board_table(index: BoardIndex, entries: list[BoardEntry]) -> Table:
-    """Rank entries by the unweighted mean of their tasks' main scores (ties: earlier first)."""
+    """Rank entries: open boards by the unweighted mean of their tasks' main scores (ties:
+    earlier first); held-out boards by published ranking score, then the unranked ones in
+    the order added."""
     tasks: dict[str, str] = {}
     for e in entries:
-        for s in e.scores:
+        for s in e.shown:
             tasks.setdefault(s.task, s.main_score)
+    zoo = f"{index.zoo.name} v{index.zoo.version}" if index.zoo else "no zoo yet"
+    title = f"Leaderboard: {index.suite or 'empty'} on {zoo}"
     rows = []
     for e in entries:
-        cells = {s.task: s.main for s in e.scores}
+        cells = {s.task: s.main for s in e.shown}
         avg = statistics.fmean(c.mean for c in cells.values()) if cells else float("nan")
-        rows.append(Row(rank=0, entry=e, average=avg, tasks=cells))
-    rows.sort(key=lambda r: (-r.average, r.entry.added, r.entry.id))
-    for i, r in enumerate(rows, 1):
+        rows.append(Row(rank=None, entry=e, average=avg, tasks=cells))
+    if index.heldout is None:
+        rows.sort(key=lambda r: (-r.average, r.entry.added, r.entry.id))
+        for i, r in enumerate(rows, 1):
+            r.rank = i
+        return Table(title=title, tasks=list(tasks.items()), rows=rows,
+                     rules=[OPEN_BOARD_NOTE])
+    table = Table(title=title, tasks=list(tasks.items()), rows=rows,
+                  rules=rules_text(index.heldout.rules), heldout=True,
+                  margin=index.heldout.rules.ladder_margin)
+    released = index.released()
+    for r in rows:
+        number, step = released.get(r.entry.id, (None, None))
+        r.release = number
+        if step is None:
+            r.status = "pending release"
+        elif step.published is None:
+            best = f" ({table.ranking_text(step.best)})" if step.best is not None else ""
+            r.status = f"not above the best{best}"
+        else:
+            r.ranking = step.published
+            r.status = table.ranking_text(step.published)
+    ranked = sorted((r for r in rows if r.ranking is not None),
+                    key=lambda r: (-(r.ranking or 0.0), r.release or 0, r.entry.added))
+    for i, r in enumerate(ranked, 1):
         r.rank = i
-    zoo = f"{index.zoo.name} v{index.zoo.version}" if index.zoo else "no zoo yet"
-    if index.heldout is not None:
-        rules = list(RULES)
-    else:
-        rules = [OPEN_BOARD_NOTE]
-    return Table(title=f"Leaderboard: {index.suite or 'empty'} on {zoo}",
-                 tasks=list(tasks.items()), rows=rows, rules=rules,
-                 heldout=index.heldout is not None)
+    table.rows = ranked + [r for r in rows if r.ranking is None]
+    return table
 
 
 #: Stated on boards without a held-out zoo (made by ``add --zoo`` instead of ``init``).
@@ -104,25 +149,43 @@ def md_escape(text: str) -> str:
 
 def to_markdown(table: Table) -> str:
     """A Markdown heading and table (main score mean ± std per task)."""
-    head = ["#", "Method", "Version", "Authors", "Average",
-            *[f"{t} ({m})" for t, m in table.tasks], "Added", "Verified"]
-    lines = [f"# {md_escape(table.title)}", "",
-             "Scores are recomputed by the board from the submitted predictions; Average is "
-             "the unweighted mean of the tasks' main scores. Verified: the maintainer "
-             "re-ran the installed method on the label-free view and got the same scores.",
+    if table.heldout:
+        intro = ("Scores are recomputed by the board from the submitted predictions. Rank: "
+                 "the ranking score a release published (the mean of the tasks' main scores "
+                 "on the secret ranking half of the rows, through the Ladder). The task "
+                 "columns and Feedback are scores on the feedback half, returned to each "
+                 "submitter at once; they do not decide the rank. Verified: the maintainer "
+                 "re-ran the installed method on the label-free view and got the same scores.")
+        head = ["#", "Method", "Version", "Authors", "Ranking", "Feedback",
+                *[f"{t} ({m}, feedback)" for t, m in table.tasks], "Added", "Release",
+                "Verified"]
+        numeric = {0, 4, 5, *range(6, 6 + len(table.tasks))}
+    else:
+        intro = ("Scores are recomputed by the board from the submitted predictions; Average "
+                 "is the unweighted mean of the tasks' main scores. Verified: the maintainer "
+                 "re-ran the installed method on the label-free view and got the same scores.")
+        head = ["#", "Method", "Version", "Authors", "Average",
+                *[f"{t} ({m})" for t, m in table.tasks], "Added", "Verified"]
+        numeric = {0, 4, *range(5, 5 + len(table.tasks))}
+    lines = [f"# {md_escape(table.title)}", "", intro,
              "", *[f"- {md_escape(r)}" for r in table.rules], "",
              "| " + " | ".join(md_escape(h) for h in head) + " |",
-             "|" + "|".join("---:" if i in (0, 4) or 4 < i < len(head) - 2 else "---"
-                            for i in range(len(head))) + "|"]
+             "|" + "|".join("---:" if i in numeric else "---" for i in range(len(head))) + "|"]
     for r in table.rows:
         m = r.entry.method
         name = md_escape(m.display_name)
         if m.url:
             name = f"[{name}]({m.url.replace('(', '%28').replace(')', '%29')})"
-        cells = [str(r.rank), name, md_escape(f"{m.name} {m.version}"),
-                 md_escape(", ".join(m.authors)), f"{r.average:.4f}",
-                 *[str(r.tasks[t]) if t in r.tasks else "–" for t, _ in table.tasks],
-                 r.entry.added.date().isoformat(), _verified_text(r.entry)]
+        cells = [str(r.rank) if r.rank is not None else "–", name,
+                 md_escape(f"{m.name} {m.version}"), md_escape(", ".join(m.authors))]
+        if table.heldout:
+            cells.append(md_escape(r.status))
+        cells += [f"{r.average:.4f}",
+                  *[str(r.tasks[t]) if t in r.tasks else "–" for t, _ in table.tasks],
+                  r.entry.added.date().isoformat()]
+        if table.heldout:
+            cells.append(str(r.release) if r.release is not None else "pending")
+        cells.append(_verified_text(r.entry))
         lines.append("| " + " | ".join(cells) + " |")
     if not table.rows:
         lines.append("")
@@ -141,21 +204,28 @@ def csv_safe(text: str) -> str:
 
 
 def to_csv(table: Table) -> str:
-    """One row per entry: metadata, average, and mean / std of each task's main score."""
+    """One row per entry: metadata, average (held-out boards: the published ranking score
+    and the feedback average), and mean / std of each task's shown main score."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    scored = ["ranking_score", "feedback_average"] if table.heldout else ["average"]
     w.writerow(["rank", "entry_id", "method", "method_version", "display_name", "authors",
-                "url", "average", *[f"{t}/{m}/{s}" for t, m in table.tasks
-                                    for s in ("mean", "std")], "added", "verified"])
+                "url", *scored, *[f"{t}/{m}/{s}" for t, m in table.tasks
+                                  for s in ("mean", "std")], "added",
+                *(["release"] if table.heldout else []), "verified"])
     for r in table.rows:
         m = r.entry.method
         scores = []
         for t, _ in table.tasks:
             c = r.tasks.get(t)
             scores += [f"{c.mean:.6f}", f"{c.std:.6f}"] if c else ["", ""]
-        w.writerow([r.rank, r.entry.id, m.name, csv_safe(m.version), csv_safe(m.display_name),
-                    csv_safe("; ".join(m.authors)), csv_safe(m.url or ""), f"{r.average:.6f}",
-                    *scores, r.entry.added.isoformat(),
+        head = ([table.ranking_text(r.ranking) if r.ranking is not None else ""]
+                if table.heldout else [])
+        w.writerow([r.rank if r.rank is not None else "", r.entry.id, m.name,
+                    csv_safe(m.version), csv_safe(m.display_name),
+                    csv_safe("; ".join(m.authors)), csv_safe(m.url or ""), *head,
+                    f"{r.average:.6f}", *scores, r.entry.added.isoformat(),
+                    *([r.release if r.release is not None else ""] if table.heldout else []),
                     "true" if r.entry.verified else "false"])
     return buf.getvalue()
 
@@ -181,23 +251,34 @@ def to_html(table: Table) -> str:
     sort script, a CSP that allows nothing else."""
     csp = (f"default-src 'none'; script-src {_csp_hash(SORT_JS)}; "
            f"style-src {_csp_hash(STYLE)}; img-src 'none'; base-uri 'none'; form-action 'none'")
+    first = (("ranking", "Ranking", "num"), ("average", "Feedback", "num")) if table.heldout \
+        else (("average", "Average", "num"),)
+    sorted_by = "ranking" if table.heldout else "average"
     heads = [{"key": key, "label": label, "kind": kind, "metric": None, "tip": "",
-              "sort": "descending" if key == "average" else "none"}
+              "sort": "descending" if key == sorted_by else "none"}
              for key, label, kind in (("rank", "#", "num"), ("method", "Method", "text"),
                                       ("version", "Version", "text"),
-                                      ("authors", "Authors", "text"),
-                                      ("average", "Average", "num"))]
-    heads += [{"key": f"task:{t}", "label": t, "kind": "num", "metric": m,
+                                      ("authors", "Authors", "text"), *first)]
+    heads += [{"key": f"task:{t}", "label": t, "kind": "num",
+               "metric": f"{m}, feedback" if table.heldout else m,
                "tip": _describe(t), "sort": "none"} for t, m in table.tasks]
+    last = (("added", "Added"), ("release", "Release"), ("verified", "Verified")) \
+        if table.heldout else (("added", "Added"), ("verified", "Verified"))
     heads += [{"key": key, "label": label, "kind": "text", "metric": None, "tip": "",
-               "sort": "none"} for key, label in (("added", "Added"), ("verified", "Verified"))]
+               "sort": "none"} for key, label in last]
     rows = []
     for r in table.rows:
         m = r.entry.method
         cells = [{"value": repr(c.mean), "text": str(c)} if (c := r.tasks.get(t)) else None
                  for t, _ in table.tasks]
         rows.append({
-            "id": r.entry.id, "rank": r.rank, "display_name": m.display_name,
+            "id": r.entry.id, "rank": r.rank if r.rank is not None else "–",
+            "rank_value": r.rank if r.rank is not None else "",
+            "ranking_value": repr(r.ranking) if r.ranking is not None else "",
+            "ranking": r.status,
+            "release": r.release if r.release is not None else "pending",
+            "release_value": r.release if r.release is not None else "",
+            "display_name": m.display_name,
             "sort_name": m.display_name.casefold(), "url": m.url, "name": m.name,
             "description": m.description, "version": m.version,
             "authors": ", ".join(m.authors), "sort_authors": ", ".join(m.authors).casefold(),
@@ -206,7 +287,7 @@ def to_html(table: Table) -> str:
             "verified": int(r.entry.verified), "verified_text": _verified_text(r.entry)})
     return _ENV.get_template("leaderboard.html.j2").render(
         csp=Markup(csp), title=table.title, style=Markup(STYLE), script=Markup(SORT_JS),
-        rules=table.rules, heads=heads, rows=rows)
+        rules=table.rules, heads=heads, rows=rows, heldout=table.heldout)
 
 
 def render_board(*, board: str | Path, out: str | Path) -> list[Path]:

@@ -13,6 +13,11 @@ per-item predictions the board re-scores:
 Sizes are bounded twice: the file (``MAX_SUBMISSION_BYTES``) and every list / string here.
 Models are validated in pydantic's strict mode from JSON (no coercion of ``true`` or
 ``"1"`` into numbers; NaN / inf are not numbers here).
+
+The per-task items are the board's copy of the evaluators' re-scorable outputs
+(:mod:`benchmarks.evaluators.outputs`); :func:`items_from_outputs` and
+:meth:`TaskSubmission.outputs` convert between the two, so the evaluators never see this
+schema.
 """
 
 from __future__ import annotations
@@ -24,6 +29,13 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from benchmarks.evaluators.outputs import (
+    CheckpointPredictions,
+    Items,
+    RowPredictions,
+    TaskOutputs,
+    WeightSamples,
+)
 from benchmarks.results import ScoreStat
 from benchmarks.tasks.metadata import TaskType
 
@@ -43,6 +55,8 @@ MAX_PARAMS = 10_000_000
 
 def _plain_text(value: str) -> str:
     """Refuse control and format characters (incl. bidi overrides, zero-width) in short text."""
+    if value.isascii() and value.isprintable():  # the common case: none of them
+        return value
     for ch in value:
         if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
             raise ValueError(f"must not contain control / format characters (found {ch!r})")
@@ -180,6 +194,38 @@ class TaskSubmission(_Strict):
     claimed: Annotated[dict[Slug, float], Field(max_length=16)] = {}
     items: Annotated[PropertyItems | RowItems | SampleItems, Field(discriminator="kind")]
 
+    def outputs(self) -> TaskOutputs:
+        """The task's items as the evaluators re-score them (no copies of the lists)."""
+        i = self.items
+        items: Items
+        if isinstance(i, PropertyItems):
+            items = CheckpointPredictions(model_id=i.model_id, epoch=i.epoch,
+                                          predictions=i.predictions)
+        elif isinstance(i, RowItems):
+            items = RowPredictions(row_id=i.row_id, predictions=i.predictions)
+        else:
+            items = WeightSamples(architecture=i.architecture, activation=i.activation,
+                                  weights=i.weights, item_scores=i.item_scores,
+                                  curves=i.curves)
+        return TaskOutputs(task=self.task, seeds=self.seeds, items=items)
+
+
+def items_from_outputs(items: Items) -> PropertyItems | RowItems | SampleItems:
+    """An evaluator's re-scorable items (:meth:`Evaluator.rescorable_items`) as submission
+    items."""
+    if isinstance(items, CheckpointPredictions):
+        return PropertyItems(kind="property", model_id=list(items.model_id),
+                             epoch=list(items.epoch),
+                             predictions=[list(p) for p in items.predictions])
+    if isinstance(items, RowPredictions):
+        return RowItems(kind="rows", row_id=list(items.row_id),
+                        predictions=[list(p) for p in items.predictions])
+    return SampleItems(kind="samples", architecture=items.architecture,
+                       activation=items.activation,
+                       weights=[[list(v) for v in w] for w in items.weights],
+                       item_scores={k: [list(x) for x in v] for k, v in items.item_scores.items()},
+                       curves=[[list(c) for c in s] for s in items.curves])
+
 
 class Submission(_Strict):
     """A leaderboard submission (format version 1)."""
@@ -230,10 +276,16 @@ class Verification(_Strict):
 
 
 class BoardEntry(_Strict):
-    """One accepted submission as recorded on a board (``entries/<id>.json``).
+    """One accepted submission as recorded on a board (``entries/<id>.json``, private).
 
     Attributes:
-        scores: the board's own scores, recomputed from the predictions.
+        scores: the board's own scores, recomputed from the predictions, on every scored
+            row (open boards: what is ranked and shown; held-out boards: kept for audits and
+            ``verify``, never shown).
+        feedback: held-out boards: the scores on the feedback half of the rows, the only
+            ones the submitter and the page see at once.
+        ranking: held-out boards: the scores on the ranking half, which decide the rank;
+            private (a release publishes at most their average, through the Ladder).
         claimed: the scores the submission claimed (never used for ranking).
         discrepancies: claims that differ from the recomputed scores beyond the tolerance.
     """
@@ -250,6 +302,8 @@ class BoardEntry(_Strict):
     submission_toolkit_version: Version
     board_toolkit_version: str
     scores: list[TaskScore]
+    feedback: list[TaskScore] = []
+    ranking: list[TaskScore] = []
     claimed: dict[str, dict[str, float]]
     discrepancies: list[str] = []
     verification: Verification | None = None
@@ -263,6 +317,12 @@ class BoardEntry(_Strict):
         """The recomputed scores of ``task`` (None if the entry has none)."""
         return next((s for s in self.scores if s.task == task), None)
 
+    @property
+    def shown(self) -> list[TaskScore]:
+        """The scores a page may show at once: the feedback half's (held-out boards), else
+        all of them (open boards)."""
+        return self.feedback or self.scores
+
 
 class IndexRecord(_Strict):
     """A line of the board index: what is needed to find an entry and reject duplicates."""
@@ -274,6 +334,55 @@ class IndexRecord(_Strict):
     method: Slug
     method_version: Version
     added: _dt.datetime
+    authors: Annotated[list[Name], Field(max_length=32)] = []
+
+
+class BoardRules(_Strict):
+    """What a held-out board does against adaptive submissions
+    (:mod:`benchmarks.leaderboard.ranking`), fixed at ``bench leaderboard init``.
+
+    Attributes:
+        ranking_fraction: share of the test models (all their checkpoints) whose rows decide
+            the rank; the others' rows give the feedback scores returned at once. The split
+            is drawn once from the board's secret key.
+        ladder_margin: a release publishes an entry's ranking score only if it beats the
+            board's published best by more than this, rounded to a multiple of it.
+        max_entries_per_author: entries one author name may add between two releases.
+    """
+
+    ranking_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    ladder_margin: Annotated[float, Field(gt=0, le=1)] = 0.01
+    max_entries_per_author: Annotated[int, Field(ge=1)] = 5
+
+
+class LadderStep(_Strict):
+    """What a release made public of one entry.
+
+    Attributes:
+        id: the entry.
+        published: its ranking score rounded to the margin, if it beat the best by more
+            than the margin; else None (the page says "not above the best").
+        best: the board's published best after this entry (None: nothing published yet).
+    """
+
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=128)]
+    published: float | None
+    best: float | None
+
+
+class Release(_Strict):
+    """One ``bench leaderboard release``: the entries added since the previous one, in the
+    order they were added, through the Ladder."""
+
+    number: Annotated[int, Field(ge=1)]
+    released: _dt.datetime
+    margin: float
+    steps: list[LadderStep]
+
+    @property
+    def best(self) -> float | None:
+        """The published best after this release (None: nothing published yet)."""
+        return self.steps[-1].best if self.steps else None
 
 
 class HeldOutInfo(_Strict):
@@ -288,6 +397,7 @@ class HeldOutInfo(_Strict):
         seed_offset: added to the recipe's seeds, or None (random secret seeds).
         seeds: the held-out zoo's seeds (private: with them the zoo can be rebuilt).
         test_fraction: share of held-out models in the test split (the scored rows).
+        rules: the feedback / ranking split, the Ladder's margin and the per-author limit.
     """
 
     zoo: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=64)]
@@ -297,6 +407,7 @@ class HeldOutInfo(_Strict):
     seed_offset: int | None = None
     seeds: list[int] = []
     test_fraction: float
+    rules: BoardRules = BoardRules()
 
 
 class BoardIndex(_Strict):
@@ -304,7 +415,8 @@ class BoardIndex(_Strict):
 
     ``heldout`` is set on boards made with ``bench leaderboard init`` (they score a private
     held-out zoo through its label-free view); without it the board is *open*: it scores a
-    zoo given to ``add``, whose labels may be public.
+    zoo given to ``add``, whose labels may be public. ``releases`` (held-out boards) records
+    what each ``bench leaderboard release`` published.
     """
 
     format: Literal["modelzoo-leaderboard"] = BOARD_FORMAT
@@ -313,6 +425,11 @@ class BoardIndex(_Strict):
     suite: Slug | None = None
     heldout: HeldOutInfo | None = None
     entries: list[IndexRecord] = []
+    releases: list[Release] = []
+
+    def released(self) -> dict[str, tuple[int, LadderStep]]:
+        """Entry id -> (release number, what it published), for released entries."""
+        return {step.id: (r.number, step) for r in self.releases for step in r.steps}
 
 
 def json_bytes(model: BaseModel | dict[str, Any], *, compact: bool = False) -> bytes:

@@ -1,7 +1,11 @@
 """Re-scoring a submission against the board's held-out zoo (claims are never trusted).
 
 Each task is re-scored by its type's evaluator
-(:meth:`benchmarks.evaluators.base.Evaluator.rescore`):
+(:meth:`benchmarks.evaluators.base.Evaluator.rescore`), to which the board hands the task's
+items as the evaluators' re-scorable outputs (:meth:`TaskSubmission.outputs`) and its zoo as
+their :class:`~benchmarks.evaluators.outputs.ReferenceZoo` (:class:`HeldOutZoo`); the
+evaluators' :class:`~benchmarks.errors.OutputsError` come back as the board's
+:class:`InvalidSubmissionError` / :class:`IncompleteSubmissionError`:
 
 * Property tasks: the predictions are aligned to the zoo's healthy test checkpoints by
   ``(model_id, epoch)`` (open boards) or by the opaque row ids of the board's label-free
@@ -13,24 +17,39 @@ Each task is re-scored by its type's evaluator
   fine-tunes and scores them exactly as ``bench run`` does, on the board's zoo and data.
   The per-sample scores the submission claims are compared with the board's own.
 
+On held-out boards every task is scored three times: on all the view's rows (kept for
+audits and ``verify``), on the feedback half (returned to the submitter) and on the ranking
+half (private until a release); see :mod:`benchmarks.leaderboard.ranking`.
+
 Claimed scores that differ from the recomputed ones by more than ``tolerance`` are listed as
 *discrepancies*; the board always records its own numbers (strict mode rejects instead).
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from benchmarks.errors import BenchmarkError, TaskNotApplicableError
+import numpy as np
+
+from benchmarks.errors import (
+    BenchmarkError,
+    MissingOutputsError,
+    OutputsError,
+    TaskNotApplicableError,
+)
+from benchmarks.evaluators.outputs import ALL_ROWS
 from benchmarks.leaderboard.errors import (
     IncompleteSubmissionError,
     InvalidSubmissionError,
     LeaderboardError,
     ZooVersionError,
 )
+from benchmarks.leaderboard.ranking import FEEDBACK, RANKING, split_masks
 from benchmarks.leaderboard.schema import (
     HeldOutInfo,
     PropertyItems,
@@ -40,6 +59,7 @@ from benchmarks.leaderboard.schema import (
     ZooPin,
 )
 from benchmarks.registry import SUITES, TASKS, evaluator_for
+from benchmarks.results import TaskResult, load_predictions
 from benchmarks.tasks.metadata import TaskMetadata
 from benchmarks.zoo import EvalZoo, check_applicable, check_pin, tasks_for_zoo
 from modelzoo.storage.manifest import split_hashes
@@ -53,7 +73,9 @@ def _short(h: str) -> str:
 
 
 class HeldOutZoo:
-    """The board's zoo, opened once: pin, required tasks and test labels."""
+    """The board's zoo, opened once: pin, required tasks and test labels; the evaluators'
+    :class:`~benchmarks.evaluators.outputs.ReferenceZoo` (rows keyed by the view's row ids on
+    held-out boards, by checkpoint on open boards)."""
 
     def __init__(self, path: str | Path, *, data_dir: str | Path | None = None,
                  heldout: HeldOutInfo | None = None, secret: bytes | None = None) -> None:
@@ -63,6 +85,7 @@ class HeldOutZoo:
         self.manifest = self.zoo.manifest
         self.heldout = heldout
         self._secret = secret
+        self.label = "the board's view" if heldout is not None else "the board's zoo"
         if heldout is not None and secret is None:
             raise LeaderboardError("a held-out board needs its secret key to map row ids")
 
@@ -78,12 +101,33 @@ class HeldOutZoo:
         """What submissions must pin: the label-free view (held-out boards) or the zoo."""
         return self.heldout.view if self.heldout is not None else self.zoo_pin
 
-    def row_ids(self) -> list[str]:
-        """Opaque ids of the healthy test checkpoints in zoo order (held-out boards)."""
+    def row_ids(self) -> list[str] | None:
+        """Opaque ids of the healthy test checkpoints in zoo order (held-out boards; open
+        boards key them by checkpoint: ``None``)."""
         from benchmarks.leaderboard.view import row_id
 
-        assert self._secret is not None
+        if self._secret is None:
+            return None
         return [row_id(self._secret, m, e) for m, e in self.test_items()]
+
+    def halves(self) -> dict[str, np.ndarray] | None:
+        """Masks of the feedback and ranking rows over the healthy test rows in zoo order
+        (held-out boards; open boards have no halves: ``None``)."""
+        if self.heldout is None or self._secret is None:
+            return None
+        ids = [m for m, _ in self.test_items()]
+        return split_masks(self._secret, ids, self.heldout.rules.ranking_fraction)
+
+    def rerun(self, method: Any, task: TaskMetadata,
+              seeds: Sequence[int]) -> tuple[TaskResult, dict[str, list[Any]]]:
+        """``bench run`` of ``task`` for ``method`` on the board's zoo (with saved outputs)."""
+        from benchmarks.runner import evaluate
+
+        with tempfile.TemporaryDirectory(prefix="board-rescore-") as tmp:
+            (res,) = evaluate(method=method, zoo=self.path, tasks=[task], seeds=list(seeds),
+                              out=tmp, save_predictions=True, data_dir=self.data_dir,
+                              progress=lambda _msg: None)
+            return res, load_predictions(res, tmp).to_pydict()
 
     def required_tasks(self, suite: str) -> list[TaskMetadata]:
         """The suite's tasks that can be scored on this zoo (as ``bench run`` decides; in a
@@ -161,11 +205,21 @@ def check_zoo(pin: ZooPin, held: HeldOutZoo) -> None:
 
 @dataclass
 class Rescored:
-    """The board's scores of a submission and how the claims compare."""
+    """The board's scores of a submission and how the claims compare.
+
+    Attributes:
+        scores: on every scored row.
+        claimed: the claims per task.
+        discrepancies: claims that differ from the recomputed scores.
+        feedback: held-out boards: on the feedback half.
+        ranking: held-out boards: on the ranking half.
+    """
 
     scores: list[TaskScore]
     claimed: dict[str, dict[str, float]]
     discrepancies: list[str] = field(default_factory=list)
+    feedback: list[TaskScore] = field(default_factory=list)
+    ranking: list[TaskScore] = field(default_factory=list)
 
 
 def check_coverage(sub: Submission, required: Sequence[TaskMetadata]) -> None:
@@ -215,7 +269,9 @@ def rescore(
     required = held.required_tasks(sub.suite)
     check_coverage(sub, required)
     decl = {t.name: t for t in required}
+    halves = held.halves()
     scores, claimed, notes = [], {}, []
+    by_half: dict[str, list[TaskScore]] = {FEEDBACK: [], RANKING: []}
     for name in [t.name for t in required]:  # suite order
         t = next(x for x in sub.tasks if x.task == name)
         task = decl[name]
@@ -224,10 +280,27 @@ def rescore(
             raise InvalidSubmissionError(
                 f"task {name}: a {task.type} task takes "
                 f"{'property predictions' if ev.items == 'property' else 'weight samples'}")
-        stats = ev.rescore(t, task, held, method=sub.method.name, tolerance=tolerance,
-                           notes=notes)
-        scores.append(TaskScore(task=name, task_version=task.version, type=task.type,
-                                main_score=task.main_score, seeds=list(t.seeds), scores=stats))
+        if isinstance(t.items, PropertyItems) and held.heldout is not None:
+            raise InvalidSubmissionError(
+                f"task {name}: this board scores its label-free view by row id, not zoo "
+                "checkpoints (model_id, epoch); predict the view with `bench run --heldout "
+                "VIEW --save-predictions`")
+        if isinstance(t.items, RowItems) and held.heldout is None:
+            raise InvalidSubmissionError(
+                f"task {name}: row-id predictions are for held-out boards; this board "
+                "scores zoo checkpoints (model_id, epoch)")
+        try:
+            sets = ev.rescore(t.outputs(), task, held, method=sub.method.name,
+                              tolerance=tolerance, notes=notes, subsets=halves)
+        except MissingOutputsError as e:
+            raise IncompleteSubmissionError(str(e)) from None
+        except OutputsError as e:
+            raise InvalidSubmissionError(str(e)) from None
+        stats = sets[ALL_ROWS]
+        for out, key in ((scores, ALL_ROWS), *((by_half[h], h) for h in halves or ())):
+            out.append(TaskScore(task=name, task_version=task.version, type=task.type,
+                                 main_score=task.main_score, seeds=list(t.seeds),
+                                 scores=sets[key]))
         claimed[name] = dict(t.claimed)
         for metric, value in t.claimed.items():
             if metric not in stats:
@@ -235,4 +308,5 @@ def rescore(
             elif abs(value - stats[metric].mean) > tolerance:
                 notes.append(f"{name} {metric}: claimed {value:.6g}, recomputed "
                              f"{stats[metric].mean:.6g}")
-    return Rescored(scores=scores, claimed=claimed, discrepancies=notes)
+    return Rescored(scores=scores, claimed=claimed, discrepancies=notes,
+                    feedback=by_half[FEEDBACK], ranking=by_half[RANKING])

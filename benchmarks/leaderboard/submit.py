@@ -10,19 +10,26 @@ from typing import Any
 from pydantic import ValidationError
 
 import modelzoo
-from benchmarks.errors import ResultSchemaError
+from benchmarks.errors import OutputsError, ResultSchemaError
 from benchmarks.leaderboard.errors import LeaderboardError
 from benchmarks.leaderboard.safety import parse_submission_bytes, validation_summary
 from benchmarks.leaderboard.schema import (
     MethodCard,
     Submission,
     TaskSubmission,
+    items_from_outputs,
     json_bytes,
 )
 from benchmarks.leaderboard.score import HeldOutZoo
 from benchmarks.leaderboard.view import HeldOutView, is_view
 from benchmarks.registry import SUITES, TASKS, evaluator_for
-from benchmarks.results import TaskResult, load_predictions, load_results, utc_now
+from benchmarks.results import (
+    TaskResult,
+    load_predictions,
+    load_results,
+    require_verified,
+    utc_now,
+)
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 
 
@@ -58,7 +65,12 @@ def _task_submission(result: TaskResult, root: Path, *, view: bool = False) -> T
     without claims: the local scores are on the public zoo, not on the board's rows)."""
     table = load_predictions(result, root).to_pydict()
     groups = _by_seed(table, result.seeds)
-    items = evaluator_for(result.task.type).submission_items(result, table, groups, view=view)
+    try:
+        outputs = evaluator_for(result.task.type).rescorable_items(result, table, groups,
+                                                                   view=view)
+    except OutputsError as e:
+        raise LeaderboardError(str(e)) from None
+    items = items_from_outputs(outputs)
     claimed = {} if view else {m: s.mean for m, s in result.scores.get("test", {}).items()}
     return TaskSubmission(
         task=result.task.name, task_version=result.task.version, type=result.task.type,
@@ -100,6 +112,8 @@ def make_submission(
 
     Raises:
         LeaderboardError: results or predictions missing / inconsistent, or invalid metadata.
+        UnverifiedResultError: a result was made with ``bench run --no-verify``.
+        ShardChecksumError: a shard of ``zoo`` is missing or corrupt.
     """
     view = is_view(zoo)
     if view:  # a held-out board's label-free view: results of `bench run --heldout VIEW`
@@ -131,6 +145,7 @@ def make_submission(
             f"no results of {method!r} on zoo {pin.name} v{pin.version} for task(s) "
             f"{', '.join(missing)} of suite {suite}; run `bench run --suite {suite} --method "
             f"{method} {how} --out {results} --save-predictions` first")
+    require_verified(by_task[t.name] for t in required)  # a --no-verify run claims no pin
     try:
         tasks = [_task_submission(by_task[t.name], Path(results), view=view) for t in required]
     except ResultSchemaError as e:

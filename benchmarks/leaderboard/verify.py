@@ -34,6 +34,7 @@ from benchmarks.leaderboard.schema import (
     json_bytes,
 )
 from benchmarks.leaderboard.score import DEFAULT_TOLERANCE, rescore
+from benchmarks.leaderboard.view import ViewedZoo
 from benchmarks.results import utc_now
 from modelzoo.storage.atomic import atomic_write_bytes
 
@@ -108,7 +109,7 @@ def verify_entry(
     from benchmarks.leaderboard.heldout import make_view
     from benchmarks.leaderboard.submit import make_submission
     from benchmarks.runner import evaluate
-    from modelzoo.storage import read_manifest
+    from modelzoo.storage import open_manifest
 
     say = progress or (lambda _msg: None)
     root = Path(board)
@@ -121,7 +122,7 @@ def verify_entry(
         raise LeaderboardError(f"no entry {entry!r} on {root}; entries: "
                                f"{', '.join(e.id for e in entries) or 'none'}")
     pub = index.heldout.public_zoo
-    m = read_manifest(zoo)
+    m = open_manifest(zoo)  # the public zoo's shards verified before the re-run
     if pub is not None and m.content_hash != pub.content_hash:
         raise LeaderboardError(f"--zoo {zoo} is not the board's public zoo {pub.name} "
                                f"v{pub.version} ({pub.content_hash[:19]}...)")
@@ -135,9 +136,9 @@ def verify_entry(
                                    "(held-out zoo or key changed); the board is inconsistent")
         say(f"re-running {method if isinstance(method, str) else type(method).__name__} on "
             f"the label-free view (seeds {seeds})")
-        evaluate(method=method, zoo=zoo, heldout=view, suite=index.suite, seeds=seeds,
-                 out=Path(tmp) / "res", save_predictions=True, data_dir=data_dir,
-                 threads=threads, progress=say)
+        evaluate(method=method, zoo=ViewedZoo(zoo, view, data_dir), suite=index.suite,
+                 seeds=seeds, out=Path(tmp) / "res", save_predictions=True, threads=threads,
+                 progress=say)
         sub = make_submission(results=Path(tmp) / "res", zoo=view, suite=index.suite,
                               version=old.method.version, data_dir=data_dir)
         again = rescore(sub, held, tolerance=tolerance)

@@ -29,11 +29,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from benchmarks.evaluators.property import HELDOUT as HELDOUT_SPLIT
 from benchmarks.leaderboard.errors import LeaderboardError
-from benchmarks.leaderboard.schema import ZooPin
+from benchmarks.leaderboard.rules import rules_text
+from benchmarks.leaderboard.schema import BoardRules, ZooPin
 from benchmarks.methods.base import TargetModel
 from benchmarks.tasks.metadata import TaskMetadata
+from benchmarks.zoo import HELDOUT as HELDOUT_SPLIT
 from benchmarks.zoo import EvalZoo
 from modelzoo.storage.atomic import atomic_write_bytes, atomic_write_with, ensure_dir
 from modelzoo.storage.card import dataset_card
@@ -44,30 +45,6 @@ VIEW_MANIFEST = "view.json"
 VIEW_DATA = "data/test-00000-of-00001.parquet"
 #: The only columns of a view (anything a task predicts is absent by construction).
 VIEW_COLUMNS = ("row_id", "architecture", "source", "n_params", "weights")
-
-#: The board's rules, stated on the view's card and the rendered page.
-RULES: tuple[str, ...] = (
-    "The board scores predictions on a held-out zoo: models of the same recipe as the public "
-    "zoo, trained with other seeds, so no model or checkpoint of the public zoo is in it. "
-    "Its labels (accuracies, losses, generalisation gap, epoch, hyperparameters) are never "
-    "published; the public sees only this label-free view (weights, architecture, source, "
-    "opaque row ids).",
-    "Train and select your method on the public zoo only. A weight-space method predicts from "
-    "the weights: running the networks on their source data (or any data) to measure "
-    "accuracy, loss or behaviour is not a weight-space method and is not allowed.",
-    "Do not try to recover the held-out labels by other means (re-training the recipe to "
-    "match weights, contacting the maintainers, probing the board with many submissions). "
-    "One entry per method version.",
-    "What the board enforces: it recomputes every score from the submitted predictions "
-    "against its private labels (claims are never trusted), refuses predictions for other "
-    "rows, wrong counts, NaN / inf, submissions made on the public zoo, and duplicates; it "
-    "fine-tunes / evaluates submitted weights itself.",
-    "What it cannot enforce: how the predictions were made. A submission could still run the "
-    "networks on data, or be tuned by repeated submissions. Entries marked verified were "
-    "re-run by the maintainer from the installed method on the label-free view with the same "
-    "scores; unverified entries are the submitter's word on how they were made.",
-)
-
 
 class ViewTarget(BaseModel):
     """The model that initialization / generation samples are for (decided by the board)."""
@@ -90,7 +67,9 @@ class ViewManifest(BaseModel):
         target: the model initialization / generation samples are for.
         content_hash: sha256 over the rows (row id, architecture, source, weights).
         split_hashes: ``{"test": sha256 of the sorted row ids}``.
-        rules: what the board allows, enforces and cannot enforce.
+        rules: what the board allows, what a submitter sees, when ranking scores come
+            out, the limits, what it enforces and cannot enforce
+            (:func:`~benchmarks.leaderboard.rules.rules_text` of the board's rules).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -108,7 +87,7 @@ class ViewManifest(BaseModel):
     num_rows: int
     content_hash: str
     split_hashes: dict[str, str]
-    rules: list[str] = list(RULES)
+    rules: list[str] = rules_text(BoardRules())
 
     @property
     def pin(self) -> ZooPin:
@@ -200,9 +179,11 @@ def write_view(
     sources: dict[str, SourceEntry],
     tasks: list[str],
     target: ViewTarget,
+    rules: BoardRules,
     license: str = "cc-by-4.0",
 ) -> ViewManifest:
-    """Write the label-free view of a held-out test split (healthy rows) to ``out``.
+    """Write the label-free view of a held-out test split (healthy rows) to ``out``, its card
+    stating the board's ``rules``.
 
     The same inputs always give the same bytes (so the board can re-create its view).
     """
@@ -211,7 +192,7 @@ def write_view(
     manifest = ViewManifest(name=name, version=version, zoo=dict(zoo), license=license,
                             architectures=architectures, sources=sources, tasks=list(tasks),
                             target=target, num_rows=table.num_rows, content_hash=content,
-                            split_hashes={"test": split})
+                            split_hashes={"test": split}, rules=rules_text(rules))
     root = ensure_dir(Path(out))
     data = ensure_dir(root / "data") / Path(VIEW_DATA).name
     atomic_write_with(data, lambda f: pq.write_table(table, f))
@@ -294,18 +275,22 @@ def check_compatible(view: HeldOutView, manifest: Manifest) -> None:
 
 
 class ViewedZoo(EvalZoo):
-    """The public zoo plus a held-out view: methods fit on the zoo and also predict the
-    view's rows (split ``heldout``); samples are made for the board's target model.
+    """The public zoo plus a held-out view, for ``benchmarks.evaluate(zoo=ViewedZoo(...))``
+    (``bench run --heldout VIEW``): methods fit on the zoo and also predict the view's rows
+    (split ``heldout``); samples are made for the board's target model; every result records
+    the view's pin in ``details["heldout"]`` (``bench submit --zoo VIEW`` looks for it).
 
     Raises:
         LeaderboardError: the view is invalid or belongs to another zoo (layouts, sources).
     """
 
-    def __init__(self, path: str | Path, view: str | Path, data_dir: str | None = None) -> None:
-        super().__init__(Path(path), data_dir)
+    def __init__(self, path: str | Path, view: str | Path,
+                 data_dir: str | Path | None = None) -> None:
+        super().__init__(Path(path), str(data_dir) if data_dir is not None else None)
         self.view = HeldOutView(view)
         check_compatible(self.view, self.manifest)
         self.splits[HELDOUT_SPLIT] = self.view.dataset
+        self.result_details = {"heldout": self.view.pin.model_dump(mode="json")}
 
     def target_model(self, task: TaskMetadata) -> TargetModel:
         """The view's target (the task's activation if it fixes one)."""

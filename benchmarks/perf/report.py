@@ -18,7 +18,9 @@ load average. Tables:
 6. the default thread count vs one thread (:mod:`benchmarks.perf.threads`);
 7. SANE tokens/s and embedding models/s at its default tokenisation;
 8. the anchor-scale digits zoos: the first 128 models (8 with ``--quick``) of each card built,
-   the full build projected (:mod:`benchmarks.perf.anchor_zoos`).
+   the full build projected (:mod:`benchmarks.perf.anchor_zoos`);
+9. shard verification: first and cached check of the digits-cnn_s-hyp zoo beside one
+   ``bench run`` on it (:mod:`benchmarks.perf.verify_cost`).
 
 The output starts with the git commit; ``--json`` keeps it with the numbers.
 """
@@ -36,7 +38,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.perf import anchor_zoos, population, roofline, sane_reference, targets
+from benchmarks.perf import anchor_zoos, population, roofline, sane_reference, targets, verify_cost
 from benchmarks.perf import io as io_perf
 from benchmarks.perf import threads as threads_perf
 from benchmarks.perf.common import isolated
@@ -105,6 +107,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         "scaling": scaling, "dense_roofline": roof, "sane_reference": sane_ref,
         "io": io_rows, "streaming_2x_ram": paper_estimate(io_rows),
         "sane": sane_rows, "anchor_zoos": anchor, "threads_vs_one": thread_rows,
+        "verify_cost": verify_cost.measure(quick=quick),
     }  # fmt: skip
     r["targets"] = targets.evaluate(r)
     return r
@@ -159,6 +162,8 @@ def print_report(r: dict[str, Any]) -> None:
     if r.get("anchor_zoos"):
         print("\n## anchor-scale digits zoos (first models built, full build projected)")
         anchor_zoos.print_table(r["anchor_zoos"])
+    print("\n## shard verification: first and cached check vs one bench run")
+    verify_cost.print_table(r["verify_cost"])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

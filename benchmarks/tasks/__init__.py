@@ -26,6 +26,7 @@ from benchmarks.tasks import (  # noqa: F401  (each module registers its task(s)
     digits_seed_init_transfer,
     digits_seed_reconstruction,
     digits_test_acc,
+    imported,
     model_zoos,
     resnet18,
 )
@@ -33,13 +34,15 @@ from benchmarks.tasks import suites as _suites  # noqa: F401  (after the tasks)
 from benchmarks.tasks.metadata import (
     FinetuneSpec,
     HoldOut,
+    PublishedScore,
     RowFilter,
     SplitScheme,
     Suite,
     TaskMetadata,
     TaskType,
+    ZooFacts,
     ZooRef,
 )
 
-__all__ = ["FinetuneSpec", "HoldOut", "RowFilter", "SplitScheme", "Suite", "TaskMetadata",
-           "TaskType", "ZooRef"]
+__all__ = ["FinetuneSpec", "HoldOut", "PublishedScore", "RowFilter", "SplitScheme", "Suite",
+           "TaskMetadata", "TaskType", "ZooFacts", "ZooRef"]

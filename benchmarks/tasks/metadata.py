@@ -22,6 +22,29 @@ TaskType = str
 _NAME = r"^[a-z0-9][a-z0-9._-]*$"
 
 
+class ZooFacts(BaseModel):
+    """Facts about a zoo that can be pinned before anyone has its content hash: for a zoo
+    imported from public files (``zoo import``), what the files are known to hold.
+
+    Attributes:
+        format: the import format (``zoo.json`` ``recipe.format``).
+        split_protocol: the split protocol of the import.
+        split_file_sha256: sha256 of the published split file the protocol read.
+        num_rows: checkpoints in the zoo.
+        num_models: models in the zoo.
+        n_params: architecture key -> parameters (the layout's size).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: str | None = None
+    split_protocol: str | None = None
+    split_file_sha256: str | None = None
+    num_rows: int | None = None
+    num_models: int | None = None
+    n_params: dict[str, int] | None = None
+
+
 class ZooRef(BaseModel):
     """The zoo a task is pinned to (like a dataset revision in MTEB).
 
@@ -29,6 +52,8 @@ class ZooRef(BaseModel):
         name: zoo name as in its ``zoo.json``.
         version: zoo version (semantic version string); pinned.
         content_hash: optionally pin the exact content (``zoo.json`` ``content_hash``).
+        expect: facts the zoo must show (row counts, layout, split file), checked with the
+            pin; for imported zoos whose content hash nobody has measured yet.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -36,6 +61,7 @@ class ZooRef(BaseModel):
     name: str
     version: str
     content_hash: str | None = None
+    expect: ZooFacts | None = None
 
     @property
     def label(self) -> str:
@@ -86,12 +112,14 @@ class RowFilter(BaseModel):
     Attributes:
         architecture: keep rows of this architecture only.
         source: keep rows trained on this source only.
+        epoch: keep checkpoints of this epoch only (e.g. step 86 of the CTC zoos).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     architecture: str | None = None
     source: str | None = None
+    epoch: int | None = None
 
 
 class HoldOut(BaseModel):
@@ -173,6 +201,35 @@ class TaskMetadata(BaseModel):
         return EVALUATORS.get(self.type).items == "property"
 
 
+class PublishedScore(BaseModel):
+    """A number a paper reports for one of a suite's tasks, to put beside ours.
+
+    Attributes:
+        task: the task it corresponds to.
+        metric: the task metric it is.
+        method: the paper's method name.
+        ours: our method it compares with (``bench run --method``), if any.
+        value: the published value (fractions, not percent).
+        source: paper, table and setting.
+        verified: checked against the paper itself; otherwise it is "as quoted, unverified".
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: str
+    metric: str
+    method: str
+    ours: str | None = None
+    value: float
+    source: str
+    verified: bool = False
+
+    @property
+    def status(self) -> str:
+        """``verified`` or ``as quoted, unverified``."""
+        return "verified" if self.verified else "as quoted, unverified"
+
+
 class Suite(BaseModel):
     """A named, versioned list of tasks (e.g. ``digits-v1``).
 
@@ -181,6 +238,7 @@ class Suite(BaseModel):
         version: integer version; the registry key is ``{name}-v{version}``.
         description: one line.
         tasks: task names, in order.
+        published: published numbers for its tasks (put beside ours by ``bench table``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -189,6 +247,7 @@ class Suite(BaseModel):
     version: int = Field(ge=1)
     description: str
     tasks: tuple[str, ...] = Field(min_length=1)
+    published: tuple[PublishedScore, ...] = ()
 
     @property
     def key(self) -> str:

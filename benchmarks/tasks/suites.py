@@ -1,7 +1,7 @@
 """Named, versioned task suites."""
 
 from benchmarks.registry import register_suite
-from benchmarks.tasks import ctc, digits_hetero, model_zoos, resnet18
+from benchmarks.tasks import ctc, digits_hetero, imported, model_zoos, resnet18
 from benchmarks.tasks.metadata import Suite, TaskMetadata
 
 PROPERTIES = ("digits-test-acc", "digits-ggap", "digits-epoch", "digits-hp-activation",
@@ -58,3 +58,9 @@ for _zoo, _tasks in LOCAL_ZOO_SUITES.items():
     register_suite(Suite(name=_zoo, version=1, tasks=tuple(t.name for t in _tasks),
                          description=f"All tasks on the {_zoo} zoo (cards/{_zoo}.yaml; "
                          "needs its dataset locally)."))
+
+#: Suites of public zoos imported with `zoo import` (benchmarks.tasks.imported), each with the
+#: published numbers to put beside ours (`bench table RESULTS --published SUITE`).
+for _zoo, (_tasks, _published, _about) in imported.IMPORTED_SUITES.items():
+    register_suite(Suite(name=_zoo, version=1, tasks=tuple(t.name for t in _tasks),
+                         description=_about, published=_published))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.tasks.metadata import ZooRef
+from benchmarks.tasks.metadata import ZooFacts, ZooRef
 
 #: CNN-s trained on sklearn digits: the canonical demo zoo ``cards/digits-cnn_s.yaml``
 #: (``zoo build cards/digits-cnn_s.yaml --out zoos/digits-cnn_s``). Pin ``content_hash`` once
@@ -58,3 +58,26 @@ RESNET18_TINY_IMAGENET = ZooRef(name="resnet18-tiny_imagenet", version="1.0.0")
 DIGITS_HETERO = ZooRef(
     name="digits-hetero", version="1.0.0",
     content_hash="sha256:84616bec16092563622c0483d6b7025684456d3b5a4f7d622c84236b43c60091")
+
+# ------------------------------------------------- public zoos imported with `zoo import`
+# Pinned by name, version and the facts checkable without the data (format, split protocol,
+# the published split file's sha256, row counts and layout); their content hash is pinned once
+# someone imports the real files (`zoo import ... ` prints it). Row counts of the CTC zoos are
+# counted from NFN's split files (AllanYangZhou/nfn, experiments/predict_gen_data_splits/:
+# each lists a pandas header line "0" and then a permutation of the zoo's row indices).
+
+#: ``zoo import ctc cifar10 --splits nfn --split-file cifar10_split.csv``: CIFAR10-GS.
+CTC_CIFAR10_GS = ZooRef(name="ctc-cifar10-gs", version="1.0.0", expect=ZooFacts(
+    format="ctc", split_protocol="nfn", num_rows=270_000, n_params={"ctc_cnn": 4970},
+    split_file_sha256="04fb71937dc796fc64f6306457de9d95f0d2d8a343db856213b965a4953a4f67"))
+#: ``zoo import ctc svhn_cropped --splits nfn --split-file svhn_split.csv``: SVHN-GS.
+CTC_SVHN_GS = ZooRef(name="ctc-svhn-gs", version="1.0.0", expect=ZooFacts(
+    format="ctc", split_protocol="nfn", num_rows=269_892, n_params={"ctc_cnn": 4970},
+    split_file_sha256="c1dcfc521f38071bb4ac2af4866a38a4d2d468630ef60bb70f9ae75c681fc60c"))
+#: ``zoo import modelzoos <MNIST zoo folder>``: Model Zoos CNN-s on MNIST (2,464 parameters;
+#: its generator script plans 2,560 models, not pinned until checked on the Zenodo files).
+MODELZOOS_MNIST_CNN_S = ZooRef(name="modelzoos-mnist-cnn_s", version="1.0.0", expect=ZooFacts(
+    format="modelzoos", split_protocol="modelzoos", n_params={"cnn_s": 2464}))
+#: ``zoo import modelzoos <SVHN zoo folder>``: Model Zoos CNN-s on (grayscale 28 px) SVHN.
+MODELZOOS_SVHN_CNN_S = ZooRef(name="modelzoos-svhn-cnn_s", version="1.0.0", expect=ZooFacts(
+    format="modelzoos", split_protocol="modelzoos", n_params={"cnn_s": 2464}))

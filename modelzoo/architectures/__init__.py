@@ -1,6 +1,7 @@
 """Architecture registry and the built-in architectures."""
 
 from modelzoo.architectures import models as _models  # noqa: F401  (registers them)
+from modelzoo.architectures import park as _park  # noqa: F401  (registers park_cnn)
 from modelzoo.architectures.registry import (
     ACTIVATIONS,
     ARCHITECTURES,

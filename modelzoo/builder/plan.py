@@ -78,22 +78,13 @@ def verify_plan(path: str | Path, manifest: Manifest | None = None) -> str:
     """
     root = Path(path)
     manifest = manifest or read_manifest(root)
+    if manifest.recipe.get("kind") == "import":
+        return verify_import(root, manifest)
     plan = plan_of(manifest)
     if plan is None:
         return "no build recipe recorded in zoo.json; the plan check does not apply"
     check_plan(set(plan.epochs), manifest.models.keys(), where=f"{root}/zoo.json")
-    rows: Counter[tuple[str, int]] = Counter()
-    for f in manifest.files:
-        with pa.memory_map(str(root / f.path)) as src:
-            table = pa.ipc.open_stream(src).read_all()
-            rows.update(zip(table.column("model_id").to_pylist(),
-                            table.column("epoch").to_pylist()))
-            del table
-    check_plan(set(plan.epochs), {mid for mid, _ in rows}, where=f"the shards of {root}")
-    problems: list[str] = []
-    dup = [k for k, n in rows.items() if n > 1]
-    if dup:
-        problems.append(f"{len(dup)} rows written more than once, e.g. {dup[0]}")
+    rows, problems = _shard_rows(root, manifest, set(plan.epochs))
     have: dict[str, set[int]] = {}
     for mid, ep in rows:
         have.setdefault(mid, set()).add(ep)
@@ -108,3 +99,47 @@ def verify_plan(path: str | Path, manifest: Manifest | None = None) -> str:
         raise IncompleteZooError(f"{root} does not match its plan: {'; '.join(problems)}")
     return (f"{len(plan.epochs)} planned models present once, "
             f"{sum(rows.values())} checkpoints as planned")
+
+
+def _shard_rows(
+    root: Path, manifest: Manifest, models: set[str]
+) -> tuple[Counter[tuple[str, int]], list[str]]:
+    """``(model_id, epoch)`` -> how many rows the shards hold, and the rows written twice.
+
+    Raises:
+        IncompleteZooError: the shards hold other models than ``models``.
+    """
+    rows: Counter[tuple[str, int]] = Counter()
+    for f in manifest.files:
+        with pa.memory_map(str(root / f.path)) as src:
+            for batch in pa.ipc.open_stream(src):
+                rows.update(zip(batch.column("model_id").to_pylist(),
+                                batch.column("epoch").to_pylist()))
+    check_plan(models, {mid for mid, _ in rows}, where=f"the shards of {root}")
+    dup = [k for k, n in rows.items() if n > 1]
+    problems = [f"{len(dup)} rows written more than once, e.g. {dup[0]}"] if dup else []
+    return rows, problems
+
+
+def verify_import(root: Path, manifest: Manifest) -> str:
+    """Check an imported zoo (``zoo import``) against what its origin recorded: the models of
+    ``zoo.json`` present once each with their number of checkpoints, each (model, epoch) once,
+    and as many rows as the origin files held.
+
+    Raises:
+        IncompleteZooError: a model or row is missing, duplicated or not recorded.
+    """
+    origin = manifest.recipe.get("origin") or {}
+    rows, problems = _shard_rows(root, manifest, set(manifest.models))
+    per: Counter[str] = Counter(mid for mid, _ in rows)
+    bad = [m for m, e in manifest.models.items() if per[m] != e.num_checkpoints]
+    if bad:
+        problems.append(f"{len(bad)} models without their recorded checkpoints, e.g. {bad[0]}: "
+                        f"{per[bad[0]]} rows, zoo.json {manifest.models[bad[0]].num_checkpoints}")
+    total = sum(rows.values())
+    if origin.get("rows") is not None and total != origin["rows"]:
+        problems.append(f"{total} rows, but the origin files held {origin['rows']}")
+    if problems:
+        raise IncompleteZooError(f"{root} does not match its import: {'; '.join(problems)}")
+    return (f"{len(manifest.models)} imported models present once, {total} checkpoints as the "
+            f"{origin.get('format', manifest.recipe.get('format'))} origin files held")

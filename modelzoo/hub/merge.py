@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-import modelzoo
+from modelzoo._version import __version__
 from modelzoo.errors import CorruptZooError, StorageError, ZooError
 from modelzoo.hub.cards import local_card
 from modelzoo.hub.configs import config_names, zoo_configs
@@ -346,7 +346,7 @@ def _finalize(
             recipe={"kind": "config", "config": cfg, "of": name},
             architectures={arch: plan.architectures[arch]},
             sources={src: plan.sources[src]},
-            toolkit_version=modelzoo.__version__,
+            toolkit_version=__version__,
             description=description,
             license=license,
         )
@@ -383,7 +383,7 @@ def _finalize(
             **(recipe or {}),
             "members": members,
         },
-        toolkit_version=modelzoo.__version__,
+        toolkit_version=__version__,
         torch_version=torch.__version__,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         architectures={k: v for k, v in plan.architectures.items() if k in used_arch},

@@ -11,6 +11,7 @@ import pyarrow as pa
 from modelzoo.errors import CorruptZooError
 from modelzoo.storage.manifest import FileEntry, Manifest
 from modelzoo.storage.schema import zoo_schema
+from modelzoo.storage.verify import shard_path
 from modelzoo.storage.writer import row_hash
 
 _COLUMNS = tuple(zoo_schema(None).names)
@@ -44,7 +45,7 @@ def iter_zoo_batches(
     """
     root = Path(root)
     for f in manifest.files:
-        path = root / f.path
+        path = shard_path(root, f.path)
         try:
             source = pa.memory_map(str(path))
         except OSError as e:

@@ -16,6 +16,7 @@ from modelzoo.storage.reader import (
     weights_tensor,
 )
 from modelzoo.storage.schema import SPLITS, zoo_schema
+from modelzoo.storage.verify import open_manifest, verification
 from modelzoo.storage.writer import ZooWriter
 
 __all__ = [
@@ -30,8 +31,10 @@ __all__ = [
     "layout_size",
     "load_flat_weights",
     "load_zoo",
+    "open_manifest",
     "read_manifest",
     "unflatten_weights",
+    "verification",
     "verify_zoo",
     "weights_tensor",
     "zoo_schema",

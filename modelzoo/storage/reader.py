@@ -11,50 +11,41 @@ import pyarrow as pa
 import torch
 
 from modelzoo.errors import CorruptZooError
-from modelzoo.storage.atomic import file_sha256
-from modelzoo.storage.manifest import Manifest, read_manifest
+from modelzoo.storage.manifest import read_manifest
 from modelzoo.storage.schema import SPLITS
+from modelzoo.storage.verify import resolve_verify, shard_path, verify_zoo
 
-
-def verify_zoo(path: str | Path, manifest: Manifest | None = None) -> Manifest:
-    """Check every shard against its recorded sha256.
-
-    Raises:
-        CorruptZooError: a shard is missing or its checksum differs.
-    """
-    root = Path(path)
-    manifest = manifest or read_manifest(root)
-    for f in manifest.files:
-        p = root / f.path
-        if not p.is_file():
-            raise CorruptZooError(f"shard {f.path} listed in zoo.json is missing from {root}")
-        got = file_sha256(p)
-        if got != f.sha256:
-            raise CorruptZooError(
-                f"shard {f.path} is corrupt: sha256 {got[:12]}... != recorded {f.sha256[:12]}... "
-                "(re-download or rebuild the zoo)"
-            )
-    return manifest
+__all__ = ["iter_weight_batches", "load_zoo", "verify_zoo", "weights_tensor"]
 
 
 def load_zoo(
-    path: str | Path, split: str | None = None, *, verify: bool = False
+    path: str | Path, split: str | None = None, *, verify: bool | None = None
 ) -> datasets.DatasetDict | datasets.Dataset:
     """Open a zoo as memory-mapped ``datasets`` objects (no copy of the weights).
+
+    The shards read are first checked against the checksums in ``zoo.json``
+    (:mod:`modelzoo.storage.verify`; unchanged shards verified before are not re-hashed).
 
     Args:
         path: zoo directory.
         split: one of ``train``/``validation``/``test``; ``None`` returns a DatasetDict.
-        verify: check shard checksums first.
+        verify: check the checksums of the shards read (None: unless switched off with
+            ``modelzoo.storage.verify.verification(False)``).
+
+    Raises:
+        ShardChecksumError: a shard read is missing or corrupt.
+        CorruptZooError: no valid manifest, an unknown split or an unreadable shard.
     """
     root = Path(path)
-    manifest = verify_zoo(root) if verify else read_manifest(root)
+    manifest = read_manifest(root)
     if split is not None and split not in SPLITS:
         raise CorruptZooError(f"unknown split {split!r}; splits are {', '.join(SPLITS)}")
     wanted = [split] if split else list(SPLITS)
+    if resolve_verify(verify):
+        verify_zoo(root, manifest, splits=wanted)
     out = {}
     for s in wanted:
-        files = [root / f.path for f in manifest.files if f.split == s]
+        files = [shard_path(root, f.path) for f in manifest.files if f.split == s]
         try:
             parts = [datasets.Dataset.from_file(str(p)) for p in files]
         except (pa.ArrowInvalid, OSError) as e:

@@ -27,6 +27,8 @@ METRIC_FIELDS: tuple[str, ...] = (
 #: Values of the ``status`` column.
 STATUS_OK = "ok"
 STATUS_DIVERGED = "diverged"
+#: An imported checkpoint whose origin has no metrics record for it (``zoo import``).
+STATUS_INCOMPLETE = "incomplete"
 
 
 def zoo_schema(

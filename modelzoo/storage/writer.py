@@ -46,7 +46,7 @@ from modelzoo.storage.manifest import (
     read_manifest,
     split_hashes,
 )
-from modelzoo.storage.schema import SPLITS, STATUS_DIVERGED, STATUS_OK
+from modelzoo.storage.schema import SPLITS, STATUS_DIVERGED, STATUS_INCOMPLETE, STATUS_OK
 
 BUILD_DIR = ".build"
 
@@ -59,13 +59,21 @@ def row_hash(row: dict[str, Any], weights: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def _worse(a: str, b: str) -> str:
+    """The model status of two row statuses: diverged over incomplete over ok (any other
+    value counts as diverged)."""
+    rank = {STATUS_OK: 0, STATUS_INCOMPLETE: 1}
+    worst = max((a, b), key=lambda s: rank.get(s, 2))
+    return worst if worst in rank else STATUS_DIVERGED
+
+
 class _ModelHasher:
     """Accumulates per-row hashes into per-model entries as rows stream in."""
 
     def __init__(self) -> None:
         self.rows: dict[str, list[tuple[int, str]]] = {}
         self.meta: dict[str, dict[str, Any]] = {}
-        self.ok: dict[str, bool] = {}
+        self.status: dict[str, str] = {}
 
     def add(self, table: pa.Table) -> None:
         cols = [c for c in table.column_names if c != "weights"]
@@ -82,7 +90,7 @@ class _ModelHasher:
                 (m["epoch"], row_hash(m, flat[offsets[i] : offsets[i + 1]]))
             )
             self.meta[mid] = m
-            self.ok[mid] = self.ok.get(mid, True) and m["status"] == STATUS_OK
+            self.status[mid] = _worse(self.status.get(mid, STATUS_OK), m["status"])
 
     def entries(self) -> dict[str, ModelEntry]:
         out: dict[str, ModelEntry] = {}
@@ -93,7 +101,7 @@ class _ModelHasher:
                 architecture=m["architecture"],
                 source=m["source"],
                 split=m["split"],
-                status=STATUS_OK if self.ok[mid] else STATUS_DIVERGED,
+                status=self.status[mid],
                 num_checkpoints=len(items),
                 sha256=hashlib.sha256("".join(h for _, h in items).encode()).hexdigest(),
             )
