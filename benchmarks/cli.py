@@ -53,8 +53,8 @@ def ls_cmd(what: str) -> None:
               help="Zoo directory; repeat it for a suite that spans several zoos "
                    "(e.g. digits-v2: --zoo zoos/digits-cnn_s-hyp --zoo zoos/digits-cnn_s-seed).")
 @click.option("--run", "sane_run", type=click.Path(exists=True, path_type=Path),
-              help="With --method sane: benchmark this trained SANE run (directory or ckpt.pt) "
-                   "as it is, instead of training one per seed.")
+              help="With --method sane or sane-kde: benchmark this trained SANE run "
+                   "(directory or ckpt.pt) as it is, instead of training one per seed.")
 @click.option("--out", default=Path("results"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Results root.")
 @click.option("--seeds", default=3, show_default=True, type=click.IntRange(min=1),
@@ -98,14 +98,15 @@ def run_cmd(
         raise click.UsageError("give either --suite or one or more --task")
     if len(zoos) > 1 and suite is None:
         raise click.UsageError("several --zoo need a --suite (each zoo runs its own tasks)")
-    if sane_run is not None and method != "sane":
-        raise click.UsageError(f"--run is for --method sane (a trained SANE run), not {method!r}")
+    if sane_run is not None and method not in ("sane", "sane-kde"):
+        raise click.UsageError(f"--run is for --method sane / sane-kde (a trained SANE run), "
+                               f"not {method!r}")
     results = []
     chosen: object = method
     if sane_run is not None:
-        from benchmarks.methods.sane_method import Sane
+        from benchmarks.methods.sane_method import Sane, SaneSampler
 
-        chosen = Sane(run=sane_run)
+        chosen = Sane(run=sane_run) if method == "sane" else SaneSampler(run=sane_run)
     for zoo in zoos:
         opened: Path | EvalZoo = zoo
         if heldout is not None:  # the public zoo plus a board's label-free view

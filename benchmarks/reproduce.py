@@ -1,10 +1,13 @@
 """One command from nothing to the paper comparison: ``bench reproduce digits-v2``.
 
 Builds the suite's canonical zoos from their cards, trains SANE with the settings recorded in
-its config file (chosen on validation models only), scores every method on every task of the
-suite, and writes two Markdown tables under ``OUT``: every method on every task (main score,
-mean ± std over seeds, 95% bootstrap interval over test models), and our number beside the
-published one for each cell the papers report, with its source.
+its config files (chosen on validation models only; one run per zoo, as the paper does: on
+the seed zoo's late epochs for its reconstruction / initialization / generation tasks, on the
+hyperparameter zoo for the property tasks), scores every method on every task of the suite,
+and writes Markdown tables under ``OUT``: every method on every task (main score, mean ± std
+over seeds, 95% bootstrap interval over test models), our number beside the published one for
+each cell the papers report, with its source, and each target of the reproduction beside its
+measured figure (:mod:`benchmarks.reproduce_targets`).
 
 Everything resumes: a killed run rerun with the same ``OUT`` keeps the finished zoos (``zoo
 build`` resumes by model), the SANE run (``sane train`` resumes by epoch) and every finished
@@ -24,6 +27,7 @@ from benchmarks.errors import BenchmarkError
 from benchmarks.provenance import command_line, load_average
 from benchmarks.registry import SUITES
 from benchmarks.reproduce_common import Timings, chosen_methods, report_header, write_report
+from benchmarks.reproduce_targets import Target, format_stat, targets_table
 from benchmarks.results import TaskResult, load_results
 from benchmarks.table import results_frames, to_markdown
 from modelzoo.storage import open_manifest, verification
@@ -36,11 +40,12 @@ SOURCE_UNTERTHINER = "Unterthiner et al. 2020, CTC zoos (per-layer statistics + 
 
 @dataclass(frozen=True)
 class PaperCell:
-    """A published number and the cell of ours it corresponds to."""
+    """A published number and the cell of ours it corresponds to (``method`` None: no method
+    here implements the published one; the number is shown for context only)."""
 
     task: str
     metric: str
-    method: str
+    method: str | None
     published: float
     published_as: str
     source: str
@@ -58,16 +63,32 @@ class Reproduction:
     seeds: int = 3
     quick: dict[str, Any] = field(default_factory=dict)
     paper: tuple[PaperCell, ...] = ()
+    #: one SANE run per zoo: zoo name -> config file; empty: ``{sane_zoo: sane_config}``
+    #: (run folder ``OUT/sane/run``; with several runs ``OUT/sane/<zoo>``)
+    sane_runs: dict[str, str] = field(default_factory=dict)
+    targets: tuple[Target, ...] = ()
+
+    def runs(self) -> dict[str, str]:
+        """Zoo name -> SANE config file of every SANE run."""
+        return dict(self.sane_runs) or {self.sane_zoo: self.sane_config}
 
 
+#: Methods benchmarked with the reproduction's SANE run of the zoo they are scored on.
+SANE_METHODS = ("sane", "sane-kde")
+
+
+SEED_GENERATION = "digits-seed-generation"
 DIGITS_V2 = Reproduction(
     suite="digits-v2",
     cards={"digits-cnn_s-hyp": "cards/digits-cnn_s-hyp.yaml",
            "digits-cnn_s-seed": "cards/digits-cnn_s-seed.yaml"},
     sane_config="sane/configs/digits-v2.yaml",
     sane_zoo="digits-cnn_s-hyp",
+    sane_runs={"digits-cnn_s-seed": "sane/configs/digits-v2-seed.yaml",
+               "digits-cnn_s-hyp": "sane/configs/digits-v2.yaml"},
     methods=("chance", "flat-linear", "weight-stats-linear", "weight-stats-gbt", "random-init",
-             "zoo-init", "weights-kde", "sane", "nfn-np", "nfn-hnp", "graph-metanet"),
+             "zoo-init", "weights-kde", "weights-kde-sub", "sane", "sane-kde", "nfn-np",
+             "nfn-hnp", "graph-metanet"),
     quick={"models": 192, "epochs": 10, "sane_epochs": 2, "seeds": 1},
     paper=(
         PaperCell("digits-hyp-test-acc", "r2", "weight-stats-linear", 0.987,
@@ -84,10 +105,33 @@ DIGITS_V2 = Reproduction(
                   "per-layer statistics + GBM (R2 > .98)", SOURCE_UNTERTHINER),
         PaperCell("digits-hyp-test-acc", "kendall_tau", "weight-stats-gbt", 0.92,
                   "per-layer statistics + GBM (tau ~.92)", SOURCE_UNTERTHINER),
-        PaperCell("digits-seed-generation", "zero_shot_accuracy", "weights-kde", 0.686,
-                  "S_KDE30, epoch 0", SOURCE_SANE),
+        PaperCell("digits-seed-generation", "zero_shot_accuracy", None, 0.686,
+                  "S_KDE30, epoch 0: a KDE over the embeddings of the best 30% of models of a "
+                  "whole-model hyper-representation (Schürholt et al. 2022), decoded; not "
+                  "implemented here (weights-kde is a KDE over raw weights)", SOURCE_SANE),
         PaperCell("digits-seed-generation", "zero_shot_accuracy", "sane", 0.867,
                   "SANE subsampled, epoch 0", SOURCE_SANE),
+    ),
+    targets=(
+        Target("decoded test models keep >= 0.90 of their accuracy",
+               "digits-seed-reconstruction", "accuracy_ratio", "sane", 0.90),
+        Target("decoded test models keep >= 0.90 of their accuracy",
+               "digits-hyp-reconstruction", "accuracy_ratio", "sane", 0.90),
+        Target("SANE_SUB zero-shot accuracy >= 0.85", SEED_GENERATION, "zero_shot_accuracy",
+               "sane", 0.85),
+        Target("SANE_SUB above plain SANE KDE draws", SEED_GENERATION, "zero_shot_accuracy",
+               "sane", versus="sane-kde", strict=True),
+        Target("SANE linear probe within 0.02 R2 of s(W) on test accuracy",
+               "digits-hyp-test-acc", "r2", "sane", -0.02, versus="weight-stats-linear"),
+        Target("SANE linear probe at or above s(W) on ggap", "digits-hyp-ggap", "r2", "sane",
+               versus="weight-stats-linear"),
+        *(Target(f"novelty of {m}'s samples: distance to the nearest training model / "
+                 "median gap between seed-only neighbours", SEED_GENERATION, "novelty", m,
+                 report_only=True)
+          for m in ("sane", "sane-kde", "weights-kde", "weights-kde-sub")),
+        *(Target(f"zero-shot accuracy of {m} (like for like)", SEED_GENERATION,
+                 "zero_shot_accuracy", m, report_only=True)
+          for m in ("sane-kde", "weights-kde", "weights-kde-sub")),
     ),
 )
 
@@ -108,18 +152,13 @@ REPRODUCTIONS: dict[str, Reproduction] = {r.suite: r for r in (DIGITS_V1, DIGITS
 
 
 def _cell(results: Sequence[TaskResult], c: PaperCell) -> str:
+    if c.method is None:
+        return "no counterpart"
     for r in results:
         if r.task.name == c.task and r.method.name == c.method:
             split = "test" if "test" in r.scores else next(iter(r.scores))
             s = r.scores[split].get(c.metric)
-            if s is None:
-                return "–"
-            text = f"{s.mean:.3f}"
-            if len(s.values) > 1:
-                text += f" ± {s.std:.3f}"
-            if s.ci is not None and s.ci.low is not None and s.ci.high is not None:
-                text += f" [{s.ci.low:.3f}, {s.ci.high:.3f}]"
-            return text
+            return "–" if s is None else format_stat(s)
     return "not run"
 
 
@@ -128,7 +167,7 @@ def paper_table(results: Sequence[TaskResult], cells: Sequence[PaperCell]) -> st
     lines = ["| task | metric | our method | ours | published | published as | source |",
              "|---|---|---|---:|---:|---|---|"]
     for c in cells:
-        lines.append(f"| {c.task} | {c.metric} | {c.method} | {_cell(results, c)} | "
+        lines.append(f"| {c.task} | {c.metric} | {c.method or '–'} | {_cell(results, c)} | "
                      f"{c.published:.3f} | {c.published_as} | {c.source} |")
     return "\n".join(lines) + "\n"
 
@@ -204,27 +243,29 @@ def reproduce(
         build_recipe_file(ROOT / card, out=zoos[name], progress=progress is not None, **over)
         open_manifest(zoos[name], verify=verify)  # a resumed zoo may have been damaged since
         timed(f"zoo build {name}", t0, fresh=fresh)
-    run_dir = root / "sane" / "run"
-    if "sane" in chosen:
+    runs = rep.runs()
+    run_dirs = {z: root / "sane" / ("run" if len(runs) == 1 else z) for z in runs}
+    for zoo_name, config_file in runs.items() if set(chosen) & set(SANE_METHODS) else ():
         t0 = time.perf_counter()
-        cfg = SaneConfig.from_yaml(ROOT / rep.sane_config)
+        cfg = SaneConfig.from_yaml(ROOT / config_file)
         if quick:
-            cfg = cfg.replace(epochs=rep.quick["sane_epochs"])
-        say(f"sane train on {rep.sane_zoo} ({cfg.epochs} epochs, config {rep.sane_config})")
-        fresh = not (run_dir / "ckpt.pt").exists()
+            cfg = cfg.replace(epochs=rep.quick["sane_epochs"],
+                              epochs_range=_quick_range(cfg.epochs_range, rep.quick["epochs"]))
+        say(f"sane train on {zoo_name} ({cfg.epochs} epochs, config {config_file})")
+        fresh = not (run_dirs[zoo_name] / "ckpt.pt").exists()
         # sane.train's fixed default thread count (recorded in the run): reproducible digits
-        train(zoo=zoos[rep.sane_zoo], out=run_dir, config=cfg, progress=progress is not None,
-              verify=verify)
-        timed("sane train", t0, fresh=fresh)
+        train(zoo=zoos[zoo_name], out=run_dirs[zoo_name], config=cfg,
+              progress=progress is not None, verify=verify)
+        timed("sane train" if len(runs) == 1 else f"sane train {zoo_name}", t0, fresh=fresh)
     n_seeds = seeds or (rep.quick["seeds"] if quick else rep.seeds)
     res_dir = root / "results"
     for method in chosen:
-        spec: Any = method
-        if method == "sane":
-            from benchmarks.methods.sane_method import Sane
-
-            spec = Sane(run=run_dir)
         for name, zoo in zoos.items():
+            spec: Any = method
+            if method in SANE_METHODS:
+                if name not in run_dirs:
+                    continue  # no SANE run for this zoo
+                spec = _sane_method(method, run_dirs[name])
             done = root / "work" / "done" / f"{method}__{name}"
             if done.exists():  # finished by an earlier (killed) run of the same command
                 continue
@@ -232,24 +273,41 @@ def reproduce(
             say(f"bench run {method} on {name}")
             evaluate(method=spec, zoo=zoo, suite=suite, out=res_dir, seeds=n_seeds,
                      allow_unpinned=quick or allow_unpinned,
-                     workdir=root / "work" / method / name,
-                     progress=say, verify=verify)
+                     workdir=root / "work" / method / name, progress=say, verify=verify)
             timed(f"bench {method} {name}", t0, fresh=True)
             ensure_dir(done.parent)
             atomic_write_bytes(done, b"")
     results = load_results(res_dir)
     title = f"{suite} reproduction" + (" (quick variant, unpinned zoos)" if quick else "")
-    if not quick and any(not r.zoo.matches_pin for r in results):
-        title += " (zoos not matching their pins: --allow-unpinned)"
+    unpinned = sorted({r.zoo.name for r in results if not r.zoo.matches_pin})
     head = [report_header(title=title, command=command, timings=timings, load_start=load0,
                           threads="zoo builds: the idle CPUs (the dense path's numbers do "
                                   "not depend on the count); SANE training: 1 (sane.train's "
                                   "default); bench runs and their heads: 1"),
+            *([f"Zoos that do not match the tasks' pins (scored with --allow-unpinned): "
+               f"{', '.join(unpinned)}.", ""] if unpinned and not quick else []),
             f"Seeds per method: {n_seeds}. Cells: main score, mean ± std over seeds "
             "[95% bootstrap interval over test models].", ""]
     text = "\n".join(head) + to_markdown(results_frames(results))
     if rep.paper:
         text += "\n## Beside the papers\n\n" + paper_table(results, rep.paper)
+    if rep.targets:
+        text += "\n" + targets_table(results, rep.targets)
     total = sum(timings.values.values())
     text += f"\n## Time ({total / 60:.0f} min in all)\n\n" + timings.table()
     return write_report(root / "report.md", text, copy_to=report)
+
+
+def _sane_method(method: str, run: Path) -> Any:
+    """The SANE method ``method`` benchmarking the trained ``run``."""
+    from benchmarks.methods.sane_method import Sane, SaneSampler
+
+    return Sane(run=run) if method == "sane" else SaneSampler(run=run, name=method)
+
+
+def _quick_range(rng: tuple[int, int] | None, epochs: int) -> tuple[int, int] | None:
+    """A SANE ``epochs_range`` moved to the last epochs of a quick zoo of ``epochs`` epochs
+    (same width)."""
+    if rng is None or rng[1] <= epochs:
+        return rng
+    return (max(0, epochs - (rng[1] - rng[0])), epochs)

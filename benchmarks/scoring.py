@@ -437,6 +437,7 @@ def sample_bootstrap(
     per_sample: Sequence[np.ndarray],
     spec: BootstrapSpec = BootstrapSpec(),
     reduce: Callable[[np.ndarray], np.ndarray] = lambda v: v.mean(1),
+    unit: str = "sample",
 ) -> ConfidenceInterval:
     """Interval of the seed-mean of a per-sample score (initialization / generation).
 
@@ -449,14 +450,15 @@ def sample_bootstrap(
         per_sample: one ``[n]`` array of per-sample scores per seed.
         spec: resamples, level and seed.
         reduce: the per-seed statistic over a resample's samples.
+        unit: what a sample is, as the interval records it (e.g. ``"model"``).
     """
     n = min(len(v) for v in per_sample)
     if n < 2:
-        return _undefined(spec, "sample", n, f"{n} sample(s) per seed: nothing to resample")
+        return _undefined(spec, unit, n, f"{n} {unit}(s) per seed: nothing to resample")
     values = [np.asarray(v, dtype=np.float64) for v in per_sample]
     stat = _two_stage(np.random.default_rng(spec.seed), [len(v) for v in values],
                       spec.n_resamples, lambda s, idx: reduce(values[s][idx]))
-    return percentile_interval(stat, spec=spec, unit="sample", n_units=n)
+    return percentile_interval(stat, spec=spec, unit=unit, n_units=n)
 
 
 def percentile_bootstrap(

@@ -181,8 +181,9 @@ def embed(run: Path, zoo: Path, out: Path, split: str | None,
               help="Architecture key in the zoo (needed if it has several).")
 @click.option("--method", type=click.Choice(["kde", "subsampled", "bootstrapped"]),
               default="kde", show_default=True, help="Sampling method.")
-@click.option("--anchor-top-k", type=int, default=5, show_default=True,
-              help="Anchor models (best by val_acc).")
+@click.option("--anchor-top-k", type=int, default=None,
+              help="Anchor models (best by val_acc; default: the run's sample_anchors, 5 "
+                   "unless set).")
 @click.option("--kde-mode", type=click.Choice(["joint", "token", "individual"]), default=None,
               help="One KDE over whole latent sequences, one per token position, or one per "
                    "latent scalar (default: the run's sample_mode, joint unless set).")
@@ -197,7 +198,7 @@ def embed(run: Path, zoo: Path, out: Path, split: str | None,
 @click.option("--device", default=None, help="Device (default: the run's).")
 @verify_option("the anchors then come from unchecked data.")
 def sample(run: Path, zoo: Path, out: Path, n: int, architecture: str | None, method: str,
-           anchor_top_k: int, kde_mode: str | None, bandwidth: float | None,
+           anchor_top_k: int | None, kde_mode: str | None, bandwidth: float | None,
            candidates: int | None,
            data_dir: Path | None, seed: int, device: str | None, verify: bool) -> None:
     """Sample N new models with SANE and save them as safetensors."""

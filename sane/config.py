@@ -175,6 +175,19 @@ class SaneConfig(BaseModel):
     """
     sample_bandwidth: PosFloat = 0.05
     """Default KDE bandwidth of :func:`sane.sample` (SANE: 0.2)."""
+    sample_anchors: PosInt = 5
+    """Default number of anchor models of :func:`sane.sample` (the best train-split models by
+    ``val_acc``; SANE anchors on all training models).
+    """
+    recon_every: Annotated[StrictInt, Field(ge=0)] = 5
+    """Every this many epochs (and after the last one) decode ``recon_models`` validation models
+    and log their accuracy on the source's validation images relative to the originals'
+    (``val_recon_ratio`` in the history; :mod:`sane.reconstruct`); 0: never.
+    """
+    recon_models: PosInt = 8
+    """Validation models of that reconstruction check (the first by model id, each at its last
+    checkpoint in ``epochs_range``).
+    """
     token_norm: StrictBool = False
     """Standardise every token by the mean/std of its own real entries (after ``normalize``;
     padding stays 0) so tokens of differently scaled architectures share one scale. Our reading

@@ -202,7 +202,7 @@ def sample(
     n: int,
     architecture: str | None = None,
     method: str = "kde",
-    anchor_top_k: int = 5,
+    anchor_top_k: int | None = None,
     seed: int = 0,
     bandwidth: float | None = None,
     kde_mode: str | None = None,
@@ -225,7 +225,8 @@ def sample(
         architecture: architecture key (or registry name) in the zoo; required if the zoo has
             several.
         method: ``kde``, ``subsampled`` or ``bootstrapped``.
-        anchor_top_k: number of anchor models (best by ``val_acc``, one checkpoint each).
+        anchor_top_k: number of anchor models (best by ``val_acc``, one checkpoint each;
+            None: the run's ``sample_anchors``).
         seed: random seed.
         bandwidth: KDE bandwidth in latent space (None: the run's ``sample_bandwidth``, 0.05
             by default; SANE used 0.2).
@@ -256,6 +257,7 @@ def sample(
     r = load_run(run, device=device)
     bandwidth = r.config.sample_bandwidth if bandwidth is None else float(bandwidth)
     kde_mode = r.config.sample_mode if kde_mode is None else kde_mode
+    anchor_top_k = r.config.sample_anchors if anchor_top_k is None else int(anchor_top_k)
     if kde_mode not in KDE_MODES:
         raise ZooError(f"kde mode must be one of {', '.join(KDE_MODES)}, not {kde_mode!r}")
     if not bandwidth > 0:
@@ -323,6 +325,8 @@ def sample(
         "method": method,
         "kde_mode": kde_mode,
         "bandwidth": bandwidth,
+        # the latent scale the bandwidth compares to: per-entry std over the anchors
+        "anchor_latent_std": float(anchors.std(0).mean()) if len(anchors) > 1 else None,
         "seed": seed,
         "n": n,
         "anchors": [rows.meta[i]["model_id"] for i in idx],

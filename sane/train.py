@@ -21,6 +21,7 @@ import contextlib
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,8 @@ DEFAULT_THREADS = 1
 THREADS_TOLERANCE = 1e-5
 
 #: Config fields that may change between a run and its resume.
-RESUMABLE_CHANGES = ("epochs", "num_workers", "device", "sample_mode", "sample_bandwidth")
+RESUMABLE_CHANGES = ("epochs", "num_workers", "device", "sample_mode", "sample_bandwidth",
+                     "sample_anchors", "recon_every", "recon_models")
 
 Callback = Callable[[str, dict[str, Any]], None]
 
@@ -260,6 +262,41 @@ def _evaluate(model: Sane, ds: SaneWindows | None, config: SaneConfig, device: s
     return {k: v / n for k, v in tot.items()}
 
 
+def _warn_lossy_tokens(manifest: Manifest, config: SaneConfig) -> None:
+    """Warn when some token holds more real weights than ``d_model``: the per-token input
+    projection (``token_size -> d_model``, before any attention) then has a null space in
+    which those weights are lost for good, and decoded networks lose accuracy (digits CNN-s,
+    token 201 / d_model 128: the best such projection keeps ~78% of the accuracy)."""
+    plans = token_plans(manifest, config.token_size)
+    real = max((int(p.mask.sum(1).max()) for p in plans.values() if p.num_tokens), default=0)
+    if real > config.d_model:
+        warnings.warn(
+            f"tokens hold up to {real} weights but d_model is {config.d_model}: the input "
+            f"projection cannot keep them all and reconstructions lose function; use "
+            f"token_size <= d_model (e.g. --token-size {config.d_model // 2} with a window "
+            "covering the model) or a wider d_model", UserWarning, stacklevel=3)
+
+
+def _recon_due(epoch: int, config: SaneConfig) -> bool:
+    """Whether epoch ``epoch`` (0-based) ends with the validation reconstruction check."""
+    every = config.recon_every
+    return every > 0 and ((epoch + 1) % every == 0 or epoch + 1 == config.epochs)
+
+
+def _recon_check(model: Sane, config: SaneConfig, normalizer: Normalizer | None,
+                 manifest: Manifest, zoo: str | Path, device: str, epoch: int, path: Path,
+                 arch_ids: list[str]) -> dict[str, float]:
+    """Decoded / original accuracy of a few validation models (:mod:`sane.reconstruct`)."""
+    from sane.reconstruct import validation_reconstruction
+    from sane.run import SaneRun
+
+    model.eval()
+    run = SaneRun(model, config, normalizer, _architectures_payload(manifest), epoch, device,
+                  path, {"name": manifest.name}, list(arch_ids))
+    return validation_reconstruction(run, zoo, models=config.recon_models,
+                                     epochs_range=config.epochs_range)
+
+
 def train(
     *,
     zoo: str | Path,
@@ -349,6 +386,7 @@ def _train(
         start_epoch = 0
         history = []
 
+    _warn_lossy_tokens(manifest, config)
     torch.manual_seed(config.seed)
     model = Sane(config, bounds, len(arch_ids)).to(device)
     net: torch.nn.Module = model
@@ -427,6 +465,9 @@ def _train(
             **{f"val_{k}": v for k, v in val.items()},
             "lr": lr_at((epoch + 1) * steps_per_epoch - 1, total_steps, config),
         }
+        if d.main and _recon_due(epoch, config):
+            entry.update(_recon_check(model, config, normalizer, manifest, zoo, device, epoch,
+                                      path, arch_ids))
         history.append(entry)
         ckpt_out = {
             "format": CKPT_FORMAT,
@@ -455,6 +496,10 @@ def _train(
         if progress and d.main:
             val = (f"val loss {entry['val_loss']:.4f} (recon {entry['val_recon']:.4f})"
                    if not math.isnan(entry["val_loss"]) else "no validation models")
+            if "val_recon_ratio" in entry:
+                val += (f"; {int(entry['val_recon_models'])} validation models decoded to "
+                        f"{entry['val_recon_acc']:.3f} accuracy vs {entry['val_orig_acc']:.3f} "
+                        f"(ratio {entry['val_recon_ratio']:.3f})")
             tqdm.write(
                 f"sane epoch {epoch + 1}/{config.epochs}: train loss {entry['train_loss']:.4f} "
                 + val

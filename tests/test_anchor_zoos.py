@@ -72,9 +72,12 @@ def test_digits_v2_is_pinned_to_the_anchor_zoos() -> None:
     hyp, seed = card(HYP), card(SEED)
     tasks = [TASKS.get(t) for t in SUITES.get("digits-v2").tasks]
     props = [t for t in tasks if t.is_property]
-    weights = [t for t in tasks if not t.is_property]
+    weights = [t for t in tasks if t.type in ("initialization", "generation")]
+    recon = [t for t in tasks if t.type == "reconstruction"]
     assert {(t.zoo.name, t.zoo.version) for t in props} == {(hyp.name, hyp.version)}
     assert {(t.zoo.name, t.zoo.version) for t in weights} == {(seed.name, seed.version)}
+    assert sorted(t.zoo.name for t in recon) == [hyp.name, seed.name]  # one on each zoo
+    assert len(props) + len(weights) + len(recon) == len(tasks)
     assert all(t.zoo.content_hash and t.zoo.content_hash.startswith("sha256:") for t in tasks)
     assert {t.target for t in props if t.type == "regression"} == PROPERTY_TARGETS
     # every hyperparameter the hyperparameter zoo varies is a classification task
@@ -122,7 +125,7 @@ def test_digits_v2_runs_each_task_on_its_own_zoo(smoke_zoos: dict[str, Path],
     assert {f.parent.name for f in files} == {"digits-cnn_s-hyp-v1.0.0"}
     text = _run("--suite", "digits-v2", "--method", "zoo-init", "--zoo", hyp, "--zoo", seed,
                 "--allow-unpinned", "--seeds", "1", "--out", out)
-    weights = {t for t in suite if not TASKS.get(t).is_property}
+    weights = {t for t in suite if TASKS.get(t).type in ("initialization", "generation")}
     for t in weights:  # skipped on the hyperparameter zoo, run on the seed zoo
         assert f"skip {t}: pinned to zoo digits-cnn_s-seed" in text
         res = json.loads((out / "zoo-init" / "digits-cnn_s-seed-v1.0.0" / f"{t}.json")

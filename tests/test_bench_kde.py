@@ -13,7 +13,7 @@ from scipy.special import logsumexp
 import benchmarks.methods.kde as kde
 from benchmarks import evaluate
 from benchmarks.errors import MethodError
-from benchmarks.methods.base import TargetModel, load_method
+from benchmarks.methods.base import SELECTION_CANDIDATES, TargetModel, load_method
 from benchmarks.methods.kde import WeightsKDE
 from modelzoo import load_zoo, read_manifest, weights_tensor
 
@@ -140,7 +140,27 @@ def test_generation_task_scores_novel_samples(var_zoo: Path) -> None:
     s = res.scores["test"]
     assert s["novel_fraction"].mean > 0.5 and s["zero_shot_accuracy"].mean > 0.3
     assert s["novel_percentile"].ci.unit == "sample x model"
-    assert res.method.meta["reference"].startswith("SANE")
+    assert "not S_KDE30" in res.method.meta["reference"]  # a KDE over raw weights
     (selected,) = res.method.meta["selected"].values()  # the choice is in the result file
     assert str(selected["bandwidth"]) in selected["scores"]
     assert "validation images" in selected["chosen_on"]
+
+
+def test_selection_keeps_the_best_draws_by_validation_accuracy(
+    var_zoo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``candidates=3``: 3n draws, the n best on the validation images kept (SANE_SUB's
+    selection, the ``weights-kde-sub`` budget); no test image is read."""
+    real_source = kde.load_source
+    monkeypatch.setattr(kde, "load_source",
+                        lambda *a, **kw: _ValidationOnly(real_source(*a, **kw)))
+    manifest, t = read_manifest(var_zoo), _target(var_zoo)
+    plain = WeightsKDE(bandwidth=0.5)
+    sub = WeightsKDE(bandwidth=0.5, candidates=3, name="weights-kde-sub")
+    all_draws = plain.sample(zoo=var_zoo, manifest=manifest, target=t, n=12, seed=0)
+    kept = sub.sample(zoo=var_zoo, manifest=manifest, target=t, n=4, seed=0)
+    acc = plain._validation_accuracy(manifest, t, all_draws, "digits")
+    best = all_draws[np.argsort(-acc, kind="stable")[:4]]
+    np.testing.assert_array_equal(kept, best)
+    assert sub.meta()["sampling"]["cnn_s/n=4"]["candidates"] == 12
+    assert load_method("weights-kde-sub").candidates == SELECTION_CANDIDATES == 5  # 50 -> 10

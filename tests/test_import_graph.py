@@ -118,6 +118,7 @@ def test_type_checking_imports_are_not_edges_but_function_imports_are() -> None:
 LAYERS: tuple[tuple[str, ...], ...] = (
     # applications: the facade, the command line, reproductions, performance reports
     ("benchmarks", "benchmarks.cli", "benchmarks.reproduce", "benchmarks.reproduce_common",
+     "benchmarks.reproduce_targets", "benchmarks.sane_validation",
      "benchmarks.reproduce_hetero", "benchmarks.perf"),
     # ranks methods: submissions, held-out boards, re-scoring, rendering
     ("benchmarks.leaderboard",),

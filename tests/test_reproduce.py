@@ -29,7 +29,13 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> rp.Reproduction:
         quick={"models": 32, "epochs": 2, "sane_epochs": 1, "seeds": 1},
         paper=(rp.PaperCell("digits-test-acc", "r2", "weight-stats-linear", 0.987,
                             "s(W), linear probe", rp.SOURCE_SANE),
-               rp.PaperCell("digits-test-acc", "r2", "flat-linear", 0.5, "x", "y")),
+               rp.PaperCell("digits-test-acc", "r2", "flat-linear", 0.5, "x", "y"),
+               rp.PaperCell("digits-test-acc", "r2", None, 0.4, "other method", "z")),
+        targets=(rp.Target("probe at most 2 below s(W)", "digits-test-acc", "r2", "sane", -2.0,
+                           versus="weight-stats-linear"),
+                 rp.Target("impossible", "digits-test-acc", "r2", "chance", 2.0),
+                 rp.Target("novelty", "digits-generation", "novelty", "sane",
+                           report_only=True)),
     )
     monkeypatch.setitem(rp.REPRODUCTIONS, "digits-v1", rep)
     return rep
@@ -55,6 +61,13 @@ def test_reproduce_end_to_end_and_resume(tiny: rp.Reproduction, tmp_path: Path,
     assert "| digits-test-acc | r2 | weight-stats-linear |" in report
     assert "| 0.987 | s(W), linear probe |" in report
     assert "| digits-test-acc | r2 | flat-linear | not run |" in report  # not in the methods
+    assert "| digits-test-acc | r2 | – | no counterpart | 0.400 | other method |" in report
+    targets = report.split("## Targets")[1]
+    assert "| probe at most 2 below s(W) | digits-test-acc | r2 | sane |" in targets
+    assert "(weight-stats-linear " in targets and "| met |" in targets
+    assert "| impossible | digits-test-acc | r2 | chance |" in targets and "| missed |" in targets
+    assert "| novelty | digits-generation | novelty | sane |" in targets
+    assert "| – | reported |" in targets
     methods = {r.method.name for r in load_results(out / "results")}
     assert methods == {"chance", "weight-stats-linear", "zoo-init", "sane"}
     sane = next(r for r in load_results(out / "results") if r.method.name == "sane")
@@ -86,5 +99,18 @@ def test_digits_v2_reproduction_names_registered_things() -> None:
     assert all(m in METHODS for m in rep.methods)
     assert all((rp.ROOT / c).is_file() for c in rep.cards.values())
     assert (rp.ROOT / rep.sane_config).is_file()
+    assert all((rp.ROOT / c).is_file() for c in rep.runs().values())
+    assert set(rep.runs()) == set(rep.cards)  # a SANE run per zoo, as in the paper
     assert {c.task for c in rep.paper} <= set(suite.tasks)
-    assert {c.method for c in rep.paper} <= set(rep.methods)
+    assert {c.method for c in rep.paper} - {None} <= set(rep.methods)
+    assert {t.task for t in rep.targets} <= set(suite.tasks)
+    assert {t.method for t in rep.targets} | {t.versus for t in rep.targets} - {None} \
+        <= set(rep.methods)
+    # the published S_KDE30 (a KDE over hyper-representation embeddings) is not weights-kde
+    (skde,) = [c for c in rep.paper if c.published == 0.686]
+    assert skde.method is None and "embeddings" in skde.published_as
+
+
+def test_quick_epochs_range_moves_to_the_quick_zoos_last_epochs() -> None:
+    assert rp._quick_range((20, 25), 10) == (5, 10)
+    assert rp._quick_range((2, 4), 10) == (2, 4) and rp._quick_range(None, 10) is None

@@ -1,5 +1,5 @@
 """Evaluators: one class per task type (regression, classification, initialization,
-generation), registered in :data:`benchmarks.registry.EVALUATORS` by type.
+generation, reconstruction), registered in :data:`benchmarks.registry.EVALUATORS` by type.
 
 See :mod:`benchmarks.evaluators.base` for what an evaluator decides. Importing this package
 registers the built-in ones (``EVALUATORS`` lookups do that by themselves).
@@ -9,6 +9,7 @@ from benchmarks.evaluators import (  # noqa: F401  (each module registers its ev
     classification,
     generation,
     initialization,
+    reconstruction,
     regression,
 )
 from benchmarks.evaluators.base import Evaluator, SeedContext, SeedRun

@@ -173,7 +173,8 @@ def _scored_tasks(zoo: EvalZoo, name: str, version: str) -> list[str]:
     out = []
     for tname in TASKS.names():
         t = TASKS.get(tname)
-        if (t.zoo.name, t.zoo.version) != (name, version):
+        if (t.zoo.name, t.zoo.version) != (name, version) or \
+                evaluator_for(t.type).items is None:  # not submittable (reconstruction)
             continue
         try:
             check_applicable(t, zoo)

@@ -131,7 +131,9 @@ class HeldOutZoo:
 
     def required_tasks(self, suite: str) -> list[TaskMetadata]:
         """The suite's tasks that can be scored on this zoo (as ``bench run`` decides; in a
-        suite that spans several zoos, those pinned to this zoo).
+        suite that spans several zoos, those pinned to this zoo), of the task types a
+        submission can hold (not reconstruction: a held-out board's models cannot be encoded
+        by the submitter).
 
         Raises:
             LeaderboardError: the zoo is not the one the suite's tasks are pinned to.
@@ -139,6 +141,8 @@ class HeldOutZoo:
         out = []
         tasks = [TASKS.get(name) for name in SUITES.get(suite).tasks]
         for task in tasks_for_zoo(tasks, {t.zoo.name for t in tasks}, self.manifest.name):
+            if evaluator_for(task.type).items is None:  # no submission items (reconstruction)
+                continue
             try:
                 check_applicable(task, self.zoo)
             except TaskNotApplicableError:

@@ -23,6 +23,10 @@ plus at least one capability:
   ``sample(*, zoo, manifest, target, n, seed) -> np.ndarray`` returns ``n`` flat weight
   vectors ``[n, P]`` in the layout of ``manifest.architectures[target.architecture]``, for
   models with ``target.activation``.
+* **reconstruct** (reconstruction tasks): ``reconstruct(*, zoo, manifest, architecture,
+  weights, seed) -> np.ndarray`` passes flat weight vectors ``[n, P]`` of one architecture
+  (a key of ``manifest.architectures``) through the method's autoencoder and returns the
+  decoded ``[n, P]`` (an identity returns ``weights``).
 
 Optionally ``setup(*, zoo, manifest, seed, workdir) -> None`` is called once per seed before
 any of the above (e.g. to train a SANE model on the zoo's train split into ``workdir``), and
@@ -57,7 +61,11 @@ import numpy as np
 from benchmarks.errors import MethodError
 from modelzoo.storage.manifest import Manifest
 
-Capability = Literal["features", "predict", "sample"]
+#: Models drawn per kept sample by sampling methods that select on validation images
+#: (SANE_SUB as published: 50 drawn, the best 10 kept): ``sane`` and ``weights-kde-sub``.
+SELECTION_CANDIDATES = 5
+
+Capability = Literal["features", "predict", "sample", "reconstruct"]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -129,6 +137,18 @@ class WeightGenerator(Method, Protocol):
         ...
 
 
+@runtime_checkable
+class Reconstructor(Method, Protocol):
+    """A method with an autoencoder (reconstruction tasks)."""
+
+    def reconstruct(
+        self, *, zoo: Path, manifest: Manifest, architecture: str, weights: np.ndarray,
+        seed: int,
+    ) -> np.ndarray:
+        """Decoded ``[n, P]`` float32 weights of the encoded ``weights`` ``[n, P]``."""
+        ...
+
+
 def capabilities(method: object) -> set[Capability]:
     """Which protocol parts ``method`` implements."""
     caps: set[Capability] = set()
@@ -138,6 +158,8 @@ def capabilities(method: object) -> set[Capability]:
         caps.add("predict")
     if callable(getattr(method, "sample", None)):
         caps.add("sample")
+    if callable(getattr(method, "reconstruct", None)):
+        caps.add("reconstruct")
     return caps
 
 
@@ -195,7 +217,8 @@ def check_method(method: object) -> object:
     if not capabilities(method):
         raise MethodError(
             f"method {name!r} implements none of features(dataset, manifest), "
-            "fit(...)/predict(...), sample(...): see benchmarks/methods/base.py"
+            "fit(...)/predict(...), sample(...), reconstruct(...): see "
+            "benchmarks/methods/base.py"
         )
     return method
 

@@ -1,10 +1,17 @@
 """``weights-kde``: a Gaussian KDE over the flat weights of the best training models.
 
-The SANE paper's S_KDE30 baseline: take the last checkpoints of the ``k = 30`` best
+A raw-weight baseline for generation: take the last checkpoints of the ``k = 30`` best
 *train-split* models (by ``val_acc``) with the target architecture and activation (the
 *anchors*), and sample ``anchor + h * sigma * eps`` with a uniformly drawn anchor,
 ``eps ~ N(0, I)`` and ``sigma`` the per-weight standard deviation over the anchors (a diagonal
 Gaussian kernel; a full covariance is singular with 30 points in thousands of dimensions).
+It is *not* the SANE paper's S_KDE30: that is a KDE over the *embeddings* of the best 30% of
+models of a whole-model hyper-representation autoencoder (Schürholt et al. 2022, public code
+``sample_finetune_auxiliaries.py``), decoded to weights; no method here implements it.
+
+``candidates=c > 1`` (``weights-kde-sub``) adds SANE_SUB's selection with the same budget as
+the ``sane`` method: draw ``c * n`` models, score each on the **validation images** of the
+anchors' source, keep the best ``n``; ``candidates=1`` (``weights-kde``) returns plain draws.
 
 The bandwidth factor ``h`` is chosen among ``bandwidths`` on validation data only; the test
 split of the zoo and the test images of the source are never read:
@@ -40,7 +47,7 @@ from scipy.special import logsumexp
 
 from benchmarks.errors import MethodError
 from benchmarks.methods._weights import rows_weights
-from benchmarks.methods.base import TargetModel
+from benchmarks.methods.base import SELECTION_CANDIDATES, TargetModel
 from benchmarks.methods.providers import build_target, last_checkpoints
 from benchmarks.registry import register_method
 from modelzoo import load_zoo
@@ -114,9 +121,10 @@ class WeightsKDE:
         novelty: novelty threshold for ``validation-accuracy`` (the generation task's
             default).
         data_dir: where the source's images live (non-bundled sources).
+        candidates: models drawn per kept sample; above 1 the best by validation accuracy
+            are kept (SANE_SUB's selection).
+        name: method name in result paths.
     """
-
-    name = "weights-kde"
 
     def __init__(
         self,
@@ -128,7 +136,11 @@ class WeightsKDE:
         n_select: int = 16,
         novelty: float = 0.1,
         data_dir: str | Path | None = None,
+        candidates: int = 1,
+        name: str = "weights-kde",
     ) -> None:
+        if candidates < 1:
+            raise MethodError(f"weights-kde candidates must be >= 1, not {candidates}")
         if k < 2:
             raise MethodError(f"weights-kde needs k >= 2 anchor models, not {k}")
         if bandwidth is None and (not bandwidths or min(bandwidths) <= 0):
@@ -145,6 +157,10 @@ class WeightsKDE:
         self.n_select = n_select
         self.novelty = novelty
         self.data_dir = data_dir
+        self.candidates = candidates
+        self.name = name
+        self.sampling: dict[str, dict[str, Any]] = {}
+        self._sources: dict[tuple[str, str, str], str] = {}
         self.last_selection: dict[str, Any] = {}
         self.selections: dict[str, dict[str, Any]] = {}
         self._cache: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray, float]] = {}
@@ -158,7 +174,11 @@ class WeightsKDE:
                f"of the {self.k} best train-split models by val_acc",
                "bandwidth": chosen, "bandwidths": list(self.bandwidths), "k": self.k,
                "n_select": self.n_select, "novelty": self.novelty,
-               "reference": "SANE (Schürholt et al. 2024), S_KDE30", "version": 1}
+               "candidates_per_sample": self.candidates,
+               "reference": "raw-weight KDE baseline (not S_KDE30, a KDE over "
+                            "hyper-representation embeddings)", "version": 2}
+        if self.sampling:
+            out["sampling"] = dict(self.sampling)
         if self.selections:
             out["selected"] = {key: {**sel, "scores": {str(h): v for h, v in
                                                        sel.get("scores", {}).items()}}
@@ -185,6 +205,7 @@ class WeightsKDE:
                 f"with activation {target.activation!r}; the zoo has {len(anchors)}")
         sigma = anchors.std(0)
         sigma = np.maximum(sigma, 1e-3 * max(float(sigma.mean()), 1e-12))  # constant weights
+        self._sources[key] = Counter(sources).most_common(1)[0][0]
         if self.bandwidth is not None:
             h = float(self.bandwidth)
             self.last_selection = {"bandwidth": h, "chosen_on": "fixed"}
@@ -258,9 +279,39 @@ class WeightsKDE:
     ) -> np.ndarray:
         """``n`` draws from the KDE (seeded)."""
         anchors, sigma, h = self.fit(zoo=zoo, manifest=manifest, target=target)
-        return draw(anchors, sigma, h, n, seed)
+        m = n * self.candidates
+        w = draw(anchors, sigma, h, m, seed)
+        source = None
+        if m > n:  # SANE_SUB's selection: the best n by validation accuracy
+            source = self._sources[(str(Path(zoo).resolve()), target.architecture,
+                                    target.activation)]
+            acc = self._validation_accuracy(manifest, target, w, source)
+            w = w[np.argsort(-acc, kind="stable")[:n]]
+        self.sampling[f"{target.architecture}/n={n}"] = {
+            "kept": n, "candidates": m, "bandwidth": h,
+            "scored_on": f"{source} validation images" if source else None}
+        return w
+
+    def _validation_accuracy(self, manifest: Manifest, target: TargetModel, w: np.ndarray,
+                             source: str) -> np.ndarray:
+        """Accuracy of each weight vector on the validation images of ``source``."""
+        from benchmarks.finetune import accuracy_of
+
+        src = load_source(source, data_dir=self.data_dir)
+        layout = manifest.architectures[target.architecture].layout
+        model = build_target(manifest, target)
+        acc = []
+        for row in w:
+            model.load_state_dict(unflatten_weights(torch.as_tensor(row), layout))
+            acc.append(accuracy_of(model, src.x_val, src.y_val))
+        return np.asarray(acc)
 
 
 @register_method("weights-kde")
 def _weights_kde() -> WeightsKDE:
     return WeightsKDE()
+
+
+@register_method("weights-kde-sub")
+def _weights_kde_sub() -> WeightsKDE:
+    return WeightsKDE(candidates=SELECTION_CANDIDATES, name="weights-kde-sub")

@@ -18,7 +18,7 @@ register_suite(
 )
 
 #: ``digits-v2``: the anchor-scale digits zoos. Properties on the hyperparameter zoo,
-#: initialization and generation on the seed zoo; run it with both zoos
+#: initialization and generation on the seed zoo, reconstruction on both; run it with both zoos
 #: (``bench run --suite digits-v2 --zoo zoos/digits-cnn_s-hyp --zoo zoos/digits-cnn_s-seed``).
 DIGITS_V2_PROPERTIES = ("digits-hyp-test-acc", "digits-hyp-ggap", "digits-hyp-epoch",
                         "digits-hyp-activation", "digits-hyp-init", "digits-hyp-optimizer",
@@ -26,9 +26,11 @@ DIGITS_V2_PROPERTIES = ("digits-hyp-test-acc", "digits-hyp-ggap", "digits-hyp-ep
 register_suite(
     Suite(name="digits", version=2,
           tasks=(*DIGITS_V2_PROPERTIES, "digits-seed-init-same", "digits-seed-init-transfer",
-                 "digits-seed-generation"),
+                 "digits-seed-generation", "digits-seed-reconstruction",
+                 "digits-hyp-reconstruction"),
           description="Anchor-scale digits zoos: properties on digits-cnn_s-hyp (1,280 "
-          "models), initialization and generation on digits-cnn_s-seed (1,000 seeds).")
+          "models), initialization and generation on digits-cnn_s-seed (1,000 seeds), "
+          "reconstruction on both.")
 )
 
 #: ``digits-hetero-v1``: the heterogeneous digits zoo (cards/digits-hetero.yaml): properties
