@@ -11,8 +11,8 @@ Example::
 
     OMP_NUM_THREADS=1 python scripts/metanet_search.py --zoo zoos/digits-cnn_s-hyp \\
         --method nfn-np --task test_acc:regression --task activation:classification \\
-        --setting '{"network": {"channels": 8}}' --out docs/metanet-search.jsonl
-    python scripts/metanet_search.py --report docs/metanet-search.jsonl > docs/metanet-search.md
+        --setting '{"network": {"channels": 8}}' --out benchmarks/perf/reports/metanets/search.jsonl
+    python scripts/metanet_search.py --report benchmarks/perf/reports/metanets/search.jsonl > docs/metanet-search.md
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from pathlib import Path
 import click
 import numpy as np
 import torch
+
+from benchmarks.provenance import QUOTED
 
 
 def _cpu(line: dict) -> str:
@@ -41,9 +43,19 @@ def _score(target_type: str, y: np.ndarray, p: np.ndarray) -> float:
     return score_predictions(("accuracy",), class_labels(y), class_labels(p))["accuracy"]
 
 
+#: The command and commit of the search this report renders (its JSON lines in
+#: benchmarks/perf/reports/metanets/search.jsonl).
+SEARCH_COMMAND = "python scripts/metanet_search.py --zoo Z --method M --task T --setting S"
+COMMIT = "8c4f5fc"
+
+
 def _report(path: Path) -> str:
     lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    out = ["| zoo | method | network | training | task | validation score | epochs (best) | "
+    out = [QUOTED, "# Validation search of the trained metanets (issue 22)", "",
+           "## Settings scored on validation (train rows fit, validation rows score)", "",
+           f"Source: `{SEARCH_COMMAND}` at commit `{COMMIT}`; machine: the shared 2-core Intel "
+           "Xeon (AVX-512), threads 1, load as in the last column.", "",
+           "| zoo | method | network | training | task | validation score | epochs (best) | "
            "seconds | CPU s | load avg |", "|---|---|---|---|---|---:|---|---:|---:|---:|"]
     for r in lines:
         epochs = "; ".join(f"{g}: {f['epochs_run']} ({f['best_epoch']})"
