@@ -11,8 +11,10 @@ Example::
 
     OMP_NUM_THREADS=1 python scripts/metanet_search.py --zoo zoos/digits-cnn_s-hyp \\
         --method nfn-np --task test_acc:regression --task activation:classification \\
-        --setting '{"network": {"channels": 8}}' --out benchmarks/perf/reports/metanets/search.jsonl
-    python scripts/metanet_search.py --report benchmarks/perf/reports/metanets/search.jsonl > docs/metanet-search.md
+        --setting '{"network": {"channels": 8}}' \\
+        --out benchmarks/perf/reports/metanets/search.jsonl
+    python scripts/metanet_search.py \\
+        --report benchmarks/perf/reports/metanets/search.jsonl > docs/metanet-search.md
 """
 
 from __future__ import annotations

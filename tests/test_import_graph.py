@@ -119,7 +119,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # applications: the facade, the command line, reproductions, performance reports
     ("benchmarks", "benchmarks.cli", "benchmarks.reproduce", "benchmarks.reproduce_common",
      "benchmarks.reproduce_targets", "benchmarks.sane_validation",
-     "benchmarks.reproduce_hetero", "benchmarks.perf"),
+     "benchmarks.reproduce_hetero", "benchmarks.provenance", "benchmarks.perf"),
     # ranks methods: submissions, held-out boards, re-scoring, rendering
     ("benchmarks.leaderboard",),
     # runs a method on tasks (and tabulates results)
@@ -128,7 +128,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("benchmarks.evaluators",),
     # what the evaluators use: methods, task declarations, zoos, rows, scores, results
     ("benchmarks.methods", "benchmarks.tasks", "benchmarks.zoo", "benchmarks.splits",
-     "benchmarks.scoring", "benchmarks.finetune", "benchmarks.data", "benchmarks.results"),
+     "benchmarks.scoring", "benchmarks.heads", "benchmarks.finetune", "benchmarks.data",
+     "benchmarks.results"),
     # the plug-in registries and the errors
     ("benchmarks.registry", "benchmarks.errors"),
 )
