@@ -107,7 +107,7 @@ def _result(it: int, seed: int) -> dict:
             "training_iteration": it, "trial_id": f"t{seed}", "config": {"seed": seed}}
 
 
-def write_modelzoos(root: Path, extra: int = 0) -> dict[str, dict]:
+def write_modelzoos(root: Path, extra: int = 0, *, crashed: bool = False) -> dict[str, dict]:
     """A Model Zoos MNIST CNN-s zoo of 5 trials x checkpoints 0..2 with every trap:
 
     * ``dataset.pt`` at the root: image data pickled as TensorDatasets (must not be loaded);
@@ -116,8 +116,10 @@ def write_modelzoos(root: Path, extra: int = 0) -> dict[str, dict]:
     * ``t_noline``: the result line of epoch 1 is missing;
     * ``t_nan``: NaN weights from epoch 1 on, and a result line for epoch 3 with no checkpoint
       (a missing epoch); its last line is truncated;
-    * ``t_relu``: another activation, padded names;
-    * ``extra`` more plain trials (``t_extra<i>``).
+    * ``t_relu``: another activation, padded names; an exploding weight (1e7) at epoch 2;
+    * ``extra`` more plain trials (``t_extra<i>``);
+    * with ``crashed``, a trial folder that crashed before its first checkpoint
+      (``params.json`` only: not a model, but the original's split shuffle lists it).
 
     Returns:
         short name (``t_plain``...) -> {"models": {epoch: the network}, "params": params.json,
@@ -144,6 +146,9 @@ def write_modelzoos(root: Path, extra: int = 0) -> dict[str, dict]:
             if name == "t_nan" and epoch >= 1:
                 with torch.no_grad():
                     net.module_list[0].weight[0, 0, 0, 0] = math.nan
+            if name == "t_relu" and epoch == 2:
+                with torch.no_grad():
+                    net.module_list[-1].bias[0] = 1e7
             ck = d / (f"checkpoint_{epoch:06d}" if padded else f"checkpoint_{epoch}")
             ck.mkdir()
             torch.save(net.state_dict(), ck / "checkpoints")
@@ -157,6 +162,10 @@ def write_modelzoos(root: Path, extra: int = 0) -> dict[str, dict]:
         (d / "result.json").write_text("\n".join(lines) + "\n")
         (d / "progress.csv").write_text("training_iteration\n0\n")
         out[name] = {"models": nets, "params": params, "folder": d.name}
+    if crashed:
+        d = root / "NN_tune_trainable_t_crashed_00099_model::nlin=tanh"
+        d.mkdir()
+        (d / "params.json").write_text(json.dumps(_params("tanh", 0.0, 99)))
     return out
 
 

@@ -73,7 +73,7 @@ def _net(entry, row) -> torch.nn.Module:
 @pytest.fixture(scope="module")
 def modelzoos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
     tmp = tmp_path_factory.mktemp("mz")
-    trials = write_modelzoos(tmp / "tune_zoo_mnist_hyperparameter_10_random_seeds")
+    trials = write_modelzoos(tmp / "tune_zoo_mnist_hyperparameter_10_random_seeds", crashed=True)
     out = tmp / "zoo"
     text = _zoo("import", "modelzoos", tmp / "tune_zoo_mnist_hyperparameter_10_random_seeds",
                 "--out", out, "--no-progress")
@@ -91,6 +91,10 @@ def test_modelzoos_layout_traps_metrics_and_splits(modelzoos) -> None:
     # a NaN checkpoint: diverged from there on; a missing result line: incomplete, NaN metrics
     nan = df[df["model_id"] == by["t_nan"]]
     assert nan["status"].tolist() == ["ok", "diverged", "diverged"]
+    # an exploding weight (|w| > 1e6), as `zoo build` flags it: diverged, kept
+    relu = df[df["model_id"] == by["t_relu"]]
+    assert relu["status"].tolist() == ["ok", "ok", "diverged"]
+    assert man.models[by["t_relu"]].status == "diverged"
     noline = df[df["model_id"] == by["t_noline"]]
     assert noline["status"].tolist() == ["ok", "incomplete", "ok"]
     assert np.isnan(noline["test_acc"].iloc[1]) and man.models[by["t_noline"]].status == \
@@ -100,6 +104,8 @@ def test_modelzoos_layout_traps_metrics_and_splits(modelzoos) -> None:
     assert flags["checkpoints_without_result_line"] == {by["t_noline"]: [1]}
     assert flags["unparsable_result_lines"] == {by["t_nan"]: 1}
     assert "dataset.pt" in flags["skipped_in_zoo_folder"]
+    crashed = "NN_tune_trainable_t_crashed_00099_model::nlin=tanh"
+    assert flags["trials_without_checkpoints"] == [crashed]
     # metrics matched on training_iteration (t_plain's lines are written as 2, 0, 1)
     plain = df[df["model_id"] == by["t_plain"]]
     seed = plain["seed"].iloc[0]
@@ -120,15 +126,19 @@ def test_modelzoos_layout_traps_metrics_and_splits(modelzoos) -> None:
             ref = trials[name]["models"][row["epoch"]].eval()
             with torch.no_grad():
                 assert torch.allclose(_net(entry, row)(x), ref(x), atol=1e-5)
-    # Model Zoos' split: random.seed(42); random.shuffle(<sorted folders>); 70/15/15
-    names = sorted(t["folder"] for t in trials.values())
+    # Model Zoos' split: random.seed(42); random.shuffle(<every sub-folder, sorted>); 70/15/15
+    # (the crashed trial is no model but takes its place in the shuffle, as in the original)
+    names = sorted(p.name for p in root.iterdir() if p.is_dir())
+    assert len(names) == 6 and crashed in names
     random.seed(42)
     random.shuffle(names)
     n = len(names)
     i1, i2 = int(0.7 * n), int(0.7 * n) + int(0.15 * n)
     want = {nm: "train" if i < i1 else "validation" if i < i2 else "test"
             for i, nm in enumerate(names)}
-    assert {trials[name]["folder"]: man.models[mid].split for name, mid in by.items()} == want
+    assert {trials[name]["folder"]: man.models[mid].split for name, mid in by.items()} == \
+        {k: v for k, v in want.items() if k != crashed}
+    assert man.recipe["origin"]["splits"]["folders_shuffled_without_a_model"] == 1
 
 
 def test_modelzoos_validates_loads_publishes_and_hashes_the_same(modelzoos, tmp_path) -> None:

@@ -24,7 +24,8 @@ How it is read:
   ``optim::wd``, ``model::dropout``, ``model::nlin``, ``model::init_type``,
   ``optim::optimizer``, ``training::batchsize``, ``optim::scheduler``); other keys are listed
   as unmapped;
-* splits: the ``modelzoos`` protocol by default (:mod:`modelzoo.importers.splits`).
+* splits: the ``modelzoos`` protocol by default (:mod:`modelzoo.importers.splits`): every
+  sub-folder of the zoo folder takes part in the shuffle, as in the original, models or not.
 """
 
 from __future__ import annotations
@@ -187,7 +188,8 @@ class ModelZoosFormat(ZooFormat):
     description = ("Model Zoos (Schürholt et al. 2022): Ray Tune trial folders with params.json, "
                    "result.json and checkpoint_<N>/checkpoints")
     split_protocols = {"modelzoos": "Model Zoos' 70/15/15 after random.seed(42) shuffling of "
-                                    "the sorted trial folders"}
+                                    "the zoo folder's sub-folders, sorted (the original "
+                                    "shuffles them in file-system order)"}
     default_split = "modelzoos"
     example = "zoo import modelzoos tune_zoo_mnist_hyperparameter_10_random_seeds --out zoos/mz"
 
@@ -274,8 +276,11 @@ class ModelZoosFormat(ZooFormat):
         if skipped:
             flags["skipped_in_zoo_folder"] = skipped
         if options.splits == "modelzoos":
-            splits, protocol = modelzoos_splits(folder_of), {"seed": 42,
-                                                             "ratios": [0.7, 0.15, 0.15]}
+            listing = [p.name for p in root.iterdir() if p.is_dir()]  # as the original lists
+            splits = modelzoos_splits(folder_of, listing)
+            protocol = {"seed": 42, "ratios": [0.7, 0.15, 0.15],
+                        "folders_shuffled": len(listing),
+                        "folders_shuffled_without_a_model": len(listing) - len(folder_of)}
         else:
             splits, protocol = hash_splits(models), {}
         data = root / "dataset.pt"

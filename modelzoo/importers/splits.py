@@ -5,13 +5,16 @@
     the model id, independent of listing order and stable when models are added.
 
 ``modelzoos`` (Schürholt et al. 2022, ``ModelDatasetBase``)
-    The model folders, shuffled with Python's ``random`` seeded 42, cut at ``int(.7 n)`` and
-    ``int(.7 n) + int(.15 n)``. The original shuffles the list ``Path.iterdir()`` returns,
-    whose order is the file system's (it differs between machines, so the published split
-    is not reproducible from the files); here the list is the folder names *sorted*, so the
-    split is the same everywhere and equals the original wherever its listing was sorted.
-    The original also drops checkpoints with NaN or thresholded weights *after* splitting;
-    here every model keeps its split and such checkpoints are flagged, not dropped.
+    Every sub-folder of the zoo folder (as the original lists them: ``is_dir()`` entries,
+    so a trial that crashed before its first checkpoint, or any other folder, takes its
+    place in the shuffle and shifts the cuts), shuffled with Python's ``random`` seeded 42,
+    cut at ``int(.7 n)`` and ``int(.7 n) + int(.15 n)``. The original shuffles the list
+    ``Path.iterdir()`` returns, whose order is the file system's (it differs between
+    machines, so the published split is not reproducible from the files); here the list is
+    the folder names *sorted*, so the split is the same everywhere and equals the original
+    wherever its listing was sorted. The original also drops checkpoints with NaN or
+    thresholded weights *after* splitting; here every model keeps its split and such
+    checkpoints are flagged, not dropped.
 
 ``nfn`` (Zhou et al. 2023, ``experiments/data_utils.py``; also Neural Graphs, ScaleGMN)
     The CTC rows reordered by the published split file (read as NFN reads it: every line an
@@ -55,18 +58,27 @@ def hash_splits(model_ids: Iterable[str]) -> dict[str, str]:
     return {m: hash_split(m) for m in model_ids}
 
 
-def modelzoos_splits(folders: Mapping[str, str], seed: int = 42,
+def modelzoos_splits(folders: Mapping[str, str], listing: Iterable[str] | None = None,
+                     seed: int = 42,
                      ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> dict[str, str]:
     """The ``modelzoos`` protocol.
 
     Args:
         folders: model id -> the name of its trial folder.
+        listing: every sub-folder name of the zoo folder, the list the original shuffles
+            (default: the models' folders only); must hold every folder of ``folders``.
         seed: the seed of ``random.seed`` in the original.
         ratios: train / validation / test fractions.
+
+    Raises:
+        ImportFormatError: two models share a folder, or a model's folder is not listed.
     """
-    names = sorted(folders.values())
-    if len(set(names)) != len(names):
+    if len(set(folders.values())) != len(folders):
         raise ImportFormatError("two models share a trial folder name")
+    names = sorted(set(folders.values()) if listing is None else set(listing))
+    missing = sorted(set(folders.values()) - set(names))
+    if missing:
+        raise ImportFormatError(f"trial folder {missing[0]} is not in the zoo folder's listing")
     random.Random(seed).shuffle(names)
     n = len(names)
     idx1 = int(ratios[0] * n)
