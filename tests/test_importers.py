@@ -479,6 +479,7 @@ def test_archives_unpack_safely_to_the_same_zoo(tmp_path: Path) -> None:
     with pytest.raises(UnsafeFileError):
         import_zoo(format="ctc", path=evil_tar, out=tmp_path / "z2")
     assert not (tmp_path / "escaped.txt").exists()
+    assert not (tmp_path / ".z.unpacked").exists() and not (tmp_path / ".z2.unpacked").exists()
 
 
 def test_split_file_rows_must_match(tmp_path: Path) -> None:
@@ -495,3 +496,46 @@ def test_split_file_rows_must_match(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="rows but weights.npy"):
         import_zoo(format="ctc", path=root, out=tmp_path / "z2")
     assert fx["split_file"].exists()
+
+
+def _fails(*args: object) -> str:
+    res = CliRunner().invoke(zoo_cli, ["import", *map(str, args), "--no-progress"])
+    assert res.exit_code == 2 and res.output.startswith("Error: "), res.output
+    return res.output
+
+
+def test_bad_input_gets_a_clear_error(tmp_path: Path) -> None:
+    ctc, mz = tmp_path / "cifar10", tmp_path / "mnist"
+    write_ctc(ctc, models=2)
+    write_modelzoos(mz)
+    assert "unknown zoo format 'ctcc'. Did you mean 'ctc'?" in _fails("ctcc", ctc, "--out",
+                                                                      tmp_path / "o")
+    # a folder that is not of the format
+    assert "lacks weights.npy, metrics.csv.gz, layout.csv" in _fails("ctc", mz, "--out",
+                                                                     tmp_path / "o")
+    for fmt in ("modelzoos", "wildpark", "pdiff"):
+        assert f"holds no files of a {fmt} zoo" in _fails(fmt, ctc, "--out", tmp_path / "o")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    assert "neither a folder nor a zip / tar archive" in _fails("ctc", notes, "--out",
+                                                                tmp_path / "o")
+    assert "unknown split protocol 'modelzoos' for format ctc" in _fails(
+        "ctc", ctc, "--splits", "modelzoos", "--out", tmp_path / "o")
+    assert "--splits nfn needs --split-file" in _fails("ctc", ctc, "--splits", "nfn", "--out",
+                                                       tmp_path / "o")
+    # wrong shapes: weights.npy rows, a 3-D weights.npy, a checkpoint tensor
+    w = np.load(ctc / "weights.npy")
+    np.save(ctc / "weights.npy", np.concatenate([w, w[:, :1]], axis=1))
+    assert "covers 4970 values but weights.npy rows have 4971" in _fails("ctc", ctc, "--out",
+                                                                         tmp_path / "o")
+    np.save(ctc / "weights.npy", w.reshape(len(w), 70, 71))
+    assert "expected a 2-D C-order float array" in _fails("ctc", ctc, "--out", tmp_path / "o")
+    ck = sorted(sorted(p for p in mz.iterdir() if p.is_dir())[0].glob("checkpoint_*"))[1]
+    state = torch.load(ck / "checkpoints", weights_only=True)
+    state["module_list.0.weight"] = torch.zeros(8, 1, 3, 3)
+    torch.save(state, ck / "checkpoints")
+    text = _fails("modelzoos", mz, "--out", tmp_path / "o")
+    assert str(ck / "checkpoints") in text and "has shape (8, 1, 3, 3)" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar10", "cifar10_split.csv",
+                                                          "mnist", "notes.txt", "o"]
+    assert not (tmp_path / ".o.unpacked").exists()

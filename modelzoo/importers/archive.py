@@ -78,20 +78,25 @@ def unpack(archive: Path, dest: Path, *, limit: int = MAX_UNPACKED_BYTES) -> Pat
         The zoo folder: the archive's single top-level folder, else ``dest``.
 
     Raises:
-        UnsafeFileError: a member would leave ``dest`` or is a link.
-        ImportFormatError: not an archive, or larger than ``limit`` unpacked.
+        UnsafeFileError: a member would leave ``dest`` or is a link (``dest`` is removed).
+        ImportFormatError: not an archive (checked before ``dest`` is created), or larger
+            than ``limit`` unpacked.
     """
+    if not is_archive(archive):  # checked before anything is written next to the output
+        raise ImportFormatError(f"{archive} is neither a folder nor a zip / tar archive")
     digest = file_sha256(archive)
     marker = dest / MARKER
     if not (marker.is_file() and marker.read_text() == digest):
         shutil.rmtree(dest, ignore_errors=True)
         ensure_dir(dest)
-        if zipfile.is_zipfile(archive):
-            _unzip(archive, dest, limit)
-        elif tarfile.is_tarfile(archive):
-            _untar(archive, dest, limit)
-        else:
-            raise ImportFormatError(f"{archive} is neither a folder nor a zip / tar archive")
+        try:
+            if zipfile.is_zipfile(archive):
+                _unzip(archive, dest, limit)
+            else:
+                _untar(archive, dest, limit)
+        except BaseException:  # a refused (or interrupted) archive leaves nothing behind
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
         atomic_write_bytes(marker, digest.encode())
     entries = [p for p in dest.iterdir() if p.name != MARKER]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
