@@ -16,9 +16,11 @@ How it is read:
 * weights are converted from the TensorFlow layout to the ``ctc_cnn`` architecture's torch
   layout: per layer, kernel ``(kh, kw, in, out)`` -> ``(out, in, kh, kw)`` and dense
   ``(in, out)`` -> ``(out, in)``, weight before bias; one column permutation computed from
-  ``layout.csv`` does it for every row. Whether the original Keras convolutions padded
-  ("same") is not recorded in these files; ``ctc_cnn`` does not pad at 28/32 px (unverified
-  against the original model);
+  ``layout.csv`` does it for every row. The padding is not recorded in these files; the
+  authors' public training script (google-research ``dnn_predict_accuracy/train_network.py``,
+  ``build_cnn``) uses Keras' default ``padding="valid"`` with ``--cnn_stride`` 2, as
+  ``ctc_cnn`` does at 28/32 px (not checked against the released weights, e.g. by
+  re-evaluating their accuracy on images);
 * ``weights.npy`` is memory-mapped and read one group of rows at a time, models in file order
   (a group is one stretch of the file: the kernel maps about a megabyte around every
   scattered row it faults in); the mapped pages are released after each group, so the
