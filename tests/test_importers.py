@@ -539,3 +539,50 @@ def test_bad_input_gets_a_clear_error(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cifar10", "cifar10_split.csv",
                                                           "mnist", "notes.txt", "o"]
     assert not (tmp_path / ".o.unpacked").exists()
+
+
+KILL_AT_SECOND_MARKER = '''
+import os, signal, sys
+import modelzoo.storage.writer as writer
+from modelzoo.importers import import_zoo
+real, markers = writer.atomic_write_bytes, []
+
+def write(path, data):
+    if path.parent.name == "done":  # a group's marker: its shards are already in place
+        markers.append(path)
+        if len(markers) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(path, data)
+
+writer.atomic_write_bytes = write
+import_zoo(format="wildpark", path=sys.argv[1], out=sys.argv[2], progress=True)
+'''
+
+
+def test_sigkilled_heterogeneous_import_resumes_with_a_progress_bar(tmp_path, capsys) -> None:
+    """SIGKILL after the second member's shards are renamed into place, before its marker;
+    the rerun keeps the finished member, discards the unmarked shards, and gives the zoo of
+    an uninterrupted import."""
+    root = tmp_path / "cifar10_zooV2"
+    write_wildpark(root)
+    clean = import_zoo(format="wildpark", path=root, out=tmp_path / "clean")
+    out = tmp_path / "zoo"
+    p = subprocess.run([sys.executable, "-c", KILL_AT_SECOND_MARKER, str(root), str(out)],
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert p.returncode == -9, p.stderr[-2000:]
+    work = tmp_path / ".zoo.import"
+    first, second = sorted(d for d in work.iterdir() if d.is_dir())
+    assert (first / "zoo.json").exists() and not (second / "zoo.json").exists()
+    assert list(second.glob("*/data-g00000.arrow")) and not (second / ".build" / "done" /
+                                                               "g00000.json").exists()
+    assert not (out / "zoo.json").exists()
+    resumed = import_zoo(format="wildpark", path=root, out=out, progress=True)
+    assert "importing wildpark" in capsys.readouterr().err
+    assert resumed.content_hash == clean.content_hash and not work.exists()
+    assert import_zoo(format="wildpark", path=root, out=tmp_path / "again").content_hash == \
+        clean.content_hash
+    assert "checkpoints as the wildpark origin files held" in _zoo("validate", out)
+    _zoo("publish", out, "--out", tmp_path / "pub")
+    pub = datasets.load_dataset(str(tmp_path / "pub"), "all")
+    assert sum(len(pub[s]) for s in pub) == 6
