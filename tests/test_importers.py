@@ -586,3 +586,37 @@ def test_sigkilled_heterogeneous_import_resumes_with_a_progress_bar(tmp_path, ca
     _zoo("publish", out, "--out", tmp_path / "pub")
     pub = datasets.load_dataset(str(tmp_path / "pub"), "all")
     assert sum(len(pub[s]) for s in pub) == 6
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:")) / 1024
+
+
+def test_ctc_rows_are_read_with_flat_resident_memory(tmp_path, monkeypatch, capsys) -> None:
+    """Reading all of a 61 MB weights.npy in groups keeps the process's resident memory
+    about one group above where it started (the mapped pages are released after each
+    group); and the memory benchmark (benchmarks/perf/import_ctc.py) runs end to end."""
+    path = tmp_path / "weights.npy"
+    np.save(path, np.ones((3200, 4970), np.float32))
+    perm = np.arange(4970)[::-1].copy()
+    reader = RowReader(path)
+    base, growth = _rss_mb(), 0.0
+    try:
+        for start in range(0, 3200, 256):  # 5 MB a group
+            block = reader.take(np.arange(start, min(start + 256, 3200)), perm)
+            assert block[0, 0] == 1.0
+            growth = max(growth, _rss_mb() - base)
+            del block
+    finally:
+        reader.close()
+    assert growth < 25, f"resident memory grew by {growth:.0f} MB reading a 61 MB file"
+    from benchmarks.perf import import_ctc
+
+    monkeypatch.setattr(import_ctc, "isolated", lambda fn, *args: fn(*args))
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # this process's setting
+    result = import_ctc.run([1], workdir=tmp_path)
+    (cell,) = result["cells"]
+    assert cell["rows"] == 45 and cell["models"] == 5 and cell["peak_rss_mb"] > 0
+    import_ctc.print_table(result)
+    assert "peak-base" in capsys.readouterr().out
