@@ -212,6 +212,7 @@ def test_ctc_tf_layout_reference_forward_and_nfn_split(tmp_path: Path) -> None:
     assert "6 models, 53 checkpoints" in text
     man = read_manifest(out)
     assert man.name == "ctc-cifar10-gs" and man.architectures["ctc_cnn"].n_params == 4970
+    assert "53 checkpoints as the ctc origin files held" in _zoo("validate", out)
     df = _rows(out)
     # grouped by modeldir: 9 steps each, the last model without step 86
     assert sorted(df.groupby("model_id").size().tolist()) == [8, 9, 9, 9, 9, 9]
@@ -452,6 +453,28 @@ def test_suites_run_on_imported_fixtures(tmp_path: Path) -> None:
                    "modelzoos-mnist-cnn_s-ggap", "modelzoos-mnist-cnn_s-generation"}
     assert "as quoted, unverified" in _bench("table", out, "--published",
                                              "modelzoos-mnist-cnn_s-v1")
+    # the SVHN suites: CTC SVHN-GS (NFN split) and Model Zoos CNN-s on 28 px grayscale SVHN
+    svhn = tmp_path / "svhn_cropped"
+    fx = write_ctc(svhn, models=12)
+    man = import_zoo(format="ctc", path=svhn, out=tmp_path / "ctc-svhn", splits="nfn",
+                     split_file=fx["split_file"])
+    assert man.name == "ctc-svhn-gs" and next(iter(man.sources)) == "svhn_gs"
+    with pytest.raises(ZooMismatchError, match="split_file_sha256.*num_rows 107 .pinned: 269892"):
+        check_pin(TASKS.get("ctc-svhn-gs-test-acc-86"), man, allow_unpinned=False)
+    _bench("run", "--suite", "ctc-svhn-gs-v1", "--zoo", tmp_path / "ctc-svhn", "--method",
+           "weight-stats-gbt", "--allow-unpinned", "--seeds", 1, "--out", out)
+    write_modelzoos(tmp_path / "tune_zoo_svhn_hyperparameter_10_random_seeds", extra=3)
+    man = import_zoo(format="modelzoos", out=tmp_path / "mz-svhn",
+                     path=tmp_path / "tune_zoo_svhn_hyperparameter_10_random_seeds")
+    assert man.name == "modelzoos-svhn-cnn_s" and next(iter(man.sources)) == "svhn-1x28x28"
+    _bench("run", "--suite", "modelzoos-svhn-cnn_s-v1", "--zoo", tmp_path / "mz-svhn",
+           "--method", "weight-stats-linear", "--allow-unpinned", "--seeds", 1, "--out", out)
+    got = {f.stem for f in out.rglob("*svhn*.json")}
+    assert got == {"ctc-svhn-gs-test-acc-86", "ctc-svhn-gs-test-acc", "modelzoos-svhn-cnn_s-"
+                   "test-acc", "modelzoos-svhn-cnn_s-epoch", "modelzoos-svhn-cnn_s-ggap"}
+    table = _bench("table", out, "--published", "ctc-svhn-gs-v1")
+    assert "0.843" in table and "0.931" in table
+    assert "0.985" in _bench("table", out, "--published", "modelzoos-svhn-cnn_s-v1")
 
 
 def test_archives_unpack_safely_to_the_same_zoo(tmp_path: Path) -> None:
