@@ -37,6 +37,7 @@ from modelzoo.errors import UnsafeFileError
 from modelzoo.importers import import_zoo
 from modelzoo.importers.ctc import CTCFormat, RowReader
 from modelzoo.storage import load_flat_weights, load_zoo, read_manifest
+from modelzoo.storage.atomic import file_sha256
 from tests.import_fixtures import (
     ctc_forward_tf,
     torchvision_resnet18_state,
@@ -248,6 +249,11 @@ def test_ctc_tf_layout_reference_forward_and_nfn_split(tmp_path: Path) -> None:
     sp = man.recipe["origin"]["splits"]
     assert sp["rows_listed_twice"] == 1 and sp["models_without_step_86_to_train_validation"] == 1
     assert man.recipe["origin"]["split_file"]["name"] == "cifar10_split.csv"
+    origin = man.recipe["origin"]
+    assert man.recipe["format"] == origin["format"] == "ctc"
+    assert origin["files"]["listing"] == {f: file_sha256(root / f) for f in
+                                          ("layout.csv", "metrics.csv.gz", "weights.npy")}
+    assert origin["split_file"]["sha256"] == file_sha256(fx["split_file"])
 
 
 def test_ctc_import_resumes_after_a_crash_with_the_same_hash(tmp_path, monkeypatch) -> None:
@@ -305,6 +311,20 @@ def test_wildpark_heterogeneous_and_pickled_config_refused(tmp_path: Path) -> No
             assert torch.allclose(_net(entry, row)(x), ref.eval()(x), atol=1e-5)
         assert row["test_acc"] == pytest.approx(ck["last_result"]["test/acc"])
         assert row["lr"] == 1e-3 and row["batch_size"] == 128
+    # Neural Graphs' cnn_park_splits.json (as generate_cnn_park_splits.py writes it: per
+    # split, checkpoint paths under the zoo folder, with their scores and steps)
+    names = sorted(trials)
+    split_json = {key: {"path": [f"data/cifar10_zooV2/{t}/checkpoint_{i:06d}/checkpoint.pt"
+                                 for i in (2, 1)], "score": [0.5, 0.4], "step": [2, 1]}
+                  for key, t in zip(("train", "val", "test"), names)}
+    sf = tmp_path / "cnn_park_splits.json"
+    sf.write_text(json.dumps(split_json))
+    _zoo("import", "wildpark", tmp_path / "cifar10_zooV2", "--splits", "neural-graphs",
+         "--split-file", sf, "--out", tmp_path / "ng", "--no-progress")
+    ng = read_manifest(tmp_path / "ng")
+    split_of = {mid.rsplit("-", 1)[1]: e.split for mid, e in ng.models.items()}
+    assert split_of == {hashlib.sha256(t.encode()).hexdigest()[:12]: split
+                        for t, split in zip(names, ("train", "validation", "test"))}
     write_wildpark(tmp_path / "pickled", pickled_config=True)
     res = CliRunner().invoke(zoo_cli, ["import", "wildpark", str(tmp_path / "pickled"),
                                        "--out", str(tmp_path / "no")])

@@ -31,7 +31,9 @@ environment where you trust them and have ``omegaconf``, to plain containers::
                                     if k in ("test/acc", "test/loss")}}, p)
 
 Splits: ``hash`` by default, or ``neural-graphs`` with Neural Graphs' ``cnn_park_splits.json``
-as ``--split-file``. Not checked on the published files (not available here).
+as ``--split-file`` (read in the layout its ``generate_cnn_park_splits.py`` writes: per split,
+``path`` / ``score`` / ``step`` lists, paths ending ``<trial>/<checkpoint>/checkpoint.pt``).
+Not checked on the published files (not available here).
 """
 
 from __future__ import annotations
