@@ -602,7 +602,8 @@ import_zoo(format="wildpark", path=sys.argv[1], out=sys.argv[2], progress=True)
 '''
 
 
-def test_sigkilled_heterogeneous_import_resumes_with_a_progress_bar(tmp_path, capsys) -> None:
+def test_sigkilled_heterogeneous_import_resumes_with_a_progress_bar(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """SIGKILL after the second member's shards are renamed into place, before its marker;
     the rerun keeps the finished member, discards the unmarked shards, and gives the zoo of
     an uninterrupted import."""
@@ -636,7 +637,9 @@ def _rss_mb() -> float:
         return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:")) / 1024
 
 
-def test_ctc_rows_are_read_with_flat_resident_memory(tmp_path, monkeypatch, capsys) -> None:
+def test_ctc_rows_are_read_with_flat_resident_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Reading all of a 61 MB weights.npy in groups keeps the process's resident memory
     about one group above where it started (the mapped pages are released after each
     group); and the memory benchmark (benchmarks/perf/import_ctc.py) runs end to end."""
