@@ -10,24 +10,27 @@ from benchmarks.tasks.metadata import ZooFacts, ZooRef
 DIGITS_CNN_S = ZooRef(name="digits-cnn_s", version="1.0.0")
 
 # ---------------------------------------------------------------- digits-v2 (anchor scale)
-# Both build offline (sklearn digits) from their cards. The build is deterministic on CPU (the
-# same content hash with 1 or 2 torch threads), so the pins carry the content hash of the
-# builds made for issue 12 (torch 2.13 CPU, x86-64 AMD EPYC). A model's weights depend on the
-# group it was trained in, so a build with --models or another --group-size has a different
-# hash; a build on other hardware may too: score it with --allow-unpinned (results record
-# the hash).
+# Both build offline (sklearn digits) from their cards. A build's numbers depend neither on the
+# thread count nor on the group size (modelzoo/training/invariant.py), but they do depend on
+# the CPU kind (MKL / oneDNN pick kernels by vendor and instruction set, which round
+# differently), so the pins carry the content hash of one reference build per CPU kind:
+# torch 2.13.0 CPU on the project's 2-core x86-64 AMD EPYC (AVX2), made at commit 9005f69 on
+# 2026-12-02 with `zoo build <card> --threads 1` (the builds of issue 12, hashes d2dc16db... /
+# 0c9ba9e9..., predate the position-independent activations and no longer come out of the
+# code). A build on another CPU kind (an Intel Xeon with AVX-512 gives other hashes) or with
+# other --models is scored with --allow-unpinned (results record the hash it had).
 
 #: The Model Zoos hyperparameter grid on digits: ``cards/digits-cnn_s-hyp.yaml``
 #: (1,280 models, 25 epochs; properties of ``digits-v2``).
 DIGITS_CNN_S_HYP = ZooRef(
     name="digits-cnn_s-hyp", version="1.0.0",
-    content_hash="sha256:d2dc16dbe8dfd891777bf44bd451cde95877accecfcea56ff3761e85d0a532e6")
+    content_hash="sha256:fd35bf66253aafc3985fa59788c45f5866e87ec28d5700d78c6fb83ba49d68e9")
 
 #: 1,000 seeds of one CNN-s configuration on digits: ``cards/digits-cnn_s-seed.yaml``
 #: (initialization and generation tasks of ``digits-v2``).
 DIGITS_CNN_S_SEED = ZooRef(
     name="digits-cnn_s-seed", version="1.0.0",
-    content_hash="sha256:0c9ba9e9aefb48eefda1abee18b9c845838226ef6fd31ed6039f01b7e226cf46")
+    content_hash="sha256:9da1617dfef2ba80151810d52bb4dfc109ad8c80d3b608a39d1cd691b91d848a")
 
 # ------------------------------------------------- canonical zoos that need local data
 # Pinned by name and version only: their content hash is pinned once someone builds and
@@ -53,11 +56,11 @@ RESNET18_TINY_IMAGENET = ZooRef(name="resnet18-tiny_imagenet", version="1.0.0")
 # ------------------------------------------------------ digits-hetero-v1 (heterogeneous)
 
 #: 4 architectures x 2 sources on digits: ``cards/digits-hetero.yaml`` (1,536 models; the
-#: zoo of ``digits-hetero-v1``). Content hash of the build made for issue 16 (torch CPU,
-#: x86-64), as for the digits-v2 pins.
+#: zoo of ``digits-hetero-v1``). Content hash of the AMD EPYC reference build, as for the
+#: digits-v2 pins (the issue-16 build, 84616bec..., predates the invariant activations).
 DIGITS_HETERO = ZooRef(
     name="digits-hetero", version="1.0.0",
-    content_hash="sha256:84616bec16092563622c0483d6b7025684456d3b5a4f7d622c84236b43c60091")
+    content_hash="sha256:d9e7f8022202b2ddd3c403feb684d74691db8cf228d466deaf7c988eeaf3fe4f")
 
 # ------------------------------------------------- public zoos imported with `zoo import`
 # Pinned by name, version and the facts checkable without the data (format, split protocol,
