@@ -13,12 +13,12 @@ DIGITS_CNN_S = ZooRef(name="digits-cnn_s", version="1.0.0")
 # Both build offline (sklearn digits) from their cards. A build's numbers depend neither on the
 # thread count nor on the group size (modelzoo/training/invariant.py), but they do depend on
 # the CPU kind (MKL / oneDNN pick kernels by vendor and instruction set, which round
-# differently), so the pins carry the content hash of one reference build per CPU kind:
-# torch 2.13.0 CPU on the project's 2-core x86-64 AMD EPYC (AVX2), made at commit 9005f69 on
-# 2026-12-02 with `zoo build <card> --threads 1` (the builds of issue 12, hashes d2dc16db... /
-# 0c9ba9e9..., predate the position-independent activations and no longer come out of the
-# code). A build on another CPU kind (an Intel Xeon with AVX-512 gives other hashes) or with
-# other --models is scored with --allow-unpinned (results record the hash it had).
+# differently), so the pins carry the content hashes of reference builds on one CPU kind:
+# torch 2.13.0 CPU on the project's 2-core x86-64 AMD EPYC (ATen capability AVX512), made
+# at commit 9005f69 on 2026-12-02 with `zoo build <card> --threads 1` (the builds of issue 12,
+# hashes d2dc16db... / 0c9ba9e9..., predate the position-independent activations and no longer
+# come out of the code). A build on another CPU kind (an Intel Xeon with AVX-512 gives other
+# hashes) or with other --models is scored with --allow-unpinned (results record its hash).
 
 #: The Model Zoos hyperparameter grid on digits: ``cards/digits-cnn_s-hyp.yaml``
 #: (1,280 models, 25 epochs; properties of ``digits-v2``).
