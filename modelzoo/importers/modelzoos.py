@@ -104,10 +104,14 @@ class _Trial:
     checkpoints: dict[int, Path] = field(default_factory=dict)
 
 
-def _listing(root: Path) -> tuple[list[_Trial], list[str], dict[str, list[str]]]:
-    """Trials (sorted), skipped root entries, and checkpoint folders without their file."""
-    trials, skipped, empty = [], [], {}
+def _listing(root: Path
+             ) -> tuple[list[_Trial], list[str], dict[str, list[str]], list[str]]:
+    """Trials (sorted), skipped root entries, checkpoint folders without their file, and
+    every sub-folder name of ``root`` (the list the ``modelzoos`` split shuffles)."""
+    trials, skipped, empty, folders = [], [], {}, []
     for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        if entry.is_dir():
+            folders.append(entry.name)
         if not entry.is_dir() or not (entry / "params.json").is_file():
             skipped.append(entry.name + ("/" if entry.is_dir() else ""))
             continue
@@ -131,7 +135,7 @@ def _listing(root: Path) -> tuple[list[_Trial], list[str], dict[str, list[str]]]
             else:
                 empty.setdefault(entry.name, []).append(sub.name)
         trials.append(t)
-    return trials, skipped, empty
+    return trials, skipped, empty, folders
 
 
 def _results(path: Path | None) -> tuple[dict[int, dict[str, Any]], int, int]:
@@ -194,7 +198,7 @@ class ModelZoosFormat(ZooFormat):
     example = "zoo import modelzoos tune_zoo_mnist_hyperparameter_10_random_seeds --out zoos/mz"
 
     def origin_files(self, root: Path) -> list[Path]:  # noqa: D102
-        trials, _, _ = _listing(root)
+        trials = _listing(root)[0]
         files: list[Path] = []
         for t in trials:
             files += [root / t.name / "params.json"]
@@ -205,7 +209,7 @@ class ModelZoosFormat(ZooFormat):
         return files
 
     def plan(self, root: Path, options: ImportOptions) -> FormatPlan:  # noqa: D102
-        trials, skipped, empty = _listing(root)
+        trials, skipped, empty, folders = _listing(root)
         dataset = options.source or guess_source(root, SOURCES) or "unknown"
         source = dataset
         archs: dict[str, ArchitectureEntry] = {}
@@ -276,11 +280,10 @@ class ModelZoosFormat(ZooFormat):
         if skipped:
             flags["skipped_in_zoo_folder"] = skipped
         if options.splits == "modelzoos":
-            listing = [p.name for p in root.iterdir() if p.is_dir()]  # as the original lists
-            splits = modelzoos_splits(folder_of, listing)
+            splits = modelzoos_splits(folder_of, folders)  # every sub-folder, as the original
             protocol = {"seed": 42, "ratios": [0.7, 0.15, 0.15],
-                        "folders_shuffled": len(listing),
-                        "folders_shuffled_without_a_model": len(listing) - len(folder_of)}
+                        "folders_shuffled": len(folders),
+                        "folders_shuffled_without_a_model": len(folders) - len(folder_of)}
         else:
             splits, protocol = hash_splits(models), {}
         data = root / "dataset.pt"

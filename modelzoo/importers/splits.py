@@ -73,10 +73,11 @@ def modelzoos_splits(folders: Mapping[str, str], listing: Iterable[str] | None =
     Raises:
         ImportFormatError: two models share a folder, or a model's folder is not listed.
     """
-    if len(set(folders.values())) != len(folders):
+    used = set(folders.values())
+    if len(used) != len(folders):
         raise ImportFormatError("two models share a trial folder name")
-    names = sorted(set(folders.values()) if listing is None else set(listing))
-    missing = sorted(set(folders.values()) - set(names))
+    names = sorted(used if listing is None else set(listing))
+    missing = sorted(used.difference(names))
     if missing:
         raise ImportFormatError(f"trial folder {missing[0]} is not in the zoo folder's listing")
     random.Random(seed).shuffle(names)
