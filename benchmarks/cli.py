@@ -189,9 +189,13 @@ def table_cmd(results_dir: Path, fmt: str, output: Path | None, ci: bool,
               help="Also write the report to this file (e.g. docs/reproduce-digits-v2.md: "
                    "generated, with the command, commit and machine on top).")
 @verify_option("its results are then marked unverified and claim no pin.")
+@click.option("--jobs", type=click.IntRange(min=1),
+              help="SANE runs and bench runs at once, each in a process of its own with one "
+                   "thread (default: the usable CPUs, at most 4). Changes the wall time, "
+                   "not the numbers; 1 runs them one after the other in this process.")
 def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
                   methods: tuple[str, ...], allow_unpinned: bool,
-                  report_file: Path | None, verify: bool) -> None:
+                  report_file: Path | None, verify: bool, jobs: int | None) -> None:
     """Build SUITE's zoos from their cards, train SANE with its recorded config, score every
     method and write OUT/report.md: all scores with 95% intervals, ours beside each
     published number with its source, and every step's wall and CPU time. The report starts
@@ -201,7 +205,7 @@ def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
 
     \b
     Example:
-      bench reproduce digits-v2 --out repro/ --seeds 2   # the full run (~15 min on 2 cores)
+      bench reproduce digits-v2 --out repro/ --seeds 2   # the full run (2 cores: ~25 min)
       bench reproduce digits-v2 --out repro/ --seeds 2 --report docs/reproduce-digits-v2.md
       bench reproduce digits-v2 --out repro-q/ --quick
       bench reproduce digits-hetero-v1 --out repro-h/   # 8 zoos, 7 SANE runs (~2 h, 2 cores)
@@ -211,7 +215,8 @@ def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
 
     report = reproduce(suite=suite, out=out, quick=quick, seeds=seeds,
                        methods=list(methods) or None, progress=click.echo,
-                       report=report_file, allow_unpinned=allow_unpinned, verify=verify)
+                       report=report_file, allow_unpinned=allow_unpinned, verify=verify,
+                       jobs=jobs)
     click.echo(report.read_text(encoding="utf-8"))
     click.echo(f"wrote {report}" + (f" and {report_file}" if report_file else ""))
 

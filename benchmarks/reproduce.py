@@ -26,12 +26,21 @@ from typing import Any
 from benchmarks.errors import BenchmarkError
 from benchmarks.provenance import command_line, load_average
 from benchmarks.registry import SUITES
-from benchmarks.reproduce_common import Timings, chosen_methods, report_header, write_report
+from benchmarks.reproduce_common import (
+    Job,
+    Timings,
+    chosen_methods,
+    default_jobs,
+    elapsed_line,
+    report_header,
+    run_jobs,
+    write_report,
+)
 from benchmarks.reproduce_targets import Target, format_stat, targets_table
 from benchmarks.results import TaskResult, load_results
 from benchmarks.table import results_frames, to_markdown
 from modelzoo.storage import open_manifest, verification
-from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
+from modelzoo.storage.atomic import ensure_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_SANE = "Schürholt et al., ICML 2024 (SANE), MNIST CNN-s zoo"
@@ -75,6 +84,8 @@ class Reproduction:
 
 #: Methods benchmarked with the reproduction's SANE run of the zoo they are scored on.
 SANE_METHODS = ("sane", "sane-kde")
+#: Bench runs started first when jobs run in parallel (the longest: trained per task).
+SLOW_METHODS = ("nfn-np", "nfn-hnp", "graph-metanet", "flat-linear", "weight-stats-gbt")
 
 
 SEED_GENERATION = "digits-seed-generation"
@@ -183,6 +194,7 @@ def reproduce(
     report: str | Path | None = None,
     allow_unpinned: bool = False,
     verify: bool = True,
+    jobs: int | None = None,
 ) -> Path:
     """Build the zoos, train SANE, run every method and write the tables; return the report.
 
@@ -203,22 +215,22 @@ def reproduce(
             build on another CPU kind, whose kernels round differently; marked in the report).
         verify: check the shards of every zoo (built now or by an earlier run) against its
             ``zoo.json`` before it is used; False marks every result unverified.
+        jobs: SANE runs and bench runs at once, each in a process of its own
+            (:func:`~benchmarks.reproduce_common.run_jobs`; default
+            :func:`~benchmarks.reproduce_common.default_jobs`): the wall time changes, not
+            the numbers.
 
     Raises:
         BenchmarkError: no reproduction is recorded for ``suite``, or an unknown method.
         ShardChecksumError: a zoo's shard is corrupt (nothing more is written).
     """
-    from benchmarks import evaluate
-    from modelzoo.hub.cli import build_recipe_file
-    from sane import SaneConfig, train
-
     if suite == "digits-hetero-v1":  # several SANE runs and zoos: its own pipeline
         from benchmarks.reproduce_hetero import reproduce_hetero
 
         with verification(verify):  # its builds, SANE runs and evaluations follow it
             return reproduce_hetero(out=out, quick=quick, seeds=seeds, methods=methods,
                                     progress=progress, report=report,
-                                    allow_unpinned=allow_unpinned)
+                                    allow_unpinned=allow_unpinned, jobs=jobs, verify=verify)
     if suite not in REPRODUCTIONS:
         raise BenchmarkError(f"no reproduction recorded for suite {suite!r}; "
                          f"choose from {', '.join(REPRODUCTIONS)}, digits-hetero-v1")
@@ -228,62 +240,64 @@ def reproduce(
     say = progress or (lambda _msg: None)
     command = command_line("bench reproduce", suite, out=out, quick=quick, seeds=seeds,
                            method=list(methods or []), report=report,
-                           allow_unpinned=allow_unpinned)
+                           allow_unpinned=allow_unpinned, jobs=jobs)
     load0 = load_average()
     root = ensure_dir(Path(out))
     timings = Timings(root)
-    timed = timings.record
+    workers = default_jobs() if jobs is None else jobs
     over = {"models": rep.quick["models"], "epochs": rep.quick["epochs"]} if quick else {}
-    zoos: dict[str, Path] = {}
-    for name, card in rep.cards.items():
-        t0 = time.perf_counter()
-        say(f"zoo build {card}" + (f" (quick: {over})" if quick else ""))
-        zoos[name] = root / "zoos" / name
-        fresh = not (zoos[name] / "zoo.json").exists()
-        build_recipe_file(ROOT / card, out=zoos[name], progress=progress is not None, **over)
-        open_manifest(zoos[name], verify=verify)  # a resumed zoo may have been damaged since
-        timed(f"zoo build {name}", t0, fresh=fresh)
+    zoos = {name: root / "zoos" / name for name in rep.cards}
+    for zoo in zoos.values():  # a zoo of an earlier run may have been damaged since: say so
+        if (zoo / "zoo.json").exists():  # before any job starts (a build job checks again)
+            open_manifest(zoo, verify=verify)
+    builds = [Job(f"zoo build {name}", _build_job,
+                  timed=not (zoos[name] / "zoo.json").exists(),  # a built zoo keeps its time
+                  kwargs={"card": str(ROOT / card), "out": zoos[name], "over": over,
+                          "verify": verify, "threads": 1 if workers > 1 else None})
+              for name, card in rep.cards.items()]
+    build = {name: f"zoo build {name}" for name in rep.cards}
     runs = rep.runs()
     run_dirs = {z: root / "sane" / ("run" if len(runs) == 1 else z) for z in runs}
+    sane_job = {z: "sane train" if len(runs) == 1 else f"sane train {z}" for z in runs}
+    sane_jobs: list[Job] = []
     for zoo_name, config_file in runs.items() if set(chosen) & set(SANE_METHODS) else ():
-        t0 = time.perf_counter()
-        cfg = SaneConfig.from_yaml(ROOT / config_file)
-        if quick:
-            cfg = cfg.replace(epochs=rep.quick["sane_epochs"],
-                              epochs_range=_quick_range(cfg.epochs_range, rep.quick["epochs"]))
-        say(f"sane train on {zoo_name} ({cfg.epochs} epochs, config {config_file})")
-        fresh = not (run_dirs[zoo_name] / "ckpt.pt").exists()
-        # sane.train's fixed default thread count (recorded in the run): reproducible digits
-        train(zoo=zoos[zoo_name], out=run_dirs[zoo_name], config=cfg,
-              progress=progress is not None, verify=verify)
-        timed("sane train" if len(runs) == 1 else f"sane train {zoo_name}", t0, fresh=fresh)
+        # a run found trained keeps its first time (sane.train resumes or returns)
+        sane_jobs.append(Job(sane_job[zoo_name], _sane_job, after=(build[zoo_name],), timed=not (
+            run_dirs[zoo_name] / "ckpt.pt").exists(), kwargs={
+                "zoo": zoos[zoo_name], "out": run_dirs[zoo_name],
+                "config": str(ROOT / config_file), "verify": verify,
+                "quick": ({"epochs": rep.quick["sane_epochs"],
+                           "zoo_epochs": rep.quick["epochs"]} if quick else None)}))
     n_seeds = seeds or (rep.quick["seeds"] if quick else rep.seeds)
     res_dir = root / "results"
+    bench: list[Job] = []
     for method in chosen:
         for name, zoo in zoos.items():
-            spec: Any = method
-            if method in SANE_METHODS:
-                if name not in run_dirs:
-                    continue  # no SANE run for this zoo
-                spec = _sane_method(method, run_dirs[name])
-            done = root / "work" / "done" / f"{method}__{name}"
-            if done.exists():  # finished by an earlier (killed) run of the same command
-                continue
-            t0 = time.perf_counter()
-            say(f"bench run {method} on {name}")
-            evaluate(method=spec, zoo=zoo, suite=suite, out=res_dir, seeds=n_seeds,
-                     allow_unpinned=quick or allow_unpinned,
-                     workdir=root / "work" / method / name, progress=say, verify=verify)
-            timed(f"bench {method} {name}", t0, fresh=True)
-            ensure_dir(done.parent)
-            atomic_write_bytes(done, b"")
+            if method in SANE_METHODS and name not in run_dirs:
+                continue  # no SANE run for this zoo
+            bench.append(Job(
+                f"bench {method} {name}", _bench_job,
+                after=(build[name], *((sane_job[name],) if method in SANE_METHODS else ())),
+                marker=root / "work" / "done" / f"{method}__{name}",
+                kwargs={"method": method, "run": run_dirs.get(name), "zoo": zoo,
+                        "suite": suite, "out": res_dir, "seeds": n_seeds,
+                        "allow_unpinned": quick or allow_unpinned,
+                        "workdir": root / "work" / method / name, "verify": verify}))
+    # longest first (SANE runs, then the trained metanetworks), so parallel workers finish
+    # together; the order of results and tables does not depend on it
+    bench.sort(key=lambda j: SLOW_METHODS.index(j.kwargs["method"])
+               if j.kwargs["method"] in SLOW_METHODS else len(SLOW_METHODS))
+    t0 = time.perf_counter()
+    ran = run_jobs([*builds, *sane_jobs, *bench], workers=workers, timings=timings, say=say)
+    elapsed = time.perf_counter() - t0
     results = load_results(res_dir)
     title = f"{suite} reproduction" + (" (quick variant, unpinned zoos)" if quick else "")
     unpinned = sorted({r.zoo.name for r in results if not r.zoo.matches_pin})
     head = [report_header(title=title, command=command, timings=timings, load_start=load0,
-                          threads="zoo builds: the idle CPUs (the dense path's numbers do "
-                                  "not depend on the count); SANE training: 1 (sane.train's "
-                                  "default); bench runs and their heads: 1"),
+                          threads=f"{workers} job(s) at once; zoo builds: "
+                          + ("1 each" if workers > 1 else "the idle CPUs")
+                          + " (the dense path's numbers do not depend on the count); SANE "
+                            "training: 1 (sane.train's default); bench runs and their heads: 1"),
             *([f"Zoos that do not match the tasks' pins (scored with --allow-unpinned): "
                f"{', '.join(unpinned)}.", ""] if unpinned and not quick else []),
             f"Seeds per method: {n_seeds}. Cells: main score, mean ± std over seeds "
@@ -294,8 +308,48 @@ def reproduce(
     if rep.targets:
         text += "\n" + targets_table(results, rep.targets)
     total = sum(timings.values.values())
-    text += f"\n## Time ({total / 60:.0f} min in all)\n\n" + timings.table()
+    text += (f"\n## Time ({total / 60:.0f} min in all)\n\n" + timings.table()
+             + elapsed_line(root, elapsed_s=elapsed, workers=workers, ran=list(ran),
+                            timings=timings))
     return write_report(root / "report.md", text, copy_to=report)
+
+
+def _build_job(*, card: str, out: Path, over: dict[str, int], verify: bool,
+               threads: int | None, progress: Callable[[str], None] | None) -> None:
+    """Build (or resume) one zoo of a reproduction from its card (a job); ``threads``: the
+    build's threads (1 beside other jobs; ``None``: the idle CPUs). The dense path's numbers
+    do not depend on it."""
+    from modelzoo.hub.cli import build_recipe_file
+
+    if progress is not None:
+        progress(f"zoo build {card}" + (f" (quick: {over})" if over else ""))
+    build_recipe_file(card, out=out, progress=progress is not None, threads=threads, **over)
+    open_manifest(out, verify=verify)  # a resumed zoo may have been damaged since
+
+
+def _sane_job(*, zoo: Path, out: Path, config: str, verify: bool, quick: dict[str, int] | None,
+              progress: Callable[[str], None] | None) -> None:
+    """Train (or resume) one SANE run of a reproduction with its config file (a job)."""
+    from sane import SaneConfig, train
+
+    cfg = SaneConfig.from_yaml(config)
+    if quick:
+        cfg = cfg.replace(epochs=quick["epochs"],
+                          epochs_range=_quick_range(cfg.epochs_range, quick["zoo_epochs"]))
+    # sane.train's fixed default thread count (recorded in the run): reproducible digits
+    train(zoo=zoo, out=out, config=cfg, progress=progress is not None, verify=verify)
+
+
+def _bench_job(*, method: str, run: Path | None, zoo: Path, suite: str, out: Path, seeds: int,
+               allow_unpinned: bool, workdir: Path, verify: bool,
+               progress: Callable[[str], None] | None) -> None:
+    """Score one method on one zoo's tasks of ``suite`` (a job; SANE methods with ``run``)."""
+    import benchmarks
+
+    spec: Any = _sane_method(method, run) if method in SANE_METHODS and run else method
+    benchmarks.evaluate(method=spec, zoo=zoo, suite=suite, out=out, seeds=seeds,
+                        allow_unpinned=allow_unpinned, workdir=workdir, progress=progress,
+                        verify=verify)
 
 
 def _sane_method(method: str, run: Path) -> Any:

@@ -30,7 +30,16 @@ import numpy as np
 from benchmarks.errors import BenchmarkError, MethodError
 from benchmarks.provenance import command_line, load_average
 from benchmarks.registry import SUITES, TASKS
-from benchmarks.reproduce_common import Timings, chosen_methods, report_header, write_report
+from benchmarks.reproduce_common import (
+    Job,
+    Timings,
+    chosen_methods,
+    default_jobs,
+    elapsed_line,
+    report_header,
+    run_jobs,
+    write_report,
+)
 from benchmarks.results import TaskResult, load_predictions, load_results
 from benchmarks.scoring import class_labels, paired_difference
 from benchmarks.tasks.metadata import TaskMetadata
@@ -169,6 +178,8 @@ def reproduce_hetero(
     unseen: Sequence[str] | None = None,
     report: str | Path | None = None,
     allow_unpinned: bool = False,
+    jobs: int | None = None,
+    verify: bool = True,
 ) -> Path:
     """Build, train, score and write ``OUT/report.md`` for ``digits-hetero-v1``.
 
@@ -184,19 +195,19 @@ def reproduce_hetero(
         unseen: architectures that get a ``without-<a>`` run (default :data:`UNSEEN`).
         report: also write the report (generated header on top) to this file.
         allow_unpinned: score a pinned zoo whose content hash differs (another CPU kind).
+        jobs: SANE runs and bench runs at once (:func:`benchmarks.reproduce_common.run_jobs`;
+            default: :func:`~benchmarks.reproduce_common.default_jobs`).
+        verify: check the zoos' shards before they are used (False: results unverified).
 
     Raises:
         BenchmarkError: an unknown method.
     """
-    from benchmarks import evaluate
-    from benchmarks.methods.sane_method import Sane
-    from sane import SaneConfig, train
-
+    jobs_n = jobs
     chosen = chosen_methods(SUITE, methods, METHODS)
     say = progress or (lambda _msg: None)
     command = command_line("bench reproduce", SUITE, out=out, quick=quick, seeds=seeds,
                            method=list(methods or []), report=report,
-                           allow_unpinned=allow_unpinned)
+                           allow_unpinned=allow_unpinned, jobs=jobs)
     load0 = load_average()
     root = ensure_dir(Path(out))
     timings = Timings(root)
@@ -205,47 +216,45 @@ def reproduce_hetero(
     t0 = time.perf_counter()
     zoos = build_zoos(root, card=ROOT / (card or CARD), quick=quick, say=say)
     timed("zoos", t0, fresh="zoos" not in timings.values)
+    build_s = time.perf_counter() - t0
     plan = _plan(zoos, chosen, UNSEEN if unseen is None else unseen)
+    jobs: list[Job] = []
     for run in sorted({r for _, r, _ in plan if r is not None}):
-        cfg = SaneConfig.from_dict({**SANE_CONFIG, **RUN_OPTIONS.get(run, {}),
-                                    **(sane_config or {}),
-                                    **({"epochs": QUICK["sane_epochs"]} if quick else {})})
-        zoo = zoos["all" if run.startswith("pooled") else run]
-        fresh = not (root / "sane" / run / "ckpt.pt").exists()
-        say(f"sane train {run} on {zoo.name} ({cfg.epochs} epochs)")
-        t0 = time.perf_counter()
-        # resumes (or returns) a started run; sane.train's fixed default thread count
-        train(zoo=zoo, out=root / "sane" / run, config=cfg, progress=False)
-        timed(f"sane {run}", t0, fresh=fresh)  # a run found finished keeps its first time
+        cfg = {**SANE_CONFIG, **RUN_OPTIONS.get(run, {}), **(sane_config or {}),
+               **({"epochs": QUICK["sane_epochs"]} if quick else {})}
+        # resumes (or returns) a started run: a run found trained keeps its first time
+        jobs.append(Job(f"sane {run}", _sane_job, timed=not (
+            root / "sane" / run / "ckpt.pt").exists(), kwargs={
+                "zoo": zoos["all" if run.startswith("pooled") else run],
+                "out": root / "sane" / run, "config": cfg, "verify": verify}))
     spath = root / "skipped.json"
     skipped: dict[str, str] = json.loads(spath.read_text()) if spath.exists() else {}
     res_dir = root / "results"
+    bench: list[Job] = []
     for method, run, names in plan:
-        done = root / "work" / "done" / f"{method}__{run or 'none'}"
-        if done.exists() or not names:
+        if not names:
             continue
-        say(f"bench run {method}" + (f" (SANE run {run})" if run else ""))
-        t0 = time.perf_counter()
-        spec: Any = method if run is None else Sane(run=root / "sane" / run, name=method)
         # a per-architecture run knows only its architecture's token positions: it is scored
         # on its own zoo, whose rows are those of that architecture in the pinned zoo (same
         # models, weights and splits), so it is unpinned by name
         own = run is not None and run.startswith("arch-")
-        try:
-            evaluate(method=spec, zoo=zoos[run] if own else zoos["all"], tasks=names,
-                     out=res_dir, seeds=seeds or (1 if quick else SEEDS.get(method, 1)),
-                     allow_unpinned=quick or own or allow_unpinned,
-                     workdir=root / "work" / method / (run or "none"), progress=say,
-                     save_predictions=True)
-        except MethodError as e:  # e.g. a run that cannot tokenize an unseen architecture
-            if method != "sane-unseen":
-                raise
-            say(f"skip {method} ({run}): {e}")
-            skipped[run] = str(e)
-            continue
-        timed(f"bench {method} {run or ''}".strip(), t0)
-        ensure_dir(done.parent)
-        atomic_write_bytes(done, b"")
+        bench.append(Job(
+            f"bench {method} {run or ''}".strip(), _bench_job,
+            after=(f"sane {run}",) if run is not None else (),
+            marker=root / "work" / "done" / f"{method}__{run or 'none'}",
+            kwargs={"method": method, "run": None if run is None else root / "sane" / run,
+                    "zoo": zoos[run] if own else zoos["all"], "tasks": names,
+                    "out": res_dir, "seeds": seeds or (1 if quick else SEEDS.get(method, 1)),
+                    "allow_unpinned": quick or own or allow_unpinned,
+                    "workdir": root / "work" / method / (run or "none"), "verify": verify}))
+    bench.sort(key=lambda j: j.kwargs["method"] not in METANETS)  # the longest first
+    workers = default_jobs() if jobs_n is None else jobs_n
+    t0 = time.perf_counter()
+    ran = run_jobs([*jobs, *bench], workers=workers, timings=timings, say=say)
+    elapsed = time.perf_counter() - t0
+    for name, why in ran.items():
+        if why:  # e.g. a run that cannot tokenize an unseen architecture
+            skipped[name.removeprefix("bench sane-unseen ")] = why
     atomic_write_bytes(spath, json.dumps(skipped, indent=1).encode())
     results = load_results(res_dir)
     title = f"{SUITE} reproduction" + (" (quick variant, unpinned zoos)" if quick else "")
@@ -258,8 +267,39 @@ def reproduce_hetero(
             + "".join(f"\nNot scored: `sane-unseen` with run `{r}`: {e}\n"
                       for r, e in skipped.items())
             + f"\n## Time ({sum(timings.values.values()) / 60:.0f} min in all)\n\n"
-            + timings.table())
+            + timings.table()
+            + elapsed_line(root, elapsed_s=elapsed, workers=workers, ran=list(ran),
+                           timings=timings, zoo_builds_s=build_s))
     return write_report(root / "report.md", text, copy_to=report)
+
+
+def _sane_job(*, zoo: Path, out: Path, config: dict[str, Any], verify: bool,
+              progress: Callable[[str], None] | None) -> None:
+    """Train (or resume) one SANE run (a job of :func:`reproduce_hetero`)."""
+    from sane import SaneConfig, train
+
+    # sane.train's fixed default thread count (recorded in the run)
+    train(zoo=zoo, out=out, config=SaneConfig.from_dict(config), progress=False, verify=verify)
+
+
+def _bench_job(*, method: str, run: Path | None, zoo: Path, tasks: list[str], out: Path,
+               seeds: int, allow_unpinned: bool, workdir: Path, verify: bool,
+               progress: Callable[[str], None] | None) -> str | None:
+    """Score ``method`` (SANE methods: with ``run``) on ``tasks`` (a job); the reason if a
+    ``sane-unseen`` run cannot embed its unseen architecture (then nothing is scored)."""
+    import benchmarks
+    from benchmarks.methods.sane_method import Sane
+
+    spec: Any = method if run is None else Sane(run=run, name=method)
+    try:
+        benchmarks.evaluate(method=spec, zoo=zoo, tasks=tasks, out=out, seeds=seeds,
+                            allow_unpinned=allow_unpinned, workdir=workdir, progress=progress,
+                            save_predictions=True, verify=verify)
+    except MethodError as e:
+        if method != "sane-unseen":
+            raise
+        return str(e)
+    return None
 
 
 def _fmt(r: TaskResult) -> str:

@@ -57,6 +57,7 @@ def test_reproduce_end_to_end_and_resume(tiny: rp.Reproduction, tmp_path: Path,
     assert "torch " in facts["software"] and "at start" in facts["load average (1 min)"]
     assert "CPU-s" in facts["time"]
     assert "| sane train |" in report and "| all steps |" in report
+    assert "Elapsed: the 6 jobs (zoo builds, SANE runs, bench runs)" in report  # 1 + 1 + 4
     assert "(quick variant, unpinned zoos)" in report
     assert "| digits-test-acc | r2 | weight-stats-linear |" in report
     assert "| 0.987 | s(W), linear probe |" in report
