@@ -289,7 +289,8 @@ def reproduce(
                if j.kwargs["method"] in SLOW_METHODS else len(SLOW_METHODS))
     t0 = time.perf_counter()
     ran = run_jobs([*builds, *sane_jobs, *bench], workers=workers, timings=timings, say=say)
-    elapsed = time.perf_counter() - t0
+    elapsed = elapsed_line(root, elapsed_s=time.perf_counter() - t0, workers=workers,
+                           ran=list(ran), timings=timings)
     results = load_results(res_dir)
     title = f"{suite} reproduction" + (" (quick variant, unpinned zoos)" if quick else "")
     unpinned = sorted({r.zoo.name for r in results if not r.zoo.matches_pin})
@@ -309,8 +310,7 @@ def reproduce(
         text += "\n" + targets_table(results, rep.targets)
     total = sum(timings.values.values())
     text += (f"\n## Time ({total / 60:.0f} min in all)\n\n" + timings.table()
-             + elapsed_line(root, elapsed_s=elapsed, workers=workers, ran=list(ran),
-                            timings=timings))
+             + elapsed)
     return write_report(root / "report.md", text, copy_to=report)
 
 

@@ -132,8 +132,14 @@ def report_header(*, title: str, command: str, timings: Timings, threads: str,
     report: the command, commit, machine, threads, load and the steps' total time."""
     steps = timings.steps.values()
     cpus = [v.cpu_s for v in steps if v.cpu_s is not None]
+    wall = sum(v.wall_s for v in steps)
+    elapsed = timings.path.parent / "elapsed.json"
+    if elapsed.exists():  # jobs that overlapped count once: their elapsed time
+        rec = json.loads(elapsed.read_text())
+        wall = sum(v.wall_s for k, v in timings.steps.items() if k not in rec["jobs"]) \
+            + rec["elapsed_s"]
     return header(title=title, command=command, threads=threads, load_start=load_start,
-                  load_end=load_average(), wall_s=sum(v.wall_s for v in steps),
+                  load_end=load_average(), wall_s=wall,
                   cpu_s=sum(cpus) if cpus else None,
                   extra={"steps": "wall and CPU seconds and load of each step in the Time "
                                   "table (steps a rerun found finished keep the times of the "
@@ -172,6 +178,13 @@ class Job:
     after: tuple[str, ...] = ()
     marker: Path | None = None
     timed: bool = True
+
+
+def _quiet_worker() -> None:
+    """A worker prints no progress bars of its own (the scheduler says what runs)."""
+    import datasets
+
+    datasets.disable_progress_bars()
 
 
 def _own_cpu() -> float:
@@ -237,7 +250,7 @@ def run_jobs(jobs: Sequence[Job], *, workers: int, timings: Timings,
         return results
     running: dict[Future[tuple[Any, Step]], Job] = {}
     error: BaseException | None = None
-    with ProcessPoolExecutor(max_workers=workers,
+    with ProcessPoolExecutor(max_workers=workers, initializer=_quiet_worker,
                              mp_context=multiprocessing.get_context("spawn")) as pool:
         while todo or running:
             if error is None:

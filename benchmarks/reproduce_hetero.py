@@ -251,7 +251,8 @@ def reproduce_hetero(
     workers = default_jobs() if jobs_n is None else jobs_n
     t0 = time.perf_counter()
     ran = run_jobs([*jobs, *bench], workers=workers, timings=timings, say=say)
-    elapsed = time.perf_counter() - t0
+    elapsed = elapsed_line(root, elapsed_s=time.perf_counter() - t0, workers=workers,
+                           ran=list(ran), timings=timings, zoo_builds_s=build_s)
     for name, why in ran.items():
         if why:  # e.g. a run that cannot tokenize an unseen architecture
             skipped[name.removeprefix("bench sane-unseen ")] = why
@@ -259,17 +260,16 @@ def reproduce_hetero(
     results = load_results(res_dir)
     title = f"{SUITE} reproduction" + (" (quick variant, unpinned zoos)" if quick else "")
     text = (report_header(title=title, command=command, timings=timings, load_start=load0,
-                          threads="member builds: the idle CPUs (the dense path's numbers "
-                                  "do not depend on the count); SANE training: 1 "
-                                  "(sane.train's default); bench runs and their heads: 1")
+                          threads=f"member builds (one after the other): the idle CPUs "
+                                  "(the dense path's numbers do not depend on the count); "
+                                  f"then {workers} job(s) at once: SANE training 1 thread "
+                                  "(sane.train's default), bench runs and their heads 1")
             + "\n" + comparison_table(results) + "\n" + paired_table(results, res_dir,
                                                                      zoos["all"])
             + "".join(f"\nNot scored: `sane-unseen` with run `{r}`: {e}\n"
                       for r, e in skipped.items())
             + f"\n## Time ({sum(timings.values.values()) / 60:.0f} min in all)\n\n"
-            + timings.table()
-            + elapsed_line(root, elapsed_s=elapsed, workers=workers, ran=list(ran),
-                           timings=timings, zoo_builds_s=build_s))
+            + timings.table() + elapsed)
     return write_report(root / "report.md", text, copy_to=report)
 
 

@@ -135,3 +135,16 @@ def test_a_bench_run_in_a_worker_gives_the_same_scores(tiny_zoo: Path, tmp_path:
                             ran=["bench"], timings=timings, zoo_builds_s=None)
         assert f"with {workers} worker(s)" in line and "1 jobs" in line
     assert scores[1] and scores[1] == scores[2]
+
+
+def test_the_report_header_counts_overlapping_jobs_once(tmp_path: Path) -> None:
+    from benchmarks.provenance import Step, parse_header
+    from benchmarks.reproduce_common import report_header
+
+    timings = Timings(tmp_path)
+    for name, wall in (("zoos", 60.0), ("a", 600.0), ("b", 600.0)):
+        timings.add(name, Step(wall_s=wall, cpu_s=wall))
+    elapsed_line(tmp_path, elapsed_s=620.0, workers=2, ran=["a", "b"], timings=timings)
+    facts = parse_header(report_header(title="t", command="c", timings=timings, threads="1",
+                                       load_start=0.0))
+    assert facts is not None and facts["time"].startswith("11 min 20 s wall")  # 60 + 620
