@@ -288,9 +288,11 @@ def reproduce(
     bench.sort(key=lambda j: SLOW_METHODS.index(j.kwargs["method"])
                if j.kwargs["method"] in SLOW_METHODS else len(SLOW_METHODS))
     t0 = time.perf_counter()
-    ran = run_jobs([*builds, *sane_jobs, *bench], workers=workers, timings=timings, say=say)
+    every = [*builds, *sane_jobs, *bench]
+    ran = run_jobs(every, workers=workers, timings=timings, say=say)
     elapsed = elapsed_line(root, elapsed_s=time.perf_counter() - t0, workers=workers,
-                           ran=list(ran), timings=timings)
+                           ran=[j.name for j in every if j.timed and j.name in ran],
+                           timings=timings)
     results = load_results(res_dir)
     title = f"{suite} reproduction" + (" (quick variant, unpinned zoos)" if quick else "")
     unpinned = sorted({r.zoo.name for r in results if not r.zoo.matches_pin})

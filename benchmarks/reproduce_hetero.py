@@ -250,9 +250,11 @@ def reproduce_hetero(
     bench.sort(key=lambda j: j.kwargs["method"] not in METANETS)  # the longest first
     workers = default_jobs() if jobs_n is None else jobs_n
     t0 = time.perf_counter()
-    ran = run_jobs([*jobs, *bench], workers=workers, timings=timings, say=say)
+    every = [*jobs, *bench]
+    ran = run_jobs(every, workers=workers, timings=timings, say=say)
     elapsed = elapsed_line(root, elapsed_s=time.perf_counter() - t0, workers=workers,
-                           ran=list(ran), timings=timings, zoo_builds_s=build_s)
+                           ran=[j.name for j in every if j.timed and j.name in ran],
+                           timings=timings, zoo_builds_s=build_s)
     for name, why in ran.items():
         if why:  # e.g. a run that cannot tokenize an unseen architecture
             skipped[name.removeprefix("bench sane-unseen ")] = why

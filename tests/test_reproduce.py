@@ -79,9 +79,12 @@ def test_reproduce_end_to_end_and_resume(tiny: rp.Reproduction, tmp_path: Path,
 
     monkeypatch.setattr(benchmarks, "evaluate", lambda **kw: called.append(kw["method"]))
     before = (out / "timings.json").read_text()
-    rp.reproduce(suite="digits-v1", out=out, quick=True)
+    elapsed = (out / "elapsed.json").read_text()
+    rp.reproduce(suite="digits-v1", out=out, quick=True, jobs=1)
     assert called == []
     assert (out / "timings.json").read_text() == before
+    # resuming a finished build and SANE run is no new measurement: the elapsed time stays
+    assert (out / "elapsed.json").read_text() == elapsed
 
 
 def test_unknown_suite_and_method_are_clear(tiny: rp.Reproduction, tmp_path: Path) -> None:
