@@ -208,7 +208,7 @@ def reproduce_cmd(suite: str, out: Path, quick: bool, seeds: int | None,
       bench reproduce digits-v2 --out repro/ --seeds 2   # the full run (2 cores: ~24 min)
       bench reproduce digits-v2 --out repro/ --seeds 2 --report docs/reproduce-digits-v2.md
       bench reproduce digits-v2 --out repro-q/ --quick
-      bench reproduce digits-hetero-v1 --out repro-h/   # 8 zoos, 7 SANE runs (2 cores, --jobs 2: ~50 min)
+      bench reproduce digits-hetero-v1 --out repro-h/   # 8 zoos, 7 SANE runs (2 cores: ~50 min)
       bench reproduce digits-hetero-v1 --out repro-hq/ --quick   # ~2 min of steps
     """
     from benchmarks.reproduce import reproduce
