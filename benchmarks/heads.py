@@ -45,6 +45,13 @@ stopped where its agreement with a ``tol = 1e-9`` optimum matched scikit-learn's
 0.89 at ``C = 100``), 2.1x faster. Neither reaches the 3x target of issue 24 (the head's total
 would have to drop about 4.5x), so neither is adopted; the near-separable, large-``C`` fits
 are intrinsically slow to converge.
+
+:func:`pca_heads` is the one fast alternative, kept as a measurement, never a shipped head:
+within it, logistic grids are fitted on the train rows' top-``k`` principal components
+(the basis above), whitened by the pipeline's own ``StandardScaler``.
+``python -m benchmarks.perf.heads --pca K`` times it and shows, per task, what it costs on
+validation; whether ``flat-linear`` should trade those points for the time is the issue
+author's decision.
 """
 
 from __future__ import annotations
@@ -63,7 +70,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-__all__ = ["Basis", "basis_for", "fit_grid", "ridge_alphas", "sklearn_heads"]
+__all__ = ["Basis", "basis_for", "fit_grid", "pca_heads", "ridge_alphas", "sklearn_heads"]
 
 #: Eigen-directions below this fraction of the largest eigenvalue are dropped (rank).
 RANK_RTOL = 1e-12
@@ -196,6 +203,7 @@ class _Cache:
 
 _CACHE = _Cache()
 _SKLEARN = False
+_PCA_K: int | None = None
 
 
 def basis_for(x_train: np.ndarray, key: str | None = None) -> Basis:
@@ -219,6 +227,26 @@ def sklearn_heads() -> Iterator[None]:
         yield
     finally:
         _SKLEARN = before
+
+
+@contextlib.contextmanager
+def pca_heads(k: int) -> Iterator[None]:
+    """Within the block :func:`fit_grid` fits logistic grids on the top-``k`` principal
+    components of the standardised train rows (whitened by each candidate's scaler), keeping
+    nothing: the fast alternative ``benchmarks.perf.heads --pca`` measures. Ridge grids and
+    features of at most ``k`` columns are fitted as outside it.
+
+    Raises:
+        ValueError: ``k`` below 1.
+    """
+    global _PCA_K
+    if k < 1:
+        raise ValueError(f"pca_heads needs k >= 1 components, got {k}")
+    before, _PCA_K = _PCA_K, k
+    try:
+        yield
+    finally:
+        _PCA_K = before
 
 
 def _sklearn_fits(candidates: Sequence[tuple[dict[str, Any], BaseEstimator]],
@@ -260,8 +288,13 @@ def fit_grid(candidates: Sequence[tuple[dict[str, Any], BaseEstimator]],
         [(p, est.get_params(deep=True)) for p, est in candidates])
     if _CACHE.features != features:
         _CACHE.basis, _CACHE.features, _CACHE.fits = None, features, {}  # free the old one
+    alphas = ridge_alphas(candidates)
+    if _PCA_K is not None and alphas is None and np.asarray(x["train"]).shape[1] > _PCA_K:
+        basis = basis_for(x["train"], key=features)
+        top = slice(-_PCA_K, None)  # eigh orders the eigenvalues ascending
+        zs = {s: basis.transform(x[s])[:, top] for s in splits}
+        return _sklearn_fits(candidates, {"train": basis.z[:, top], **zs}, y_train)
     if key not in _CACHE.fits:
-        alphas = ridge_alphas(candidates)
         if alphas is None:
             _CACHE.fits[key] = _sklearn_fits(candidates, x, y_train)
         else:

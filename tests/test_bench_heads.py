@@ -3,6 +3,8 @@ in closed form, fitted grids kept for the next seed, everything else fitted as b
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
@@ -101,3 +103,54 @@ def test_other_heads_are_fitted_by_sklearn_and_not_kept(monkeypatch: pytest.Monk
     bad["train"][0, 0] = np.nan
     with pytest.raises(ValueError):  # scikit-learn's own error for non-finite features
         heads.fit_grid(RegressionEvaluator().head_grid("linear", 0), bad, y)
+
+
+def test_pca_heads_fit_logistic_grids_on_whitened_principal_components() -> None:
+    """Within ``pca_heads(k)`` a logistic grid is what scikit-learn fits on the top-k
+    principal components of the standardised train rows (PCA's own, signs aside); a ridge
+    grid and the kept default fits are untouched by it."""
+    from sklearn.decomposition import PCA
+
+    x, y_num = _data(150, 25, seed=3)
+    labels = class_labels(np.where(y_num > np.median(y_num), "relu", "tanh"))
+    logistic = ClassificationEvaluator().head_grid("linear", 0)
+    ridge = RegressionEvaluator().head_grid("linear", 0)
+    default = heads.fit_grid(logistic, x, labels)
+    with heads.pca_heads(5):
+        got = heads.fit_grid(logistic, x, labels)
+        ridge_in = heads.fit_grid(ridge, x, y_num)
+    scaler = StandardScaler().fit(x["train"].astype(np.float64))
+    pca = PCA(n_components=5).fit(scaler.transform(x["train"].astype(np.float64)))
+    proj = {s: pca.transform(scaler.transform(a.astype(np.float64))) for s, a in x.items()}
+    for (_params, est), fit in zip(logistic, got, strict=True):
+        ref = est.fit(proj["train"], labels)
+        for s in ("validation", "test"):
+            assert list(fit[s]) == list(ref.predict(proj[s]))
+    assert any(list(a["test"]) != list(b["test"]) for a, b in zip(default, got, strict=True))
+    with heads.sklearn_heads():  # outside the block: the default fits, not the PCA ones
+        ref_default = heads.fit_grid(logistic, x, labels)
+    after = heads.fit_grid(logistic, x, labels)
+    assert all(list(a[s]) == list(b[s]) for a, b in zip(after, ref_default, strict=True)
+               for s in a)
+    assert all(np.array_equal(a[s], b[s]) for a, b in
+               zip(ridge_in, heads.fit_grid(ridge, x, y_num), strict=True) for s in a)
+    with pytest.raises(ValueError, match="k >= 1"), heads.pca_heads(0):
+        pass
+
+
+def test_perf_heads_compares_flat_linear_with_its_pca_heads(tiny_zoo: Path) -> None:
+    """``benchmarks.perf.heads``: the PCA path is labelled, timed and scored per task on
+    validation and test; a K below 1 is refused by the CLI."""
+    from benchmarks.perf import heads as heads_perf
+    from tests.bench_fixtures import one_thread
+
+    with one_thread():
+        default = heads_perf.time_method(str(tiny_zoo), "digits-v1", "flat-linear", 1)
+        pca = heads_perf.time_method(str(tiny_zoo), "digits-v1", "flat-linear", 1, pca=4)
+    assert (default["path"], pca["path"]) == ("default", "pca-4")
+    assert set(pca["tasks"]) == set(default["tasks"]) and pca["tasks"]
+    for row in (default, pca):
+        assert row["wall_s"] > 0
+        assert all(0 <= abs(t["validation"]) <= 1 for t in row["tasks"].values())
+    with pytest.raises(SystemExit):
+        heads_perf.main(["--zoo", str(tiny_zoo), "--pca", "0"])
