@@ -138,7 +138,30 @@ def test_pca_heads_fit_logistic_grids_on_whitened_principal_components() -> None
         pass
 
 
-def test_perf_heads_compares_flat_linear_with_its_pca_heads(tiny_zoo: Path) -> None:
+def test_profile_heads_records_the_fits_really_done() -> None:
+    """``profile_heads`` lists each real fit (kind, matrix, seconds, solver iterations); a
+    kept grid is not refitted, so not recorded; outside the block nothing is recorded."""
+    x, y_num = _data(140, 12, seed=7)
+    labels = class_labels(np.where(y_num > np.median(y_num), "relu", "tanh"))
+    logistic = ClassificationEvaluator().head_grid("linear", 0)
+    ridge = RegressionEvaluator().head_grid("linear", 0)
+    with heads.profile_heads() as fits:
+        heads.fit_grid(logistic, x, labels)
+        heads.fit_grid(logistic, x, labels)  # kept: no new fit
+        heads.fit_grid(ridge, x, y_num)
+    assert [f["kind"] for f in fits] == ["LogisticRegression"] * len(logistic) + [
+        "basis", "ridge"]
+    for f in fits:
+        assert (f["rows"], f["features"]) == (140, 12) and f["seconds"] >= 0
+        assert (f["n_iter"] is None) == (f["kind"] != "LogisticRegression")
+    assert all(f["n_iter"] >= 1 for f in fits[: len(logistic)])
+    n = len(fits)
+    heads.fit_grid(logistic, *_data(140, 12, seed=8)[:1], labels)
+    assert len(fits) == n
+
+
+def test_perf_heads_compares_flat_linear_with_its_pca_heads(
+        tiny_zoo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``benchmarks.perf.heads``: the PCA path is labelled, timed and scored per task on
     validation and test; a K below 1 is refused by the CLI."""
     from benchmarks.perf import heads as heads_perf
@@ -152,5 +175,12 @@ def test_perf_heads_compares_flat_linear_with_its_pca_heads(tiny_zoo: Path) -> N
     for row in (default, pca):
         assert row["wall_s"] > 0
         assert all(0 <= abs(t["validation"]) <= 1 for t in row["tasks"].values())
+    logistic = default["profile"]["LogisticRegression"]
+    assert logistic["fits"] >= 6 and logistic["iterations"] >= logistic["fits"]
+    assert logistic["ms_per_iteration"] > 0 and logistic["features"] > 0
+    heads_perf.print_table({"zoo": str(tiny_zoo), "suite": "digits-v1", "seeds": 1,
+                            "rows": [default, pca]})
+    printed = capsys.readouterr().out
+    assert "where the heads' time goes" in printed and "LogisticRegression" in printed
     with pytest.raises(SystemExit):
         heads_perf.main(["--zoo", str(tiny_zoo), "--pca", "0"])

@@ -10,7 +10,10 @@ system), the 1-minute load average at the start and the end. ``--reference`` sco
 method once more with scikit-learn fitting every head candidate itself
 (:func:`benchmarks.heads.sklearn_heads`) and compares: the chosen head parameters and the
 main scores of every task must be the same (ridge to float rounding, logistic regression
-bit for bit, since it is the same fit). ``--pca K`` scores ``flat-linear`` once more with
+bit for bit, since it is the same fit). Every run also profiles its heads
+(:func:`benchmarks.heads.profile_heads`): per kind of fit, how many, on what matrix, the
+seconds and the solver iterations, so the logistic heads' cost splits into iterations and time
+per iteration. ``--pca K`` scores ``flat-linear`` once more with
 its logistic grids fitted on the top-``K`` principal components of the train rows, whitened
 (:func:`benchmarks.heads.pca_heads`: the one fast alternative, not a shipped head), and
 compares its validation and test main scores with the default's task by task. Printed: one
@@ -42,16 +45,17 @@ def time_method(zoo: str, suite: str, method: str, seeds: int,
     (``reference``: scikit-learn's own fits; ``pca``: logistic heads on that many whitened
     principal components)."""
     from benchmarks import evaluate
-    from benchmarks.heads import pca_heads, sklearn_heads
+    from benchmarks.heads import pca_heads, profile_heads, sklearn_heads
 
     path = "scikit-learn" if reference else f"pca-{pca}" if pca else "default"
     ctx = (sklearn_heads() if reference else pca_heads(pca) if pca
            else contextlib.nullcontext())
     load0, w0, c0 = os.getloadavg()[0], time.perf_counter(), _cpu()
-    with ctx:
+    with ctx, profile_heads() as fits:
         results = evaluate(method=method, zoo=zoo, suite=suite, seeds=seeds,
                            allow_unpinned=True, threads=1)
     return {
+        "profile": summarize_profile(fits),
         "method": method, "path": path,
         "seeds": seeds, "wall_s": time.perf_counter() - w0, "cpu_s": _cpu() - c0,
         "load_start": load0, "load_end": os.getloadavg()[0],
@@ -61,6 +65,25 @@ def time_method(zoo: str, suite: str, method: str, seeds: int,
                                            r.details["per_seed"]]}
                   for r in results},
     }
+
+
+def summarize_profile(fits: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per kind of fit (see :func:`benchmarks.heads.profile_heads`): the count, the largest
+    train matrix, the seconds, the solver iterations and milliseconds per iteration (``None``
+    for closed-form fits)."""
+    out: dict[str, dict[str, Any]] = {}
+    for f in fits:
+        k = out.setdefault(f["kind"], {"fits": 0, "rows": 0, "features": 0, "seconds": 0.0,
+                                       "iterations": None})
+        k["fits"] += 1
+        k["rows"], k["features"] = max(k["rows"], f["rows"]), max(k["features"], f["features"])
+        k["seconds"] += f["seconds"]
+        if f["n_iter"] is not None:
+            k["iterations"] = (k["iterations"] or 0) + f["n_iter"]
+    for k in out.values():
+        it = k["iterations"]
+        k["ms_per_iteration"] = 1000 * k["seconds"] / it if it else None
+    return out
 
 
 def measure(*, zoo: str | Path, suite: str = "digits-v2", seeds: int = 1,
@@ -108,6 +131,25 @@ def print_table(r: dict[str, Any]) -> None:
     if "ratio_wall" in r:
         print(f"flat-linear / weight-stats-linear: {r['ratio_wall']:.1f}x wall, "
               f"{r['ratio_cpu']:.1f}x CPU (target: within 3x)")
+    print("where the heads' time goes (fits really done; a kept fit is not redone)")
+    print(f"{'method':<22} {'heads':<13} {'fit':<20} {'fits':>5} {'rows x features':>16} "
+          f"{'seconds':>8} {'iterations':>10} {'ms/iter':>8}")
+    for row in r["rows"]:
+        for kind, k in row.get("profile", {}).items():
+            shape = f"{k['rows']} x {k['features']}"
+            it = "-" if k["iterations"] is None else str(k["iterations"])
+            ms = "-" if k["ms_per_iteration"] is None else f"{k['ms_per_iteration']:.2f}"
+            print(f"{row['method']:<22} {row['path']:<13} {kind:<20} {k['fits']:>5} "
+                  f"{shape:>16} {k['seconds']:>8.1f} {it:>10} {ms:>8}")
+    by = {(row["method"], row["path"]): row.get("profile", {}) for row in r["rows"]}
+    ws = by.get((METHODS[0], "default"), {}).get("LogisticRegression")
+    flat = by.get((METHODS[1], "default"), {}).get("LogisticRegression")
+    if ws and flat and ws["iterations"] and flat["iterations"]:
+        print(f"logistic heads, flat-linear / weight-stats-linear: "
+              f"{flat['seconds'] / ws['seconds']:.1f}x the seconds = "
+              f"{flat['iterations'] / ws['iterations']:.1f}x the lbfgs iterations x "
+              f"{flat['ms_per_iteration'] / ws['ms_per_iteration']:.1f}x the time per "
+              f"iteration ({flat['features'] / ws['features']:.0f}x the features)")
     for m, tasks in r.get("comparison", {}).items():
         same = sum(t["same_params"] for t in tasks.values())
         worst = max((abs(t["main_diff"]) for t in tasks.values()), default=0.0)
