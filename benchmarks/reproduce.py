@@ -32,6 +32,7 @@ from benchmarks.reproduce_common import (
     chosen_methods,
     default_jobs,
     elapsed_line,
+    record_plan,
     report_header,
     run_jobs,
     write_report,
@@ -289,6 +290,8 @@ def reproduce(
                if j.kwargs["method"] in SLOW_METHODS else len(SLOW_METHODS))
     t0 = time.perf_counter()
     every = [*builds, *sane_jobs, *bench]
+    record_plan(root, suite=suite, steps=[j.name for j in every],
+                complete=not quick and set(chosen) == set(rep.methods))
     ran = run_jobs(every, workers=workers, timings=timings, say=say)
     elapsed = elapsed_line(root, elapsed_s=time.perf_counter() - t0, workers=workers,
                            ran=[j.name for j in every if j.timed and j.name in ran],

@@ -33,8 +33,8 @@ from benchmarks.errors import BenchmarkError
 from benchmarks.provenance import Step, cpu_seconds, header, load_average, utc_now
 from modelzoo.storage.atomic import atomic_write_bytes, ensure_dir
 
-__all__ = ["Job", "Timings", "chosen_methods", "default_jobs", "elapsed_line", "report_header",
-           "run_jobs", "write_report"]
+__all__ = ["Job", "Timings", "chosen_methods", "default_jobs", "elapsed_line", "record_plan",
+           "report_header", "run_jobs", "write_report"]
 
 #: Most workers :func:`default_jobs` proposes (each holds a zoo and a method in memory).
 MAX_DEFAULT_JOBS = 4
@@ -278,6 +278,22 @@ def run_jobs(jobs: Sequence[Job], *, workers: int, timings: Timings,
     if error is not None:
         raise error
     return results
+
+
+def record_plan(root: Path, *, suite: str, steps: Sequence[str], complete: bool) -> None:
+    """Keep in ``OUT/plan.json`` every step a reproduction in ``root`` has planned (this
+    invocation's and, for the same suite, the earlier ones') and whether one invocation
+    planned the whole reproduction (every method of the suite's spec, full size, not
+    ``--quick``). :mod:`benchmarks.perf.reproduction` checks ``timings.json`` against it:
+    a budget verdict on a part of a reproduction would be no verdict at all."""
+    path = root / "plan.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    if old.get("suite") != suite:
+        old = {}
+    names = list(dict.fromkeys([*old.get("steps", []), *steps]))
+    atomic_write_bytes(path, json.dumps(
+        {"suite": suite, "steps": names, "complete": bool(old.get("complete")) or complete},
+        indent=1).encode())
 
 
 def elapsed_line(root: Path, *, elapsed_s: float, workers: int, ran: Sequence[str],

@@ -36,6 +36,7 @@ from benchmarks.reproduce_common import (
     chosen_methods,
     default_jobs,
     elapsed_line,
+    record_plan,
     report_header,
     run_jobs,
     write_report,
@@ -251,6 +252,9 @@ def reproduce_hetero(
     workers = default_jobs() if jobs_n is None else jobs_n
     t0 = time.perf_counter()
     every = [*jobs, *bench]
+    record_plan(root, suite=SUITE, steps=["zoos", *(j.name for j in every)],
+                complete=(not quick and set(chosen) == set(METHODS) and card is None
+                          and unseen is None and not sane_config))
     ran = run_jobs(every, workers=workers, timings=timings, say=say)
     elapsed = elapsed_line(root, elapsed_s=time.perf_counter() - t0, workers=workers,
                            ran=[j.name for j in every if j.timed and j.name in ran],

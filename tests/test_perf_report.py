@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.perf import report, targets
 from benchmarks.provenance import missing_facts, parse_header
 from tests.process_fixtures import ROOT, repo_env
@@ -29,6 +31,9 @@ def test_quick_report_prints_every_table_with_commit_and_targets(tmp_path: Path)
     (repro / "timings.json").write_text(json.dumps({
         "zoo build digits-cnn_s-hyp": {"wall_s": 161.0, "cpu_s": 300.0},
         "sane train": {"wall_s": 127.0, "cpu_s": 130.0}, "bench flat-linear x": 50.0}))
+    (repro / "plan.json").write_text(json.dumps({  # the whole reproduction was planned
+        "suite": "digits-v2", "complete": True,
+        "steps": ["zoo build digits-cnn_s-hyp", "sane train", "bench flat-linear x"]}))
     proc = subprocess.run([sys.executable, "-m", "benchmarks.perf.report", "--quick", "--json",
                            str(out), "--out", str(md), "--reproduction", str(repro)],
                           capture_output=True, text=True, cwd=ROOT, env=repo_env(),
@@ -76,3 +81,38 @@ def test_quick_report_prints_every_table_with_commit_and_targets(tmp_path: Path)
         assert row["per-core"]["threads"] == [os.cpu_count()]
         assert 1 <= row["default"]["threads"][0] <= (os.cpu_count() or 1)
         assert row["default_over_one"] > 0
+
+
+def test_reproduction_budget_verdict_only_for_a_whole_reproduction(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder of a partial run (no plan kept, a partial plan, a planned step without a
+    time) gets its totals and no verdict, with the reason; a whole one gets the verdict."""
+    from benchmarks.perf import reproduction
+
+    (tmp_path / "timings.json").write_text(json.dumps({
+        "zoo build z": {"wall_s": 400.0, "cpu_s": 390.0},
+        "bench weight-stats-linear z": {"wall_s": 8.0, "cpu_s": 8.0}}))
+    cases = [
+        (None, "plan.json is missing"),
+        ((False, ()), "a partial digits-v2 reproduction"),
+        ((True, ("bench flat-linear z",)), "1 planned step(s) have no time yet: bench flat"),
+        ((True, ()), None),
+    ]
+    for plan, why in cases:
+        if plan is not None:
+            (tmp_path / "plan.json").write_text(json.dumps({
+                "suite": "digits-v2", "complete": plan[0],
+                "steps": ["zoo build z", "bench weight-stats-linear z", *plan[1]]}))
+        r = reproduction.read(tmp_path)
+        assert r["without_sane_wall_s"] == 408.0 and r["complete"] is (why is None)
+        if why is None:
+            assert r["no_verdict"] is None and r["missing"] == []
+        else:
+            assert why in r["no_verdict"]
+        capsys.readouterr()
+        reproduction.print_table(r)
+        printed = capsys.readouterr().out
+        if why is None:
+            assert "408 s wall, 398 CPU-s: within the 12-minute budget" in printed
+        else:
+            assert "no verdict on the 12-minute budget: " in printed and "within" not in printed

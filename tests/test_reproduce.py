@@ -3,6 +3,7 @@ a rerun resumes without redoing finished steps. Run here on a tiny registered re
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,9 @@ def test_reproduce_end_to_end_and_resume(tiny: rp.Reproduction, tmp_path: Path,
     assert methods == {"chance", "weight-stats-linear", "zoo-init", "sane"}
     sane = next(r for r in load_results(out / "results") if r.method.name == "sane")
     assert Path(sane.method.meta["run"]["path"]).resolve() == (out / "sane" / "run").resolve()
+    plan = json.loads((out / "plan.json").read_text())  # a --quick run is not the whole one
+    assert plan["suite"] == "digits-v1" and plan["complete"] is False
+    assert set(json.loads((out / "timings.json").read_text())) <= set(plan["steps"])
     # a rerun redoes nothing: no method is evaluated again, the report is rewritten
     called: list[str] = []
     import benchmarks

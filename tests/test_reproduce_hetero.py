@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,9 @@ def test_reproduce_hetero_quick(tiny_card: Path, tmp_path: Path) -> None:
         by_method.setdefault(r.method.name, set()).add(r.task.name)
     # the per-architecture runs score only their own architecture's tasks
     assert "digits-hetero-mlp-test-acc" in by_method["sane-per-arch"]
+    plan = json.loads((out / "plan.json").read_text())  # the steps, kept for the perf report
+    assert plan["complete"] is False and "zoos" in plan["steps"]
+    assert set(json.loads((out / "timings.json").read_text())) <= set(plan["steps"])
     assert not any("loao" in t for t in by_method["sane-per-arch"])
     # the unseen runs score the leave-one-architecture-out tasks and that architecture's weights
     assert "digits-hetero-loao-mlp-test-acc" in by_method["sane-unseen"]

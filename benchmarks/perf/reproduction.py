@@ -11,6 +11,12 @@ so the report also gives the elapsed time of the last invocation's jobs (``OUT/e
 and the least elapsed time the steps other than SANE training could take on ``cores`` cores
 (their CPU seconds / cores), to show what parallel jobs can and cannot buy. Steps a rerun
 found finished keep the times of the run that did them.
+
+The verdict is given only for a whole reproduction: ``OUT/plan.json``
+(:func:`benchmarks.reproduce_common.record_plan`) must say one invocation planned every step
+(all the suite's methods, full size), and every planned step must have a time. A folder of a
+partial run (``--method``, ``--quick``, an interrupted one) or of a run from before the plan
+was kept gets its table and totals, and no verdict, with the reason.
 """
 
 from __future__ import annotations
@@ -41,7 +47,21 @@ def read(out: str | Path) -> dict[str, Any]:
             for k, v in steps.items()]
     other = [r for r in rows if not r["sane_training"]]
     elapsed = Path(out) / "elapsed.json"
-    return {"path": str(path), "rows": rows,
+    plan_path = Path(out) / "plan.json"
+    plan = json.loads(plan_path.read_text()) if plan_path.exists() else None
+    missing = [] if plan is None else [s for s in plan["steps"] if s not in steps]
+    if plan is None:
+        why = (f"{plan_path} is missing (a run from before bench reproduce kept its plan): "
+               "whether these are all of the reproduction's steps cannot be told")
+    elif not plan.get("complete"):
+        why = (f"a partial {plan.get('suite')} reproduction (--method / --quick / other "
+               "options): not every step of the whole one was planned")
+    elif missing:
+        why = f"{len(missing)} planned step(s) have no time yet: {', '.join(missing)}"
+    else:
+        why = None
+    return {"path": str(path), "rows": rows, "complete": why is None, "no_verdict": why,
+            "missing": missing,
             "elapsed": json.loads(elapsed.read_text()) if elapsed.exists() else None,
             "wall_s": sum(r["wall_s"] for r in rows),
             "without_sane_wall_s": sum(r["wall_s"] for r in other),
@@ -60,10 +80,12 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"{s['step'][:40]:<40} {s['wall_s']:>8.0f} {cpu:>8} {load:>11}"
               + ("  (SANE training)" if s["sane_training"] else ""))
     ok = "within" if r["without_sane_wall_s"] <= r["budget_s"] else "OVER"
+    verdict = (f"{ok} the {r['budget_s'] / 60:.0f}-minute budget (sum of the steps)"
+               if r.get("complete") else f"no verdict on the {r['budget_s'] / 60:.0f}-minute "
+               f"budget: {r.get('no_verdict') or 'no plan was read'}")
     cpu = r["without_sane_cpu_s"]
     print(f"all steps {r['wall_s']:.0f} s; without SANE training {r['without_sane_wall_s']:.0f} "
-          f"s wall" + (f", {cpu:.0f} CPU-s" if cpu is not None else "")
-          + f": {ok} the {r['budget_s'] / 60:.0f}-minute budget (sum of the steps)")
+          f"s wall" + (f", {cpu:.0f} CPU-s" if cpu is not None else "") + f": {verdict}")
     if cpu is not None:
         print(f"  on 2 cores those steps take at least {cpu / 2:.0f} s elapsed however they are "
               "scheduled (CPU-s / 2)")
