@@ -291,7 +291,7 @@ def reproduce(
     t0 = time.perf_counter()
     every = [*builds, *sane_jobs, *bench]
     record_plan(root, suite=suite, steps=[j.name for j in every],
-                complete=not quick and set(chosen) == set(rep.methods))
+                complete=not quick and set(chosen) == set(rep.methods), seeds=n_seeds)
     ran = run_jobs(every, workers=workers, timings=timings, say=say)
     elapsed = elapsed_line(root, elapsed_s=time.perf_counter() - t0, workers=workers,
                            ran=[j.name for j in every if j.timed and j.name in ran],

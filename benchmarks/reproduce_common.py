@@ -280,19 +280,22 @@ def run_jobs(jobs: Sequence[Job], *, workers: int, timings: Timings,
     return results
 
 
-def record_plan(root: Path, *, suite: str, steps: Sequence[str], complete: bool) -> None:
+def record_plan(root: Path, *, suite: str, steps: Sequence[str], complete: bool,
+                seeds: int | None = None) -> None:
     """Keep in ``OUT/plan.json`` every step a reproduction in ``root`` has planned (this
     invocation's and, for the same suite, the earlier ones') and whether one invocation
     planned the whole reproduction (every method of the suite's spec, full size, not
-    ``--quick``). :mod:`benchmarks.perf.reproduction` checks ``timings.json`` against it:
-    a budget verdict on a part of a reproduction would be no verdict at all."""
+    ``--quick``), with ``seeds`` per method when one count was asked for (the budget's
+    verdict names it). :mod:`benchmarks.perf.reproduction` checks ``timings.json`` against
+    it: a budget verdict on a part of a reproduction would be no verdict at all."""
     path = root / "plan.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     if old.get("suite") != suite:
         old = {}
     names = list(dict.fromkeys([*old.get("steps", []), *steps]))
     atomic_write_bytes(path, json.dumps(
-        {"suite": suite, "steps": names, "complete": bool(old.get("complete")) or complete},
+        {"suite": suite, "steps": names, "complete": bool(old.get("complete")) or complete,
+         "seeds": seeds if complete or "seeds" not in old else old["seeds"]},
         indent=1).encode())
 
 

@@ -101,7 +101,7 @@ def test_reproduction_budget_verdict_only_for_a_whole_reproduction(
     for plan, why in cases:
         if plan is not None:
             (tmp_path / "plan.json").write_text(json.dumps({
-                "suite": "digits-v2", "complete": plan[0],
+                "suite": "digits-v2", "complete": plan[0], "seeds": 2,
                 "steps": ["zoo build z", "bench weight-stats-linear z", *plan[1]]}))
         r = reproduction.read(tmp_path)
         assert r["without_sane_wall_s"] == 408.0 and r["complete"] is (why is None)
@@ -113,6 +113,7 @@ def test_reproduction_budget_verdict_only_for_a_whole_reproduction(
         reproduction.print_table(r)
         printed = capsys.readouterr().out
         if why is None:
-            assert "408 s wall, 398 CPU-s: within the 12-minute budget" in printed
+            assert "408 s wall, 398 CPU-s: within the 12-minute budget (sum of the steps, 2 " \
+                "seed(s) per method)" in printed
         else:
             assert "no verdict on the 12-minute budget: " in printed and "within" not in printed

@@ -61,7 +61,7 @@ def read(out: str | Path) -> dict[str, Any]:
     else:
         why = None
     return {"path": str(path), "rows": rows, "complete": why is None, "no_verdict": why,
-            "missing": missing,
+            "missing": missing, "seeds": None if plan is None else plan.get("seeds"),
             "elapsed": json.loads(elapsed.read_text()) if elapsed.exists() else None,
             "wall_s": sum(r["wall_s"] for r in rows),
             "without_sane_wall_s": sum(r["wall_s"] for r in other),
@@ -80,7 +80,8 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"{s['step'][:40]:<40} {s['wall_s']:>8.0f} {cpu:>8} {load:>11}"
               + ("  (SANE training)" if s["sane_training"] else ""))
     ok = "within" if r["without_sane_wall_s"] <= r["budget_s"] else "OVER"
-    verdict = (f"{ok} the {r['budget_s'] / 60:.0f}-minute budget (sum of the steps)"
+    seeds = f", {r['seeds']} seed(s) per method" if r.get("seeds") else ""
+    verdict = (f"{ok} the {r['budget_s'] / 60:.0f}-minute budget (sum of the steps{seeds})"
                if r.get("complete") else f"no verdict on the {r['budget_s'] / 60:.0f}-minute "
                f"budget: {r.get('no_verdict') or 'no plan was read'}")
     cpu = r["without_sane_cpu_s"]
