@@ -210,16 +210,38 @@ class _Cache:
 
 
 _CACHE = _Cache()
-_SKLEARN = False
-_PCA_K: int | None = None
-_PROFILE: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class _Mode:
+    """What :func:`fit_grid` does differently inside the measurement blocks below."""
+
+    sklearn: bool = False  # sklearn_heads: every candidate fitted by scikit-learn
+    pca_k: int | None = None  # pca_heads: logistic grids on this many principal components
+    profile: list[dict[str, Any]] | None = None  # profile_heads: every real fit recorded
+
+
+_MODE = _Mode()
+
+
+@contextlib.contextmanager
+def _override(**changes: Any) -> Iterator[_Mode]:
+    """Set fields of :data:`_MODE` within the block, restore them after (blocks nest)."""
+    before = {k: getattr(_MODE, k) for k in changes}
+    for k, v in changes.items():
+        setattr(_MODE, k, v)
+    try:
+        yield _MODE
+    finally:
+        for k, v in before.items():
+            setattr(_MODE, k, v)
 
 
 def _record(kind: str, x_train: np.ndarray, seconds: float, n_iter: int | None = None) -> None:
-    if _PROFILE is not None:
+    if _MODE.profile is not None:
         n, p = np.shape(x_train)
-        _PROFILE.append({"kind": kind, "rows": int(n), "features": int(p),
-                         "seconds": seconds, "n_iter": n_iter})
+        _MODE.profile.append({"kind": kind, "rows": int(n), "features": int(p),
+                              "seconds": seconds, "n_iter": n_iter})
 
 
 def basis_for(x_train: np.ndarray, key: str | None = None) -> Basis:
@@ -239,12 +261,8 @@ def basis_for(x_train: np.ndarray, key: str | None = None) -> Basis:
 def sklearn_heads() -> Iterator[None]:
     """Within the block :func:`fit_grid` fits every candidate with scikit-learn, one by one,
     keeping nothing: the reference the tests and ``benchmarks.perf.heads`` compare with."""
-    global _SKLEARN
-    before, _SKLEARN = _SKLEARN, True
-    try:
+    with _override(sklearn=True):
         yield
-    finally:
-        _SKLEARN = before
 
 
 @contextlib.contextmanager
@@ -257,14 +275,10 @@ def pca_heads(k: int) -> Iterator[None]:
     Raises:
         ValueError: ``k`` below 1.
     """
-    global _PCA_K
     if k < 1:
         raise ValueError(f"pca_heads needs k >= 1 components, got {k}")
-    before, _PCA_K = _PCA_K, k
-    try:
+    with _override(pca_k=k):
         yield
-    finally:
-        _PCA_K = before
 
 
 @contextlib.contextmanager
@@ -274,12 +288,9 @@ def profile_heads() -> Iterator[list[dict[str, Any]]]:
     a closed-form grid; else the model's class name, one fit per candidate), the train
     ``rows`` and ``features``, ``seconds`` and, for iterative solvers, ``n_iter`` (the
     largest over classes). ``benchmarks.perf.heads`` reports it: where a head's time goes."""
-    global _PROFILE
-    before, _PROFILE = _PROFILE, []
-    try:
-        yield _PROFILE
-    finally:
-        _PROFILE = before
+    fits: list[dict[str, Any]] = []
+    with _override(profile=fits):
+        yield fits
 
 
 def _sklearn_fits(candidates: Sequence[tuple[dict[str, Any], BaseEstimator]],
@@ -319,7 +330,7 @@ def fit_grid(candidates: Sequence[tuple[dict[str, Any], BaseEstimator]],
     targets. Anything else (trees, non-default parameters, non-finite features) is fitted by
     scikit-learn and not kept.
     """
-    if _SKLEARN or not _deterministic(candidates) or not _usable(x):
+    if _MODE.sklearn or not _deterministic(candidates) or not _usable(x):
         return _sklearn_fits(candidates, x, y_train)
     splits = [s for s in x if s != "train"]
     features = _digest([np.asarray(x["train"]), *(np.asarray(x[s]) for s in splits)])
@@ -328,9 +339,10 @@ def fit_grid(candidates: Sequence[tuple[dict[str, Any], BaseEstimator]],
     if _CACHE.features != features:
         _CACHE.basis, _CACHE.features, _CACHE.fits = None, features, {}  # free the old one
     alphas = ridge_alphas(candidates)
-    if _PCA_K is not None and alphas is None and np.asarray(x["train"]).shape[1] > _PCA_K:
+    k = _MODE.pca_k
+    if k is not None and alphas is None and np.asarray(x["train"]).shape[1] > k:
         basis = basis_for(x["train"], key=features)
-        top = slice(-_PCA_K, None)  # eigh orders the eigenvalues ascending
+        top = slice(-k, None)  # eigh orders the eigenvalues ascending
         zs = {s: basis.transform(x[s])[:, top] for s in splits}
         return _sklearn_fits(candidates, {"train": basis.z[:, top], **zs}, y_train)
     if key not in _CACHE.fits:
